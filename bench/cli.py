@@ -1,0 +1,165 @@
+"""The `pagedbench` command. User mistakes exit 2 with one clear message; a run with a failed scenario
+exits 1 after finishing the others; an interrupted run exits 130."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from bench import __version__
+from bench.errors import UserError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pagedbench")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging (tracebacks of failed scenarios).")
+def main(verbose: bool) -> None:
+    """PagedBench: what vLLM's PagedAttention buys over plain Hugging Face transformers, measured."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+@main.command()
+@click.option("--stack", required=True, type=click.Choice(["hf", "vllm", "null"]), help="Which stack's scenarios to run.")
+@click.option("--suite", "suite_name", required=True, help="A built-in suite name (see `pagedbench list`) or a YAML file.")
+@click.option("--model", default=None, help="Override the suite's model: hub id, local directory or synthetic:<preset>.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Results directory; each run writes into OUT/<run-id>/.")
+@click.option("--run-id", default=None, help="Directory name for this run (default: UTC time + random suffix).")
+@click.option("--scenario", "only", multiple=True, help="Run only these scenarios (repeatable).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Run every scenario N times.")
+@click.option("--sample-interval-ms", type=click.FloatRange(min=5, max=5000), default=50.0, show_default=True,
+              help="Telemetry sampling interval.")
+def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms):
+    """Run one stack's scenarios of a suite and write one result file per scenario."""
+    from bench.config import load_suite
+    from bench.harness import RunOptions, run_suite
+    from bench.logcapture import tee_output
+
+    if run_id is not None and (not run_id or "/" in run_id or run_id.startswith(".")):
+        raise UserError(f"--run-id {run_id!r}: use a plain directory name")
+    suite = load_suite(suite_name, model_override=model)
+    opts = RunOptions(stack=stack, out=out, device=device, repeats=repeats, only=tuple(only),
+                      sample_interval_ms=sample_interval_ms, run_id=run_id)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    from bench.results import new_run_id
+
+    opts.run_id = opts.run_id or new_run_id()
+    run_dir = out / opts.run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create {run_dir}: {e.strerror}") from None
+    say = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    t = time.perf_counter()
+    with tee_output(run_dir / f"{stack}.log"):
+        summary = run_suite(suite, opts, progress=say)
+    ok = sum(r.status == "ok" for r in summary.results)
+    failed = [r for r in summary.results if r.status != "ok"]
+    click.echo(f"{ok}/{len(summary.results)} scenarios ok in {time.perf_counter() - t:.0f} s; results in {run_dir}")
+    for r in failed:
+        click.echo(f"  {r.scenario}: {r.status}: {r.error}", err=True)
+    sys.exit(summary.exit_code)
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_(as_json):
+    """Built-in suites, synthetic model presets and stacks."""
+    from bench.config import builtin_suites, load_suite
+    from bench.models.presets import PRESETS
+    from bench.runners.registry import RUNNERS
+
+    suites = {}
+    for name in builtin_suites():
+        s = load_suite(name)
+        suites[name] = {"model": s.model, "description": s.description, "scenarios": [x.name for x in s.scenarios]}
+    data = {
+        "suites": suites,
+        "presets": {p.name: p.description for p in PRESETS.values()},
+        "stacks": {r.name: {"modes": list(r.modes), "description": r.description} for r in RUNNERS.values()},
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo("Suites:")
+    for name, s in suites.items():
+        click.echo(f"  {name:10} {s['model']:24} {s['description']}")
+    click.echo("Synthetic presets (--model synthetic:<preset>):")
+    for name, d in data["presets"].items():
+        click.echo(f"  {name:12} {d}")
+    click.echo("Stacks:")
+    for name, r in data["stacks"].items():
+        click.echo(f"  {name:6} modes: {', '.join(r['modes'])}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def env(as_json):
+    """The environment a run would record: GPU, driver, CUDA, versions, git revision."""
+    from bench.telemetry.environment import collect
+
+    data = collect()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    gpu = data.get("gpu") or {}
+    rows = [
+        ("GPU", f"{gpu.get('name')} ({gpu.get('uuid')})" if gpu else "none (no NVIDIA device/driver visible)"),
+        ("Driver / CUDA", f"{gpu.get('driver')} / {gpu.get('cuda_driver')}" if gpu else "-"),
+        ("GPU memory", f"{gpu['memory_total_mib']:,.0f} MiB" if gpu.get("memory_total_mib") else "-"),
+        ("Other GPU processes", str(len(data.get("gpu_processes_before") or []))),
+        ("Python", data["python"]),
+        ("CPU", f"{data['cpu']} x{data['cpu_count']}"),
+        ("Host memory", f"{data['host_memory_mib']:,.0f} MiB"),
+        ("Git", f"{data['git'].get('sha')}{' (dirty)' if data['git'].get('dirty') else ''}"),
+        ("Image", data.get("image") or "-"),
+    ] + [(k, v) for k, v in data["packages"].items()]
+    for k, v in rows:
+        click.echo(f"{k:20} {v}")
+
+
+@main.command()
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between rows.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N rows (default: until Ctrl-C).")
+def monitor(interval, count):
+    """Live GPU memory, utilisation and power (the tutorial's NVML monitor)."""
+    from bench.telemetry.gpu import Gpu
+
+    gpu = Gpu()
+    if not gpu.available:
+        raise UserError("no NVIDIA device visible through NVML (is the driver installed and the GPU passed in?)")
+    info = gpu.info()
+    click.echo(f"{info['name']}  {info['memory_total_mib']:,.0f} MiB  driver {info['driver']}")
+    click.echo(f"{'time':>8} {'used MiB':>10} {'used %':>7} {'util %':>7} {'power W':>8} {'procs':>6}")
+    t0, n = time.monotonic(), 0
+    try:
+        while count is None or n < count:
+            r = gpu.read()
+            click.echo(f"{time.monotonic() - t0:8.1f} {r.used_mib:10,.0f} {100 * r.used_mib / r.total_mib:7.1f} "
+                       f"{r.util_pct if r.util_pct is not None else float('nan'):7.0f} "
+                       f"{r.power_w if r.power_w is not None else float('nan'):8.1f} {len(gpu.processes()):6d}")
+            n += 1
+            if count is None or n < count:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Suite files: a model, named workloads and the scenarios that run them, strictly validated.
+
+Validation is pure (no network, no environment writes). Every error names the key path and what is
+allowed; the CLI turns it into a usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import UserError
+from bench.models import parse_model
+from bench.runners.registry import RUNNERS
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- lengths -------------------------------------------------------------------------------------------
+
+
+class Fixed(Strict):
+    dist: Literal["fixed"] = "fixed"
+    value: int = Field(ge=1)
+
+    @property
+    def upper(self) -> int:
+        return self.value
+
+
+class _Clipped(Strict):
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+    @property
+    def upper(self) -> int:
+        return self.max
+
+
+class Uniform(_Clipped):
+    dist: Literal["uniform"]
+
+
+class Normal(_Clipped):
+    dist: Literal["normal"]
+    mean: float = Field(gt=0)
+    std: float = Field(gt=0)
+
+
+class Lognormal(_Clipped):
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0)
+    sigma: float = Field(gt=0)
+
+
+Length = Annotated[Union[Fixed, Uniform, Normal, Lognormal], Field(discriminator="dist")]
+
+
+def _length(value):
+    """A bare positive integer is shorthand for a fixed length."""
+    if isinstance(value, bool):
+        raise ValueError("expected a positive integer or a mapping with 'dist'")
+    if isinstance(value, int):
+        return {"dist": "fixed", "value": value}
+    return value
+
+
+# --- workloads -----------------------------------------------------------------------------------------
+
+
+class Workload(Strict):
+    """Either text `prompts` (cycled to `requests`) or synthetic `prompt_len`; always `output_len`."""
+
+    prompts: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    prompt_len: Length | None = None
+    output_len: Length
+    requests: int | None = Field(default=None, ge=1)
+    seed: int = Field(default=0, ge=0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+
+    _coerce_prompt = field_validator("prompt_len", mode="before")(lambda cls, v: None if v is None else _length(v))
+    _coerce_output = field_validator("output_len", mode="before")(lambda cls, v: _length(v))
+
+    @model_validator(mode="after")
+    def _one_prompt_source(self):
+        if (self.prompts is None) == (self.prompt_len is None):
+            raise ValueError("give exactly one of 'prompts' (text) or 'prompt_len' (synthetic token ids)")
+        if self.prompt_len is not None and self.requests is None:
+            raise ValueError("'requests' is required with 'prompt_len'")
+        return self
+
+    @property
+    def num_requests(self) -> int:
+        return self.requests if self.requests is not None else len(self.prompts or [])
+
+
+# --- scenarios -----------------------------------------------------------------------------------------
+
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+_NAME = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=_NAME)
+    stack: str
+    mode: str | None = None
+    workload: str
+    dtype: Dtype = "auto"
+    max_model_len: int | None = Field(default=None, ge=2)
+    warmup_requests: int = Field(default=2, ge=0)
+    timeout_s: float = Field(default=1800.0, gt=0)
+    # hf
+    batch_size: int | None = Field(default=None, ge=1)
+    memory_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
+    # vllm
+    gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    enforce_eager: bool | None = None
+    enable_prefix_caching: bool | None = None
+    kv_cache_space_gib: int | None = Field(default=None, ge=1)  # CPU backend: VLLM_CPU_KVCACHE_SPACE (GiB)
+    block_size: int | None = Field(default=None, ge=1)
+    # null (harness tests)
+    fail: str | None = None
+
+    @field_validator("stack")
+    @classmethod
+    def _known_stack(cls, v: str) -> str:
+        if v not in RUNNERS:
+            raise ValueError(f"unknown stack {v!r}; allowed: {', '.join(sorted(RUNNERS))}")
+        return v
+
+    @model_validator(mode="after")
+    def _mode_and_knobs(self):
+        spec = RUNNERS[self.stack]
+        if self.mode is not None and self.mode not in spec.modes:
+            raise ValueError(f"mode {self.mode!r} is not a mode of stack {self.stack!r}; allowed: {', '.join(spec.modes)}")
+        all_knobs = set().union(*(s.knobs for s in RUNNERS.values()))
+        foreign = sorted(k for k in all_knobs - spec.knobs if getattr(self, k) is not None)
+        if foreign:
+            raise ValueError(f"{', '.join(foreign)} do not apply to stack {self.stack!r}; its knobs: {', '.join(sorted(spec.knobs))}")
+        if self.resolved_mode == "sequential" and self.batch_size not in (None, 1):
+            raise ValueError("mode 'sequential' runs one request at a time: batch_size must be 1 or left out")
+        return self
+
+    @property
+    def resolved_mode(self) -> str:
+        return self.mode or RUNNERS[self.stack].modes[0]
+
+    @property
+    def resolved_batch_size(self) -> int:
+        return self.batch_size or 1
+
+
+class Suite(Strict):
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    model: str
+    workloads: dict[str, Workload] = Field(min_length=1)
+    scenarios: list[Scenario] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [s.name for s in self.scenarios]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"scenario names must be unique; repeated: {', '.join(dupes)}")
+        for i, s in enumerate(self.scenarios):
+            if s.workload not in self.workloads:
+                raise ValueError(
+                    f"scenarios.{i}.workload: {s.workload!r} is not defined; workloads: {', '.join(sorted(self.workloads))}"
+                )
+        return self
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def builtin_suites() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SUITES_DIR.glob("*.yaml"))}
+
+
+_DIST_TAGS = {"fixed", "uniform", "normal", "lognormal"}
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid suite {source}:"]
+    for e in err.errors():
+        # Drop the discriminator tags pydantic puts in the path of a tagged union (output_len.uniform.max).
+        loc = ".".join(str(p) for p in e["loc"] if p not in _DIST_TAGS)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {loc or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def load_suite(name_or_path: str, model_override: str | None = None) -> Suite:
+    """Load a built-in suite by name or a YAML file by path; errors are UserError with key paths."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        suites = builtin_suites()
+        if name_or_path not in suites:
+            if path.suffix in {".yaml", ".yml"} or "/" in name_or_path:
+                raise UserError(f"suite file {name_or_path!r} does not exist")
+            raise UserError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(suites)} (or a path to a YAML file)")
+        path = suites[name_or_path]
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"suite {path}: not valid YAML: {e}") from None
+    except OSError as e:
+        raise UserError(f"suite {path}: cannot read: {e.strerror}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"suite {path}: expected a mapping at the top level")
+    if model_override:
+        data["model"] = model_override
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_format_error(e, str(path))) from None
+    check_lengths(suite)
+    return suite
+
+
+def check_lengths(suite: Suite) -> None:
+    """Prompt + output must fit the max model length, wherever the lengths are known before tokenizing."""
+    model = parse_model(suite.model)
+    problems = []
+    for i, s in enumerate(suite.scenarios):
+        limit = s.max_model_len or model.max_position
+        if s.max_model_len and model.max_position and s.max_model_len > model.max_position:
+            problems.append(
+                f"  scenarios.{i}.max_model_len: {s.max_model_len} exceeds the model's maximum of {model.max_position}"
+            )
+            continue
+        w = suite.workloads[s.workload]
+        if limit is None or w.prompt_len is None:
+            continue
+        longest = w.prompt_len.upper + w.output_len.upper
+        if longest > limit:
+            problems.append(
+                f"  workloads.{s.workload} (scenario {s.name}): longest prompt + output is {longest} tokens, "
+                f"over the max model length {limit}; lower prompt_len/output_len max or raise max_model_len"
+            )
+    if problems:
+        raise UserError("invalid suite " + suite.name + ":\n" + "\n".join(problems))

@@ -1,0 +1,7 @@
+"""Errors that carry a user-facing message (exit code 2 in the CLI, never a traceback)."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: a suite file, a flag, a model path, a results directory."""

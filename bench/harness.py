@@ -1,0 +1,340 @@
+"""Run one stack's scenarios of a suite: load, warm up, time, check, write a result per scenario.
+
+A failing scenario is recorded as `failed` with its error and the next one runs; an interrupt records
+the current scenario as `interrupted` and stops. Figures are computed only after the returned tokens
+match the workload exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.config import Scenario, Suite
+from bench.errors import UserError
+from bench.metrics import check_output, compute_metrics, describe_mismatch
+from bench.models import ModelRef, parse_model
+from bench.results import Result, new_run_id, write_result
+from bench.results.schema import ModelInfo
+from bench.runners import load_runner
+from bench.runners.base import LoadedModel, Runner
+from bench.telemetry import environment
+from bench.telemetry.gpu import Gpu
+from bench.telemetry.sampler import Sampler
+from bench.workload import BuiltWorkload, build_workload
+
+log = logging.getLogger("pagedbench")
+
+
+class ScenarioTimeout(Exception):
+    pass
+
+
+class Interrupted(BaseException):
+    """SIGTERM or Ctrl-C: stop after recording the scenario in flight."""
+
+
+@dataclass
+class RunOptions:
+    stack: str
+    out: Path
+    device: str = "auto"
+    repeats: int = 1
+    only: tuple[str, ...] = ()
+    sample_interval_ms: float = 50.0
+    run_id: str | None = None
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    results: list[Result] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return 0 if all(r.status == "ok" for r in self.results) else 1
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def select_scenarios(suite: Suite, stack: str, only: tuple[str, ...]) -> list[Scenario]:
+    chosen = [s for s in suite.scenarios if s.stack == stack]
+    if only:
+        names = {s.name for s in chosen}
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise UserError(
+                f"--scenario {', '.join(unknown)}: not a {stack} scenario of suite {suite.name}; "
+                f"choose from: {', '.join(sorted(names)) or '(none)'}"
+            )
+        chosen = [s for s in chosen if s.name in only]
+    if not chosen:
+        stacks = sorted({s.stack for s in suite.scenarios})
+        raise UserError(f"suite {suite.name} has no scenarios for stack {stack!r}; its stacks: {', '.join(stacks)}")
+    return chosen
+
+
+def resolve_device(requested: str, stack: str) -> str:
+    if stack == "null":
+        return "cpu"
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible to torch")
+    return requested
+
+
+def materialize(ref: ModelRef) -> Path:
+    """A local directory for the model (synthetic: built once into the cache; hub: downloaded)."""
+    if ref.source == "synthetic":
+        from bench.models.synthetic import ensure_synthetic
+
+        return ensure_synthetic(ref.preset, ref.seed)
+    if ref.source == "local":
+        return ref.path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(ref.spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+    except Exception as e:  # offline host, unknown repo, gated model without a token
+        raise UserError(f"model {ref.spec!r}: cannot download from the hub: {type(e).__name__}: {e}") from None
+
+
+def resolve_dtype(requested: str, config: dict, device: str) -> str:
+    if requested != "auto":
+        return requested
+    if device == "cpu":
+        return "float32"
+    saved = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return saved if saved in ("float16", "bfloat16") else "bfloat16"
+
+
+class _Context:
+    """What every scenario of one run shares: model, workloads, environment, the loaded runner."""
+
+    def __init__(self, suite: Suite, opts: RunOptions, run_dir: Path) -> None:
+        self.suite, self.opts, self.run_dir = suite, opts, run_dir
+        self.ref = parse_model(suite.model)
+        self.device = resolve_device(opts.device, opts.stack)
+        self.path = materialize(self.ref)
+        self.config = json.loads((self.path / "config.json").read_text())
+        self.max_position = self.ref.max_position or _max_position(self.config)
+        self.gpu = Gpu()
+        self.environment = environment.collect(self.gpu)
+        self.environment["device"] = self.device
+        self._tokenizer = None
+        self.workloads: dict[str, BuiltWorkload] = {}
+        self.runner: Runner | None = None
+        self.runner_key = None
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        return self._tokenizer
+
+    def token_pool(self) -> range | list[int]:
+        if self.ref.source == "synthetic":
+            return range(256)  # the byte tokens of the synthetic tokenizer
+        tok = self.tokenizer()
+        special = set(tok.all_special_ids)
+        return [i for i in range(tok.vocab_size) if i not in special]
+
+    def workload(self, name: str, warmup: int) -> BuiltWorkload:
+        if name not in self.workloads:
+            spec = self.suite.workloads[name]
+            encode = (lambda text: self.tokenizer().encode(text, add_special_tokens=False)) if spec.prompts else None
+            pool = self.token_pool() if spec.prompt_len else []
+            warm = max(s.warmup_requests for s in self.suite.scenarios if s.workload == name)
+            self.workloads[name] = build_workload(name, spec, pool, encode, warmup_requests=warm)
+        return self.workloads[name]
+
+    def loaded_model(self, s: Scenario) -> LoadedModel:
+        return LoadedModel(
+            path=self.path,
+            spec=self.ref.spec,
+            dtype=resolve_dtype(s.dtype, self.config, self.device),
+            max_model_len=s.max_model_len or self.max_position,
+            device=self.device,
+        )
+
+    def model_info(self, lm: LoadedModel) -> ModelInfo:
+        from bench.kv import kv_bytes_per_token
+
+        try:
+            bpt = kv_bytes_per_token(self.config, lm.dtype)
+        except ValueError:
+            bpt = None
+        marker = self.path / "pagedbench-model.json"
+        params = json.loads(marker.read_text()).get("params") if marker.is_file() else None
+        return ModelInfo(
+            spec=self.ref.spec, source=self.ref.source, path=str(self.path),
+            preset=self.ref.preset.name if self.ref.preset else None,
+            seed=self.ref.seed if self.ref.preset else None,
+            architecture=(self.config.get("architectures") or [None])[0], params=params,
+            dtype=lm.dtype, max_model_len=lm.max_model_len, kv_bytes_per_token=bpt,
+        )
+
+    def close_runner(self) -> None:
+        if self.runner is not None:
+            with contextlib.suppress(Exception):
+                self.runner.close()
+        self.runner, self.runner_key = None, None
+
+
+def _max_position(config: dict) -> int:
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    raise UserError("the model's config names no maximum length; set max_model_len in the scenario")
+
+
+def check_fits(ctx: _Context, scenarios: list[Scenario]) -> None:
+    """Every request must fit its scenario's max model length: a user error, found before any run."""
+    for s in scenarios:
+        lm = ctx.loaded_model(s)
+        if lm.max_model_len > ctx.max_position and s.stack != "null":
+            raise UserError(f"scenario {s.name}: max_model_len {lm.max_model_len} exceeds the model's {ctx.max_position}")
+        w = ctx.workload(s.workload, s.warmup_requests)
+        if w.max_total_len > lm.max_model_len:
+            raise UserError(
+                f"scenario {s.name}: workload {w.name} has a request of {w.max_total_len} tokens "
+                f"(prompt + output), over max_model_len {lm.max_model_len}"
+            )
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    def fire(signum, frame):
+        raise ScenarioTimeout(f"scenario exceeded its timeout of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
+    lm = ctx.loaded_model(s)
+    w = ctx.workload(s.workload, s.warmup_requests)
+    started = now_iso()
+    base = dict(
+        run_id=ctx.run_dir.name, suite=ctx.suite.name, scenario=s.name, stack=s.stack, mode=s.resolved_mode,
+        repeat=repeat, started_at=started, model=ctx.model_info(lm), workload=w.summary(),
+        config={**s.model_dump(), "mode": s.resolved_mode, "dtype": lm.dtype, "max_model_len": lm.max_model_len,
+                "device": ctx.device, "sample_interval_ms": ctx.opts.sample_interval_ms},
+        environment=ctx.environment, log_file=f"{ctx.opts.stack}.log",
+    )
+    cls = load_runner(s.stack)
+    base["is_measurement"] = cls.is_measurement
+    timing: dict[str, float] = {}
+    sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu)
+    status, error, out = "failed", None, None
+    try:
+        with sampler, _deadline(s.timeout_s):
+            key = cls.engine_key(lm, s)
+            if ctx.runner_key != key:
+                ctx.close_runner()
+                sampler.mark("load")
+                runner = cls(lm, s)
+                timing.update(runner.load())
+                ctx.runner, ctx.runner_key = runner, key
+            else:
+                timing["engine_reused"] = 1.0
+            runner = ctx.runner
+            runner.configure(lm, s)
+            if w.warmup[: s.warmup_requests]:
+                sampler.mark("warmup")
+                warm = runner.run(w.warmup[: s.warmup_requests], w.spec, warmup=True)
+                timing["warmup_s"] = warm.elapsed_s
+            runner.set_probe(sampler)
+            sampler.mark("run")
+            out = runner.run(w.requests, w.spec)
+            sampler.mark("done")
+            sampler.engine_probe = None
+        check = check_output(w, out)
+        if check.passed:
+            status = "ok"
+        else:
+            error = describe_mismatch(check, w, out)
+    except Interrupted:
+        ctx.close_runner()
+        return Result(**base, status="interrupted", error="interrupted by a signal", finished_at=now_iso(), timing=timing)
+    except Exception as e:
+        log.debug("scenario %s failed:\n%s", s.name, traceback.format_exc())
+        error = f"{type(e).__name__}: {e}".strip()
+        check = None
+        ctx.close_runner()  # a failed engine may be half-alive: start fresh for the next scenario
+    memory = sampler.memory(ctx.device)
+    if out is not None:
+        for k, v in out.memory.items():
+            setattr(memory, k, v)
+    return Result(
+        **base, status=status, error=error, finished_at=now_iso(), timing=timing,
+        metrics=compute_metrics(w, out) if status == "ok" else None,
+        check=check, memory=memory, kv=out.kv if out is not None else None,
+    )
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted()
+
+
+def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
+    scenarios = select_scenarios(suite, opts.stack, opts.only)
+    run_dir = opts.out / (opts.run_id or new_run_id())
+    if opts.out.exists() and not opts.out.is_dir():
+        raise UserError(f"--out {opts.out}: exists and is not a directory")
+    ctx = _Context(suite, opts, run_dir)
+    check_fits(ctx, scenarios)
+    summary = RunSummary(run_dir=run_dir)
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
+    total = len(scenarios) * opts.repeats
+    try:
+        k = 0
+        for s in scenarios:
+            for repeat in range(opts.repeats):
+                k += 1
+                w = ctx.workload(s.workload, s.warmup_requests)
+                progress(f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
+                         f"{w.output_tokens} output tokens){f' repeat {repeat}' if opts.repeats > 1 else ''} ...")
+                result = _run_one(ctx, s, repeat)
+                write_result(result, run_dir)
+                summary.results.append(result)
+                progress(f"[{k}/{total}] {s.name}: {_one_line(result)}")
+                if result.status == "interrupted":
+                    summary.interrupted = True
+                    return summary
+    except Interrupted:
+        summary.interrupted = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        ctx.close_runner()
+    return summary
+
+
+def _one_line(r: Result) -> str:
+    if r.status != "ok":
+        return f"{r.status.upper()}: {r.error}"
+    m = r.metrics
+    note = "" if r.is_measurement else " (null runner: not a measurement)"
+    return (f"ok, {m.output_tokens} tokens in {m.elapsed_s:.2f} s = {m.output_tokens_per_s:,.1f} output tok/s, "
+            f"{m.requests_per_s:.2f} req/s, p50 latency {m.latency_ms.p50:,.0f} ms{note}")

@@ -1,0 +1,84 @@
+"""Figures from a run, computed only after the returned tokens are checked against the workload."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from bench.results.schema import Check, Metrics, Percentiles
+from bench.runners.base import RunOutput
+from bench.workload import BuiltWorkload
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        raise ValueError("no values")
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def percentiles(values: Sequence[float]) -> Percentiles | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return Percentiles(
+        p50=percentile(s, 50), p90=percentile(s, 90), p99=percentile(s, 99),
+        mean=sum(s) / len(s), max=s[-1], count=len(s),
+    )
+
+
+def check_output(workload: BuiltWorkload, out: RunOutput) -> Check:
+    expected = [r.output_len for r in workload.requests]
+    returned = list(out.returned_tokens)
+    mismatched = [i for i, (e, g) in enumerate(zip(expected, returned)) if e != g]
+    if len(returned) != len(expected):
+        mismatched += list(range(min(len(expected), len(returned)), max(len(expected), len(returned))))
+    return Check(
+        expected_requests=len(expected),
+        returned_requests=len(returned),
+        expected_output_tokens=sum(expected),
+        returned_output_tokens=sum(returned),
+        mismatched_requests=mismatched[:20],
+        passed=not mismatched and out.elapsed_s > 0,
+    )
+
+
+def describe_mismatch(check: Check, workload: BuiltWorkload, out: RunOutput) -> str:
+    if check.returned_requests != check.expected_requests:
+        return f"engine returned {check.returned_requests} of {check.expected_requests} requests"
+    i = check.mismatched_requests[0]
+    return (
+        f"engine returned {check.returned_output_tokens} output tokens, the workload asks for "
+        f"{check.expected_output_tokens}; e.g. request {i}: {out.returned_tokens[i]} instead of "
+        f"{workload.requests[i].output_len} ({len(check.mismatched_requests)}+ requests differ)"
+    )
+
+
+def compute_metrics(workload: BuiltWorkload, out: RunOutput) -> Metrics:
+    """Throughput from the tokens actually returned; latencies from the per-request timings."""
+    n = len(out.returned_tokens)
+    output_tokens = sum(out.returned_tokens)
+    prompt_tokens = workload.prompt_tokens
+    t = out.elapsed_s
+    ttft = [x.first_token_s * 1000 for x in out.timings if x.first_token_s is not None]
+    tpot = [
+        ((x.last_token_s if x.last_token_s is not None else x.finish_s) - x.first_token_s) * 1000 / (k - 1)
+        for x, k in zip(out.timings, out.returned_tokens)
+        if x.first_token_s is not None and k > 1
+    ]
+    return Metrics(
+        elapsed_s=t,
+        requests=n,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+        output_tokens_per_s=output_tokens / t,
+        prompt_tokens_per_s=prompt_tokens / t,
+        total_tokens_per_s=(prompt_tokens + output_tokens) / t,
+        requests_per_s=n / t,
+        latency_ms=percentiles([x.finish_s * 1000 for x in out.timings]),
+        ttft_ms=percentiles(ttft),
+        tpot_ms=percentiles(tpot),
+        latency_source=out.latency_source,
+    )

@@ -1,0 +1,153 @@
+"""The result file: one per (run, stack, scenario, repeat). Versioned and self-describing.
+
+Bump SCHEMA_VERSION on any change that an older reader would misread, and keep the reader strict:
+results are loaded only through `Result.model_validate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Percentiles(_Model):
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    max: float
+    count: int = Field(ge=1)
+
+
+class Metrics(_Model):
+    elapsed_s: float = Field(gt=0)
+    requests: int = Field(ge=1)
+    prompt_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=1)  # counted from what the engine returned
+    output_tokens_per_s: float = Field(gt=0)
+    prompt_tokens_per_s: float = Field(ge=0)
+    total_tokens_per_s: float = Field(gt=0)
+    requests_per_s: float = Field(gt=0)
+    # Latencies are measured from the start of the timed run, when every request was submitted
+    # (offline semantics): a request that waits for an earlier batch pays that wait.
+    latency_ms: Percentiles
+    ttft_ms: Percentiles | None = None
+    # Time per output token after the first, per request: (finish - first token) / (output_len - 1).
+    tpot_ms: Percentiles | None = None
+    latency_source: str  # how the per-request times were obtained
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        def close(a: float, b: float) -> bool:
+            return abs(a - b) <= 1e-6 * max(1.0, abs(b))
+
+        if not close(self.output_tokens_per_s, self.output_tokens / self.elapsed_s):
+            raise ValueError("output_tokens_per_s != output_tokens / elapsed_s")
+        if not close(self.requests_per_s, self.requests / self.elapsed_s):
+            raise ValueError("requests_per_s != requests / elapsed_s")
+        return self
+
+
+class Check(_Model):
+    """The figures are reported only if the engine returned exactly the workload's tokens."""
+
+    expected_requests: int
+    returned_requests: int
+    expected_output_tokens: int
+    returned_output_tokens: int
+    mismatched_requests: list[int] = Field(default_factory=list)  # first few indices
+    passed: bool
+
+
+class Sample(_Model):
+    t_s: float  # seconds since the sampler started
+    phase: str
+    device_used_mib: float | None = None
+    process_used_mib: float | None = None
+    gpu_util_pct: float | None = None
+    power_w: float | None = None
+    host_rss_mib: float | None = None
+    host_cpu_pct: float | None = None
+    engine: dict[str, float] | None = None  # stack-reported gauges, e.g. vLLM KV usage
+
+
+class Phase(_Model):
+    name: str
+    start_s: float
+    end_s: float | None = None
+
+
+class Memory(_Model):
+    device: str  # "cuda:0" | "cpu"
+    source: str  # how memory was read, e.g. "nvml device-wide + per-process" or "host RSS (no NVIDIA device)"
+    sample_interval_ms: float
+    device_total_mib: float | None = None
+    device_used_before_mib: float | None = None  # at sampler start, before the model loaded
+    peak_device_used_mib: float | None = None
+    peak_process_used_mib: float | None = None
+    torch_peak_allocated_mib: float | None = None
+    torch_peak_reserved_mib: float | None = None
+    weights_mib: float | None = None
+    peak_host_rss_mib: float | None = None
+    timeline: list[Sample] = Field(default_factory=list)
+    phases: list[Phase] = Field(default_factory=list)
+    breakdown: dict[str, Any] | None = None
+
+
+class ModelInfo(_Model):
+    spec: str
+    source: Literal["synthetic", "local", "hub"]
+    path: str | None = None
+    preset: str | None = None
+    seed: int | None = None
+    architecture: str | None = None
+    params: int | None = None
+    dtype: str
+    max_model_len: int
+    kv_bytes_per_token: int | None = None
+
+
+class Result(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION  # bump on breaking changes
+    run_id: str
+    suite: str
+    scenario: str
+    stack: str
+    mode: str
+    repeat: int = Field(ge=0)
+    status: Literal["ok", "failed", "interrupted"]
+    error: str | None = None
+    is_measurement: bool = True  # False for the null runner: never presented as numbers
+    started_at: str
+    finished_at: str
+    model: ModelInfo | None = None
+    workload: dict[str, Any]
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    timing: dict[str, float] = Field(default_factory=dict)  # load_s, warmup_s, engine_start_s, ...
+    metrics: Metrics | None = None
+    check: Check | None = None
+    memory: Memory | None = None
+    kv: dict[str, Any] | None = None
+    log_file: str | None = None
+
+    @model_validator(mode="after")
+    def _status_consistent(self):
+        if self.status == "ok":
+            if self.metrics is None or self.check is None or not self.check.passed:
+                raise ValueError("status 'ok' needs metrics and a passed check")
+            if self.check.returned_output_tokens != self.metrics.output_tokens:
+                raise ValueError("metrics.output_tokens differs from the tokens the check counted")
+        else:
+            if self.metrics is not None:
+                raise ValueError(f"status {self.status!r} must carry no metrics")
+            if not self.error:
+                raise ValueError(f"status {self.status!r} needs an error message")
+        return self

@@ -1,0 +1,75 @@
+"""The runner interface. The base knows no stack: each stack implements it in its own module."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench.config import Scenario, Workload
+from bench.workload import Request
+
+
+@dataclass
+class RequestTiming:
+    """Seconds since the start of the timed run (every request is submitted then)."""
+
+    finish_s: float  # when the request's output was available to the caller
+    first_token_s: float | None = None
+    last_token_s: float | None = None  # when its last token was produced (<= finish_s); for TPOT
+
+
+@dataclass
+class RunOutput:
+    elapsed_s: float
+    # Tokens each request got back, counted from what the engine returned (indexed like the requests).
+    returned_tokens: list[int]
+    timings: list[RequestTiming]
+    latency_source: str
+    kv: dict[str, Any] | None = None
+    memory: dict[str, Any] = field(default_factory=dict)  # torch peaks, weights, ...
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    path: Path  # a local directory (synthetic models are built first)
+    spec: str
+    dtype: str  # resolved: "float32" | "float16" | "bfloat16"
+    max_model_len: int
+    device: str  # "cuda" | "cpu"
+
+
+class Runner(abc.ABC):
+    """load once, then warmup/run per scenario; `engine_key` says when a loaded runner can be reused."""
+
+    is_measurement = True
+
+    def __init__(self, model: LoadedModel, scenario: Scenario) -> None:
+        self.model = model
+        self.scenario = scenario
+
+    @staticmethod
+    def engine_key(model: LoadedModel, scenario: Scenario) -> tuple:
+        """Scenarios with equal keys can share one loaded engine."""
+        return (model, scenario.stack, scenario.model_dump_json())
+
+    @abc.abstractmethod
+    def load(self) -> dict[str, float]:
+        """Load weights / start the engine. Returns timings (e.g. {'load_s': ..., 'engine_start_s': ...})."""
+
+    def configure(self, model: LoadedModel, scenario: Scenario) -> None:
+        """Switch a loaded runner to another scenario with the same engine key."""
+        self.model, self.scenario = model, scenario
+
+    @abc.abstractmethod
+    def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
+        """Generate every request to exactly its output length with the workload's sampling settings;
+        timed from submission."""
+
+    def set_probe(self, sampler) -> None:
+        """Attach stack gauges to the sampler (e.g. vLLM's KV usage) for the timed run."""
+
+    def close(self) -> None:
+        """Free the engine and its memory."""

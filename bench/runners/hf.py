@@ -1,0 +1,178 @@
+"""Hugging Face transformers `generate()`: sequential, static padded batches, or a StaticCache.
+
+Every batch is left-padded to its longest prompt and generates to its longest output (EOS suppressed
+with min_new_tokens); a request's useful tokens are its own output length. The KV cache each batch
+held is read from the cache object itself, not computed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from bench.config import Workload
+from bench.kv import hf_batch_kv, summarize_hf_kv
+from bench.runners.base import LoadedModel, RequestTiming, Runner, RunOutput
+from bench.workload import Request
+
+
+class ScenarioOOM(RuntimeError):
+    pass
+
+
+class HfRunner(Runner):
+    @staticmethod
+    def engine_key(model: LoadedModel, scenario) -> tuple:
+        # One set of weights serves every mode, batch size and max length.
+        return ("hf", model.path, model.dtype, model.device, scenario.memory_fraction)
+
+    def load(self) -> dict[str, float]:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.torch = torch
+        self.device = torch.device(self.model.device)
+        if self.device.type == "cuda" and self.scenario.memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(self.scenario.memory_fraction)
+        t = time.perf_counter()
+        model = AutoModelForCausalLM.from_pretrained(self.model.path, dtype=getattr(torch, self.model.dtype))
+        self.hf = model.to(self.device).eval()
+        self._sync()
+        load_s = time.perf_counter() - t
+        self.weights_bytes = sum(p.numel() * p.element_size() for p in self.hf.parameters())
+        self.weights_bytes += sum(b.numel() * b.element_size() for b in self.hf.buffers())
+        gen = self.hf.generation_config
+        self.pad_id = gen.pad_token_id if gen.pad_token_id is not None else (gen.eos_token_id or 0)
+        if isinstance(self.pad_id, list):
+            self.pad_id = self.pad_id[0]
+        self.eos_ids = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+        return {"load_s": load_s}
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def close(self) -> None:
+        self.hf = None
+        if getattr(self, "torch", None) is not None and self.device.type == "cuda":
+            self.torch.cuda.empty_cache()
+
+    # --- timed run -------------------------------------------------------------------------------------
+
+    def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
+        torch = self.torch
+        self.sampling = sampling
+        mode = self.scenario.resolved_mode
+        if mode == "paged":
+            from bench.runners.hf_paged import run_paged
+
+            return run_paged(self, requests, sampling, warmup=warmup)
+        size = 1 if mode == "sequential" else self.scenario.resolved_batch_size
+        batches = [requests[i : i + size] for i in range(0, len(requests), size)]
+        returned = [0] * len(requests)
+        timings: list[RequestTiming | None] = [None] * len(requests)
+        kv_batches = []
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        bar = _progress(len(requests), f"hf {mode} b={size}", disable=warmup)
+        self._sync()
+        t0 = time.perf_counter()
+        offset = 0
+        for batch in batches:
+            counts, first_s, token_s, end_s, kv = self._generate(batch, t0)
+            for j, r in enumerate(batch):
+                returned[offset + j] = counts[j]
+                last = token_s[r.output_len - 1] if len(token_s) >= r.output_len else end_s
+                timings[offset + j] = RequestTiming(finish_s=end_s, first_token_s=first_s, last_token_s=last)
+            kv_batches.append(kv)
+            offset += len(batch)
+            bar.update(len(batch))
+        elapsed = time.perf_counter() - t0
+        bar.close()
+        memory: dict[str, Any] = {"weights_mib": self.weights_bytes / 2**20}
+        if self.device.type == "cuda":
+            memory["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+            memory["torch_peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+        return RunOutput(
+            elapsed_s=elapsed,
+            returned_tokens=returned,
+            timings=timings,
+            latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
+            "a request finishes when its batch's generate() returns",
+            kv=summarize_hf_kv(kv_batches, mode, self.hf.config, self.model.dtype),
+            memory=memory,
+        )
+
+    def _generate(self, batch: Sequence[Request], t0: float):
+        """One generate() call over a left-padded batch. Returns per-row token counts, the batch's first
+        token time, per-step times, the end time (all relative to t0) and what the KV cache held."""
+        torch = self.torch
+        from transformers import StaticCache, StoppingCriteria, StoppingCriteriaList
+
+        runner = self
+
+        class StepClock(StoppingCriteria):
+            """Timestamps each generated step; never stops generation."""
+
+            def __init__(self) -> None:
+                self.times: list[float] = []
+
+            def __call__(self, input_ids, scores, **kwargs):
+                runner._sync()
+                self.times.append(time.perf_counter() - t0)
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+        width = max(r.prompt_len for r in batch)
+        new = max(r.output_len for r in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, r in enumerate(batch):
+            ids[row, width - r.prompt_len :] = torch.tensor(r.prompt_ids)
+            mask[row, width - r.prompt_len :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        kwargs: dict[str, Any] = {}
+        if self.scenario.resolved_mode == "static-cache":
+            # Reserve the whole max model length up front, as a static allocator does.
+            kwargs["past_key_values"] = StaticCache(config=self.hf.config, max_cache_len=self.model.max_model_len)
+        temperature = self.sampling.temperature
+        sample = {"do_sample": True, "temperature": temperature, "top_p": self.sampling.top_p} if temperature > 0 else {
+            "do_sample": False
+        }
+        clock = StepClock()
+        try:
+            with torch.inference_mode():
+                out = self.hf.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=new,
+                    min_new_tokens=new,
+                    pad_token_id=self.pad_id,
+                    stopping_criteria=StoppingCriteriaList([clock]),
+                    return_dict_in_generate=True,
+                    use_cache=True,
+                    **sample,
+                    **kwargs,
+                )
+            self._sync()
+        except torch.OutOfMemoryError as e:
+            kwargs.clear()
+            torch.cuda.empty_cache()
+            raise ScenarioOOM(f"out of memory at batch size {len(batch)} (prompt width {width}, {new} new tokens): {e}") from None
+        end = time.perf_counter() - t0
+        generated = out.sequences[:, width:]
+        counts = []
+        for row, r in enumerate(batch):
+            seq = generated[row].tolist()
+            # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
+            n = next((k for k, t in enumerate(seq) if t in self.eos_ids), len(seq))
+            counts.append(min(n, r.output_len))
+        kv = hf_batch_kv(out.past_key_values, batch, width, new)
+        del out
+        first = clock.times[0] if clock.times else end
+        return counts, first, clock.times, end, kv
+
+
+def _progress(total: int, desc: str, disable: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="req", disable=disable, leave=False, mininterval=1.0)

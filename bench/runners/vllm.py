@@ -1,0 +1,164 @@
+"""vLLM offline `LLM.generate` over the whole workload: continuous batching over a paged KV cache.
+
+Every request is submitted at once with its own SamplingParams (min_tokens = max_tokens = its output
+length, EOS ignored). Per-request first/last token times come from the engine's request stats
+(engine-core monotonic clock, comparable with this process's time.monotonic()).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from bench.config import Workload
+from bench.kv import kv_bytes_per_token, summarize_vllm_kv
+from bench.runners.base import LoadedModel, RequestTiming, Runner, RunOutput
+from bench.workload import Request
+
+_ENGINE_KNOBS = (
+    "gpu_memory_utilization", "max_num_seqs", "enforce_eager", "enable_prefix_caching", "kv_cache_space_gib",
+    "block_size", "dtype", "max_model_len",
+)
+_GAUGES = {
+    "vllm:kv_cache_usage_perc": "kv_usage",
+    "vllm:num_requests_running": "running",
+    "vllm:num_requests_waiting": "waiting",
+    "vllm:num_preemptions": "preemptions",
+}
+
+
+class VllmRunner(Runner):
+    @staticmethod
+    def engine_key(model: LoadedModel, scenario) -> tuple:
+        return (model, "vllm") + tuple(getattr(scenario, k) for k in _ENGINE_KNOBS)
+
+    def engine_args(self) -> dict[str, Any]:
+        s = self.scenario
+        args: dict[str, Any] = {
+            "model": str(self.model.path),
+            "tokenizer": str(self.model.path),
+            "dtype": self.model.dtype,
+            "max_model_len": self.model.max_model_len,
+            "seed": 0,
+            "disable_log_stats": False,  # the engine's metrics are read during the run
+            "enable_prefix_caching": bool(s.enable_prefix_caching),
+            "enforce_eager": bool(s.enforce_eager),
+        }
+        if s.gpu_memory_utilization is not None:
+            args["gpu_memory_utilization"] = s.gpu_memory_utilization
+        if s.max_num_seqs is not None:
+            args["max_num_seqs"] = s.max_num_seqs
+        if s.block_size is not None:
+            args["block_size"] = s.block_size
+        return args
+
+    def load(self) -> dict[str, float]:
+        if self.scenario.kv_cache_space_gib is not None:
+            # The CPU backend sizes its KV pool from this variable (read by the spawned engine core).
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.scenario.kv_cache_space_gib)
+        if self.model.max_model_len > (self.model_max_position or self.model.max_model_len):
+            os.environ["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
+        from vllm import LLM
+
+        t = time.perf_counter()
+        self.llm = LLM(**self.engine_args())
+        start_s = time.perf_counter() - t
+        cache = self.llm.llm_engine.vllm_config.cache_config
+        self.num_blocks = int(cache.num_gpu_blocks)
+        self.block_size = int(cache.block_size)
+        self.prefix_caching = bool(cache.enable_prefix_caching)
+        hf_config = self.llm.llm_engine.vllm_config.model_config.hf_config
+        self.bpt = kv_bytes_per_token(hf_config.to_dict(), self.model.dtype)
+        return {"load_s": start_s, "engine_start_s": start_s}
+
+    @property
+    def model_max_position(self) -> int | None:
+        from bench.models.reference import max_position_from_config
+
+        return max_position_from_config(self.model.path / "config.json")
+
+    def read_gauges(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        for m in self.llm.get_metrics():
+            key = _GAUGES.get(m.name)
+            if key is not None and hasattr(m, "value"):
+                values[key] = values.get(key, 0.0) + float(m.value)
+        return values
+
+    def set_probe(self, sampler) -> None:
+        self.sampler = sampler
+        sampler.engine_probe = self.read_gauges
+
+    def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
+        params = [
+            SamplingParams(
+                n=1,
+                max_tokens=r.output_len,
+                min_tokens=r.output_len,
+                ignore_eos=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                seed=sampling.seed * 1_000_003 + r.index,  # per-request stream: reproducible, not correlated
+                detokenize=False,  # token ids are counted; text would only add work to the timed region
+            )
+            for r in requests
+        ]
+        preempt_before = self.read_gauges().get("preemptions", 0.0)
+        use_tqdm = sys.stderr.isatty() and not warmup
+        t0_mono = time.monotonic()
+        t0 = time.perf_counter()
+        outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
+        elapsed = time.perf_counter() - t0
+        returned, timings, stamped = [], [], 0
+        for out in outputs:
+            returned.append(len(out.outputs[0].token_ids))
+            m = getattr(out, "metrics", None)
+            first = getattr(m, "first_token_ts", 0.0) if m is not None else 0.0
+            last = getattr(m, "last_token_ts", 0.0) if m is not None else 0.0
+            if first and last:
+                stamped += 1
+                timings.append(RequestTiming(finish_s=last - t0_mono, first_token_s=first - t0_mono, last_token_s=last - t0_mono))
+            else:
+                timings.append(RequestTiming(finish_s=elapsed))
+        source = "vLLM: engine-core first/last token timestamps per request (RequestOutput.metrics)"
+        if stamped < len(outputs):
+            source = f"vLLM: {stamped}/{len(outputs)} requests had engine timestamps; others count the whole run"
+        kv = None
+        if not warmup:
+            sampler = getattr(self, "sampler", None)
+            run = {"run"}
+            kv = summarize_vllm_kv(
+                num_blocks=self.num_blocks,
+                block_size=self.block_size,
+                bpt=self.bpt,
+                prefix_caching=self.prefix_caching,
+                requests=requests,
+                peak_usage=sampler.engine_peak("kv_usage", run) if sampler else None,
+                peak_running=sampler.engine_peak("running", run) if sampler else None,
+                peak_waiting=sampler.engine_peak("waiting", run) if sampler else None,
+                preemptions=self.read_gauges().get("preemptions", 0.0) - preempt_before,
+                samples=sum(1 for s in sampler.samples if s.engine and s.phase == "run") if sampler else 0,
+            )
+        return RunOutput(elapsed_s=elapsed, returned_tokens=returned, timings=timings, latency_source=source, kv=kv)
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:
+            pass
+        self.llm = None
+        del llm
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,1 @@
+"""Telemetry: GPU (NVML) and host sampling apart from the work, and the environment a run records."""

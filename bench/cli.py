@@ -33,17 +33,33 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--stack", required=True, type=click.Choice(["hf", "vllm", "null"]), help="Which stack's scenarios to run.")
-@click.option("--suite", "suite_name", required=True, help="A built-in suite name (see `pagedbench list`) or a YAML file.")
-@click.option("--model", default=None, help="Override the suite's model: hub id, local directory or synthetic:<preset>.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
-              help="Results directory; each run writes into OUT/<run-id>/.")
+@click.option(
+    "--stack", required=True, type=click.Choice(["hf", "vllm", "fake"]), help="Which stack's scenarios to run."
+)
+@click.option(
+    "--suite", "suite_name", required=True, help="A built-in suite name (see `pagedbench list`) or a YAML file."
+)
+@click.option(
+    "--model", default=None, help="Override the suite's model: hub id, local directory or synthetic:<preset>."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Results directory; each run writes into OUT/<run-id>/.",
+)
 @click.option("--run-id", default=None, help="Directory name for this run (default: UTC time + random suffix).")
 @click.option("--scenario", "only", multiple=True, help="Run only these scenarios (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Run every scenario N times.")
-@click.option("--sample-interval-ms", type=click.FloatRange(min=5, max=5000), default=50.0, show_default=True,
-              help="Telemetry sampling interval.")
+@click.option(
+    "--sample-interval-ms",
+    type=click.FloatRange(min=5, max=5000),
+    default=50.0,
+    show_default=True,
+    help="Telemetry sampling interval.",
+)
 def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms):
     """Run one stack's scenarios of a suite and write one result file per scenario."""
     from bench.config import load_suite
@@ -53,8 +69,15 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
     if run_id is not None and (not run_id or "/" in run_id or run_id.startswith(".")):
         raise UserError(f"--run-id {run_id!r}: use a plain directory name")
     suite = load_suite(suite_name, model_override=model)
-    opts = RunOptions(stack=stack, out=out, device=device, repeats=repeats, only=tuple(only),
-                      sample_interval_ms=sample_interval_ms, run_id=run_id)
+    opts = RunOptions(
+        stack=stack,
+        out=out,
+        device=device,
+        repeats=repeats,
+        only=tuple(only),
+        sample_interval_ms=sample_interval_ms,
+        run_id=run_id,
+    )
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     from bench.results import new_run_id
@@ -135,7 +158,9 @@ def env(as_json):
 
 
 @main.command()
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between rows.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between rows."
+)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N rows (default: until Ctrl-C).")
 def monitor(interval, count):
     """Live GPU memory, utilisation and power (the tutorial's NVML monitor)."""
@@ -151,9 +176,11 @@ def monitor(interval, count):
     try:
         while count is None or n < count:
             r = gpu.read()
-            click.echo(f"{time.monotonic() - t0:8.1f} {r.used_mib:10,.0f} {100 * r.used_mib / r.total_mib:7.1f} "
-                       f"{r.util_pct if r.util_pct is not None else float('nan'):7.0f} "
-                       f"{r.power_w if r.power_w is not None else float('nan'):8.1f} {len(gpu.processes()):6d}")
+            click.echo(
+                f"{time.monotonic() - t0:8.1f} {r.used_mib:10,.0f} {100 * r.used_mib / r.total_mib:7.1f} "
+                f"{r.util_pct if r.util_pct is not None else float('nan'):7.0f} "
+                f"{r.power_w if r.power_w is not None else float('nan'):8.1f} {len(gpu.processes()):6d}"
+            )
             n += 1
             if count is None or n < count:
                 time.sleep(interval)

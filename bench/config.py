@@ -7,7 +7,7 @@ allowed; the CLI turns it into a usage error (exit 2).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -66,7 +66,7 @@ class Lognormal(_Clipped):
     sigma: float = Field(gt=0)
 
 
-Length = Annotated[Union[Fixed, Uniform, Normal, Lognormal], Field(discriminator="dist")]
+Length = Annotated[Fixed | Uniform | Normal | Lognormal, Field(discriminator="dist")]
 
 
 def _length(value):
@@ -133,7 +133,7 @@ class Scenario(Strict):
     enable_prefix_caching: bool | None = None
     kv_cache_space_gib: int | None = Field(default=None, ge=1)  # CPU backend: VLLM_CPU_KVCACHE_SPACE (GiB)
     block_size: int | None = Field(default=None, ge=1)
-    # null (harness tests)
+    # fake (harness tests)
     fail: str | None = None
 
     @field_validator("stack")
@@ -147,11 +147,15 @@ class Scenario(Strict):
     def _mode_and_knobs(self):
         spec = RUNNERS[self.stack]
         if self.mode is not None and self.mode not in spec.modes:
-            raise ValueError(f"mode {self.mode!r} is not a mode of stack {self.stack!r}; allowed: {', '.join(spec.modes)}")
+            raise ValueError(
+                f"mode {self.mode!r} is not a mode of stack {self.stack!r}; allowed: {', '.join(spec.modes)}"
+            )
         all_knobs = set().union(*(s.knobs for s in RUNNERS.values()))
         foreign = sorted(k for k in all_knobs - spec.knobs if getattr(self, k) is not None)
         if foreign:
-            raise ValueError(f"{', '.join(foreign)} do not apply to stack {self.stack!r}; its knobs: {', '.join(sorted(spec.knobs))}")
+            raise ValueError(
+                f"{', '.join(foreign)} do not apply to stack {self.stack!r}; its knobs: {', '.join(sorted(spec.knobs))}"
+            )
         if self.resolved_mode == "sequential" and self.batch_size not in (None, 1):
             raise ValueError("mode 'sequential' runs one request at a time: batch_size must be 1 or left out")
         return self
@@ -180,9 +184,8 @@ class Suite(Strict):
             raise ValueError(f"scenario names must be unique; repeated: {', '.join(dupes)}")
         for i, s in enumerate(self.scenarios):
             if s.workload not in self.workloads:
-                raise ValueError(
-                    f"scenarios.{i}.workload: {s.workload!r} is not defined; workloads: {', '.join(sorted(self.workloads))}"
-                )
+                known = ", ".join(sorted(self.workloads))
+                raise ValueError(f"scenarios.{i}.workload: {s.workload!r} is not defined; workloads: {known}")
         return self
 
 
@@ -218,7 +221,9 @@ def load_suite(name_or_path: str, model_override: str | None = None) -> Suite:
         if name_or_path not in suites:
             if path.suffix in {".yaml", ".yml"} or "/" in name_or_path:
                 raise UserError(f"suite file {name_or_path!r} does not exist")
-            raise UserError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(suites)} (or a path to a YAML file)")
+            raise UserError(
+                f"unknown suite {name_or_path!r}; built-in suites: {', '.join(suites)} (or a path to a YAML file)"
+            )
         path = suites[name_or_path]
     try:
         data = yaml.safe_load(path.read_text())

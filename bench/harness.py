@@ -86,7 +86,7 @@ def select_scenarios(suite: Suite, stack: str, only: tuple[str, ...]) -> list[Sc
 
 
 def resolve_device(requested: str, stack: str) -> str:
-    if stack == "null":
+    if stack == "fake":
         return "cpu"
     import torch
 
@@ -182,11 +182,16 @@ class _Context:
         marker = self.path / "pagedbench-model.json"
         params = json.loads(marker.read_text()).get("params") if marker.is_file() else None
         return ModelInfo(
-            spec=self.ref.spec, source=self.ref.source, path=str(self.path),
+            spec=self.ref.spec,
+            source=self.ref.source,
+            path=str(self.path),
             preset=self.ref.preset.name if self.ref.preset else None,
             seed=self.ref.seed if self.ref.preset else None,
-            architecture=(self.config.get("architectures") or [None])[0], params=params,
-            dtype=lm.dtype, max_model_len=lm.max_model_len, kv_bytes_per_token=bpt,
+            architecture=(self.config.get("architectures") or [None])[0],
+            params=params,
+            dtype=lm.dtype,
+            max_model_len=lm.max_model_len,
+            kv_bytes_per_token=bpt,
         )
 
     def close_runner(self) -> None:
@@ -207,8 +212,10 @@ def check_fits(ctx: _Context, scenarios: list[Scenario]) -> None:
     """Every request must fit its scenario's max model length: a user error, found before any run."""
     for s in scenarios:
         lm = ctx.loaded_model(s)
-        if lm.max_model_len > ctx.max_position and s.stack != "null":
-            raise UserError(f"scenario {s.name}: max_model_len {lm.max_model_len} exceeds the model's {ctx.max_position}")
+        if lm.max_model_len > ctx.max_position and s.stack != "fake":
+            raise UserError(
+                f"scenario {s.name}: max_model_len {lm.max_model_len} exceeds the model's {ctx.max_position}"
+            )
         w = ctx.workload(s.workload, s.warmup_requests)
         if w.max_total_len > lm.max_model_len:
             raise UserError(
@@ -236,11 +243,25 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
     w = ctx.workload(s.workload, s.warmup_requests)
     started = now_iso()
     base = dict(
-        run_id=ctx.run_dir.name, suite=ctx.suite.name, scenario=s.name, stack=s.stack, mode=s.resolved_mode,
-        repeat=repeat, started_at=started, model=ctx.model_info(lm), workload=w.summary(),
-        config={**s.model_dump(), "mode": s.resolved_mode, "dtype": lm.dtype, "max_model_len": lm.max_model_len,
-                "device": ctx.device, "sample_interval_ms": ctx.opts.sample_interval_ms},
-        environment=ctx.environment, log_file=f"{ctx.opts.stack}.log",
+        run_id=ctx.run_dir.name,
+        suite=ctx.suite.name,
+        scenario=s.name,
+        stack=s.stack,
+        mode=s.resolved_mode,
+        repeat=repeat,
+        started_at=started,
+        model=ctx.model_info(lm),
+        workload=w.summary(),
+        config={
+            **s.model_dump(),
+            "mode": s.resolved_mode,
+            "dtype": lm.dtype,
+            "max_model_len": lm.max_model_len,
+            "device": ctx.device,
+            "sample_interval_ms": ctx.opts.sample_interval_ms,
+        },
+        environment=ctx.environment,
+        log_file=f"{ctx.opts.stack}.log",
     )
     cls = load_runner(s.stack)
     base["is_measurement"] = cls.is_measurement
@@ -276,7 +297,9 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
             error = describe_mismatch(check, w, out)
     except Interrupted:
         ctx.close_runner()
-        return Result(**base, status="interrupted", error="interrupted by a signal", finished_at=now_iso(), timing=timing)
+        return Result(
+            **base, status="interrupted", error="interrupted by a signal", finished_at=now_iso(), timing=timing
+        )
     except Exception as e:
         log.debug("scenario %s failed:\n%s", s.name, traceback.format_exc())
         error = f"{type(e).__name__}: {e}".strip()
@@ -287,9 +310,15 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         for k, v in out.memory.items():
             setattr(memory, k, v)
     return Result(
-        **base, status=status, error=error, finished_at=now_iso(), timing=timing,
+        **base,
+        status=status,
+        error=error,
+        finished_at=now_iso(),
+        timing=timing,
         metrics=compute_metrics(w, out) if status == "ok" else None,
-        check=check, memory=memory, kv=out.kv if out is not None else None,
+        check=check,
+        memory=memory,
+        kv=out.kv if out is not None else None,
     )
 
 
@@ -313,8 +342,10 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
             for repeat in range(opts.repeats):
                 k += 1
                 w = ctx.workload(s.workload, s.warmup_requests)
-                progress(f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
-                         f"{w.output_tokens} output tokens){f' repeat {repeat}' if opts.repeats > 1 else ''} ...")
+                progress(
+                    f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
+                    f"{w.output_tokens} output tokens){f' repeat {repeat}' if opts.repeats > 1 else ''} ..."
+                )
                 result = _run_one(ctx, s, repeat)
                 write_result(result, run_dir)
                 summary.results.append(result)
@@ -335,6 +366,8 @@ def _one_line(r: Result) -> str:
     if r.status != "ok":
         return f"{r.status.upper()}: {r.error}"
     m = r.metrics
-    note = "" if r.is_measurement else " (null runner: not a measurement)"
-    return (f"ok, {m.output_tokens} tokens in {m.elapsed_s:.2f} s = {m.output_tokens_per_s:,.1f} output tok/s, "
-            f"{m.requests_per_s:.2f} req/s, p50 latency {m.latency_ms.p50:,.0f} ms{note}")
+    note = "" if r.is_measurement else " (fake runner: not a measurement)"
+    return (
+        f"ok, {m.output_tokens} tokens in {m.elapsed_s:.2f} s = {m.output_tokens_per_s:,.1f} output tok/s, "
+        f"{m.requests_per_s:.2f} req/s, p50 latency {m.latency_ms.p50:,.0f} ms{note}"
+    )

@@ -8,7 +8,8 @@ never fed back through the model.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8": 1, "fp8": 1}
 
@@ -86,7 +87,9 @@ def summarize_hf_kv(batches: Iterable[dict[str, int]], mode: str, config, dtype:
         "source": "reserved: read from the cache object's key/value tensors after each batch; "
         "live: computed from the requests' lengths (prompt + output - 1 per request)",
         "bytes_per_token": bpt,
-        "bytes_per_token_read": total["reserved_bytes"] / total["reserved_tokens"] if total["reserved_tokens"] else None,
+        "bytes_per_token_read": total["reserved_bytes"] / total["reserved_tokens"]
+        if total["reserved_tokens"]
+        else None,
         "batches": len(batches),
         "reserved_bytes_peak": peak["reserved_bytes"],
         "live_bytes_at_peak": peak["live_tokens"] * bpt,
@@ -110,8 +113,16 @@ def block_fill(requests: Sequence, block_size: int) -> float:
 
 
 def summarize_vllm_kv(
-    *, num_blocks: int, block_size: int, bpt: int, prefix_caching: bool, requests: Sequence,
-    peak_usage: float | None, peak_running: float | None, peak_waiting: float | None, preemptions: float | None,
+    *,
+    num_blocks: int,
+    block_size: int,
+    bpt: int,
+    prefix_caching: bool,
+    requests: Sequence,
+    peak_usage: float | None,
+    peak_running: float | None,
+    peak_waiting: float | None,
+    preemptions: float | None,
     samples: int,
 ) -> dict[str, Any]:
     pool_tokens = num_blocks * block_size

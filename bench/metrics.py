@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from bench.results.schema import Check, Metrics, Percentiles
 from bench.runners.base import RunOutput
@@ -24,8 +24,12 @@ def percentiles(values: Sequence[float]) -> Percentiles | None:
         return None
     s = sorted(values)
     return Percentiles(
-        p50=percentile(s, 50), p90=percentile(s, 90), p99=percentile(s, 99),
-        mean=sum(s) / len(s), max=s[-1], count=len(s),
+        p50=percentile(s, 50),
+        p90=percentile(s, 90),
+        p99=percentile(s, 99),
+        mean=sum(s) / len(s),
+        max=s[-1],
+        count=len(s),
     )
 
 

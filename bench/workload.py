@@ -10,8 +10,8 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from bench.config import Fixed, Lognormal, Normal, Uniform, Workload
 from bench.errors import UserError

@@ -103,8 +103,14 @@ def _build(preset: Preset, seed: int, out: Path) -> None:
     params = sum(p.numel() for p in model.parameters())
     (out / MARKER).write_text(
         json.dumps(
-            {"preset": preset.name, "seed": seed, "key": preset_key(preset, seed), "params": params,
-             "dtype": preset.dtype, "builder_version": BUILDER_VERSION},
+            {
+                "preset": preset.name,
+                "seed": seed,
+                "key": preset_key(preset, seed),
+                "params": params,
+                "dtype": preset.dtype,
+                "builder_version": BUILDER_VERSION,
+            },
             indent=2,
         )
     )

@@ -124,7 +124,7 @@ class Result(_Model):
     repeat: int = Field(ge=0)
     status: Literal["ok", "failed", "interrupted"]
     error: str | None = None
-    is_measurement: bool = True  # False for the null runner: never presented as numbers
+    is_measurement: bool = True  # False for the fake runner: never presented as numbers
     started_at: str
     finished_at: str
     model: ModelInfo | None = None

@@ -6,9 +6,9 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from pydantic import ValidationError
 
@@ -70,7 +70,9 @@ def load_result(path: Path) -> Result:
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ResultFileError(f"does not match the schema: {loc}: {first['msg']} ({e.error_count()} problem(s))") from None
+        raise ResultFileError(
+            f"does not match the schema: {loc}: {first['msg']} ({e.error_count()} problem(s))"
+        ) from None
 
 
 def scan_results(root: Path) -> Iterator[tuple[Path, Result | ResultFileError]]:

@@ -8,7 +8,8 @@ held is read from the cache object itself, not computed.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from bench.config import Workload
 from bench.kv import hf_batch_kv, summarize_hf_kv
@@ -135,9 +136,11 @@ class HfRunner(Runner):
             # Reserve the whole max model length up front, as a static allocator does.
             kwargs["past_key_values"] = StaticCache(config=self.hf.config, max_cache_len=self.model.max_model_len)
         temperature = self.sampling.temperature
-        sample = {"do_sample": True, "temperature": temperature, "top_p": self.sampling.top_p} if temperature > 0 else {
-            "do_sample": False
-        }
+        sample = (
+            {"do_sample": True, "temperature": temperature, "top_p": self.sampling.top_p}
+            if temperature > 0
+            else {"do_sample": False}
+        )
         clock = StepClock()
         try:
             with torch.inference_mode():
@@ -157,7 +160,9 @@ class HfRunner(Runner):
         except torch.OutOfMemoryError as e:
             kwargs.clear()
             torch.cuda.empty_cache()
-            raise ScenarioOOM(f"out of memory at batch size {len(batch)} (prompt width {width}, {new} new tokens): {e}") from None
+            raise ScenarioOOM(
+                f"out of memory at batch size {len(batch)} (prompt width {width}, {new} new tokens): {e}"
+            ) from None
         end = time.perf_counter() - t0
         generated = out.sequences[:, width:]
         counts = []

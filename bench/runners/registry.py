@@ -46,9 +46,9 @@ RUNNERS: dict[str, RunnerSpec] = {
         ),
         description="vLLM offline LLM.generate(): continuous batching over a paged KV cache",
     ),
-    "null": RunnerSpec(
-        name="null",
-        import_path="bench.runners.null:NullRunner",
+    "fake": RunnerSpec(
+        name="fake",
+        import_path="bench.runners.fake:FakeRunner",
         modes=("echo",),
         knobs=frozenset({"fail"}),
         description="No engine: returns the requested token counts without generating. For testing the "

@@ -11,7 +11,8 @@ import gc
 import os
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from bench.config import Workload
 from bench.kv import kv_bytes_per_token, summarize_vllm_kv
@@ -19,8 +20,14 @@ from bench.runners.base import LoadedModel, RequestTiming, Runner, RunOutput
 from bench.workload import Request
 
 _ENGINE_KNOBS = (
-    "gpu_memory_utilization", "max_num_seqs", "enforce_eager", "enable_prefix_caching", "kv_cache_space_gib",
-    "block_size", "dtype", "max_model_len",
+    "gpu_memory_utilization",
+    "max_num_seqs",
+    "enforce_eager",
+    "enable_prefix_caching",
+    "kv_cache_space_gib",
+    "block_size",
+    "dtype",
+    "max_model_len",
 )
 _GAUGES = {
     "vllm:kv_cache_usage_perc": "kv_usage",
@@ -124,7 +131,9 @@ class VllmRunner(Runner):
             last = getattr(m, "last_token_ts", 0.0) if m is not None else 0.0
             if first and last:
                 stamped += 1
-                timings.append(RequestTiming(finish_s=last - t0_mono, first_token_s=first - t0_mono, last_token_s=last - t0_mono))
+                timings.append(
+                    RequestTiming(finish_s=last - t0_mono, first_token_s=first - t0_mono, last_token_s=last - t0_mono)
+                )
             else:
                 timings.append(RequestTiming(finish_s=elapsed))
         source = "vLLM: engine-core first/last token timestamps per request (RequestOutput.metrics)"

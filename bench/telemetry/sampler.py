@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 
@@ -39,7 +39,7 @@ class Sampler:
 
     # --- control ---------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self.start()
         return self
 
@@ -129,13 +129,17 @@ class Sampler:
 
     def peak(self, field: str, phases: set[str] | None = None) -> float | None:
         values = [
-            getattr(s, field) for s in self.samples if getattr(s, field) is not None and (phases is None or s.phase in phases)
+            getattr(s, field)
+            for s in self.samples
+            if getattr(s, field) is not None and (phases is None or s.phase in phases)
         ]
         return max(values) if values else None
 
     def engine_peak(self, key: str, phases: set[str] | None = None) -> float | None:
         values = [
-            s.engine[key] for s in self.samples if s.engine and key in s.engine and (phases is None or s.phase in phases)
+            s.engine[key]
+            for s in self.samples
+            if s.engine and key in s.engine and (phases is None or s.phase in phases)
         ]
         return max(values) if values else None
 

@@ -1,4 +1,4 @@
-"""A runner with no engine, for exercising the harness (CLI, result files, report) without hardware.
+"""The fake runner: no engine, for exercising the harness (CLI, result files, report) without hardware.
 
 It generates nothing: it returns the requested token counts after a token-proportional pause. Its
 results carry `is_measurement: false` and the report never presents them as numbers.
@@ -7,14 +7,14 @@ results carry `is_measurement: false` and the report never presents them as numb
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from bench.config import Workload
 from bench.runners.base import RequestTiming, Runner, RunOutput
 from bench.workload import Request
 
 
-class NullRunner(Runner):
+class FakeRunner(Runner):
     is_measurement = False
 
     def load(self) -> dict[str, float]:
@@ -33,5 +33,5 @@ class NullRunner(Runner):
             elapsed_s=time.perf_counter() - t0,
             returned_tokens=[r.output_len for r in requests],
             timings=timings,
-            latency_source="null runner: no engine, not a measurement",
+            latency_source="fake runner: no engine, not a measurement",
         )

@@ -1,0 +1,40 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """Synthetic models are built once per test session into a private cache."""
+    cache = os.environ.get("PAGEDBENCH_TEST_CACHE") or str(tmp_path_factory.mktemp("pbcache"))
+    os.environ["PAGEDBENCH_CACHE"] = cache
+    yield Path(cache)
+
+
+def run_cli(*args, cwd=None, env=None, timeout=600):
+    """Run `python -m bench ...` in a fresh process (vLLM's engine core is spawned: it needs a real main)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def gpu_available() -> bool:
+    return shutil.which("nvidia-smi") is not None and has("torch") and __import__("torch").cuda.is_available()

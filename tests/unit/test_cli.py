@@ -1,0 +1,104 @@
+"""The CLI with the fake runner: exit codes, messages, result files. No numbers here are measurements."""
+
+import json
+import textwrap
+
+from bench.results import load_result
+from tests.conftest import run_cli
+
+SUITE = """
+name: cli
+model: synthetic:tiny-llama
+workloads:
+  w: {requests: 6, prompt_len: {dist: uniform, min: 4, max: 12}, output_len: 5}
+scenarios:
+  - {name: first, stack: fake, workload: w, fail: "injected failure"}
+  - {name: second, stack: fake, workload: w}
+  - {name: other, stack: hf, workload: w}
+"""
+
+
+def suite_file(tmp_path, text=SUITE):
+    p = tmp_path / "cli.yaml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_failed_scenario_is_recorded_and_the_next_runs(tmp_path):
+    r = run_cli("run", "--stack", "fake", "--suite", suite_file(tmp_path), "--out", tmp_path / "out", "--run-id", "x")
+    assert r.returncode == 1, r.stderr
+    assert "1/2 scenarios ok" in r.stdout
+    first = load_result(tmp_path / "out/x/fake-first-r0.json")
+    second = load_result(tmp_path / "out/x/fake-second-r0.json")
+    assert first.status == "failed" and first.metrics is None and "injected failure" in first.error
+    assert second.status == "ok" and second.metrics.output_tokens == 30 and not second.is_measurement
+    assert second.workload["hash"] == first.workload["hash"]
+    assert (tmp_path / "out/x/fake.log").read_text().count("[2/2]") >= 1
+    assert "Traceback" not in r.stderr
+
+
+def test_repeats_write_one_file_each(tmp_path):
+    r = run_cli(
+        "run",
+        "--stack",
+        "fake",
+        "--suite",
+        suite_file(tmp_path),
+        "--out",
+        tmp_path,
+        "--run-id",
+        "y",
+        "--scenario",
+        "second",
+        "--repeats",
+        "3",
+    )
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "y").glob("*.json")) == [f"fake-second-r{i}.json" for i in range(3)]
+
+
+def test_bad_suite_is_a_usage_error(tmp_path):
+    bad = suite_file(tmp_path, SUITE.replace("output_len: 5", "output_len: 0"))
+    r = run_cli("run", "--stack", "fake", "--suite", bad, "--out", tmp_path / "out")
+    assert r.returncode == 2
+    assert "workloads.w.output_len" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing partial left behind
+
+
+def test_unknown_scenario_filter(tmp_path):
+    r = run_cli(
+        "run", "--stack", "fake", "--suite", suite_file(tmp_path), "--scenario", "nope", "--out", tmp_path / "o"
+    )
+    assert r.returncode == 2 and "choose from: first, second" in r.stderr
+
+
+def test_stack_without_scenarios(tmp_path):
+    r = run_cli("run", "--stack", "vllm", "--suite", suite_file(tmp_path), "--out", tmp_path / "o")
+    assert r.returncode == 2 and "no scenarios for stack 'vllm'; its stacks: fake, hf" in r.stderr
+
+
+def test_unknown_stack_flag():
+    r = run_cli("run", "--stack", "trt", "--suite", "smoke")
+    assert r.returncode == 2 and "'trt' is not one of 'hf', 'vllm', 'fake'" in r.stderr
+
+
+def test_out_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    r = run_cli("run", "--stack", "fake", "--suite", suite_file(tmp_path), "--out", f)
+    assert r.returncode == 2 and "is not a directory" in r.stderr
+
+
+def test_list_and_env_json():
+    r = run_cli("list", "--json")
+    data = json.loads(r.stdout)
+    assert {"seed", "smoke", "default"} <= set(data["suites"]) and "llama-1b" in data["presets"]
+    env = json.loads(run_cli("env", "--json").stdout)
+    assert env["python"] and "packages" in env
+
+
+def test_monitor_without_gpu_is_a_clear_error():
+    r = run_cli("monitor", "--count", "1")
+    assert r.returncode in (0, 2)
+    if r.returncode == 2:
+        assert "no NVIDIA device" in r.stderr

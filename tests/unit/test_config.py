@@ -1,0 +1,139 @@
+import textwrap
+
+import pytest
+
+from bench.config import builtin_suites, load_suite
+from bench.errors import UserError
+
+
+def write(tmp_path, text):
+    p = tmp_path / "suite.yaml"
+    p.write_text(textwrap.dedent(text))
+    return str(p)
+
+
+BASE = """
+name: t
+model: synthetic:tiny-llama
+workloads:
+  w:
+    requests: 4
+    prompt_len: 8
+    output_len: {dist: uniform, min: 2, max: 6}
+scenarios:
+  - {name: a, stack: hf, mode: padded, batch_size: 2, workload: w}
+"""
+
+
+def error_of(tmp_path, text) -> str:
+    with pytest.raises(UserError) as e:
+        load_suite(write(tmp_path, text))
+    return str(e.value)
+
+
+@pytest.mark.parametrize("name", sorted(builtin_suites()))
+def test_builtin_suites_are_valid(name):
+    suite = load_suite(name)
+    assert suite.name == name
+    assert {s.stack for s in suite.scenarios} >= {"hf", "vllm"}
+
+
+def test_minimal_suite_loads(tmp_path):
+    suite = load_suite(write(tmp_path, BASE))
+    assert suite.scenarios[0].resolved_batch_size == 2
+    assert suite.workloads["w"].prompt_len.value == 8
+
+
+def test_unknown_key_names_its_path(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("batch_size: 2", "batch_sise: 2"))
+    assert "scenarios.0.batch_sise: unknown key" in msg
+
+
+def test_unknown_nested_key_names_its_path(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("min: 2, max: 6", "min: 2, max: 6, mean: 3"))
+    assert "workloads.w.output_len.mean: unknown key" in msg
+
+
+def test_wrong_type(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("requests: 4", "requests: four"))
+    assert "workloads.w.requests" in msg and "integer" in msg
+
+
+@pytest.mark.parametrize("bad", ["prompt_len: 0", "prompt_len: -3"])
+def test_zero_or_negative_length(tmp_path, bad):
+    msg = error_of(tmp_path, BASE.replace("prompt_len: 8", bad))
+    assert "workloads.w.prompt_len" in msg and "greater than or equal to 1" in msg
+
+
+def test_batch_below_one(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("batch_size: 2", "batch_size: 0"))
+    assert "scenarios.0.batch_size" in msg
+
+
+def test_max_below_min(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("min: 2, max: 6", "min: 6, max: 2"))
+    assert "workloads.w.output_len" in msg and "max (2) must be >= min (6)" in msg
+
+
+def test_prompt_plus_output_over_model_length(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("prompt_len: 8", "prompt_len: 510"))
+    assert "516 tokens" in msg and "max model length 512" in msg
+
+
+def test_max_model_len_over_model(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("batch_size: 2,", "batch_size: 2, max_model_len: 9999,"))
+    assert "scenarios.0.max_model_len: 9999 exceeds the model's maximum of 512" in msg
+
+
+def test_unknown_stack_lists_allowed(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("stack: hf", "stack: trtllm"))
+    assert "unknown stack 'trtllm'; allowed: fake, hf, vllm" in msg
+
+
+def test_mode_of_another_stack(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("mode: padded", "mode: continuous"))
+    assert "allowed: sequential, padded, static-cache, paged" in msg
+
+
+def test_knob_of_another_stack(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("batch_size: 2,", "batch_size: 2, gpu_memory_utilization: 0.5,"))
+    assert "gpu_memory_utilization do not apply to stack 'hf'" in msg
+
+
+def test_sequential_with_batch(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("mode: padded", "mode: sequential"))
+    assert "batch_size must be 1" in msg
+
+
+def test_undefined_workload(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("workload: w}", "workload: nope}"))
+    assert "'nope' is not defined; workloads: w" in msg
+
+
+def test_duplicate_scenarios(tmp_path):
+    text = BASE + "  - {name: a, stack: vllm, workload: w}\n"
+    assert "repeated: a" in error_of(tmp_path, text)
+
+
+def test_prompts_and_prompt_len_are_exclusive(tmp_path):
+    msg = error_of(tmp_path, BASE.replace("prompt_len: 8", "prompt_len: 8\n    prompts: [hi]"))
+    assert "exactly one of 'prompts'" in msg
+
+
+def test_unknown_suite_name():
+    with pytest.raises(UserError, match="unknown suite 'nope'; built-in suites: default, seed, smoke"):
+        load_suite("nope")
+
+
+def test_missing_suite_file():
+    with pytest.raises(UserError, match="does not exist"):
+        load_suite("missing/suite.yaml")
+
+
+def test_not_yaml(tmp_path):
+    assert "not valid YAML" in error_of(tmp_path, "name: [unclosed")
+
+
+def test_model_override_is_validated(tmp_path):
+    with pytest.raises(UserError, match="unknown preset 'huge'"):
+        load_suite(write(tmp_path, BASE), model_override="synthetic:huge")

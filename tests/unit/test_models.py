@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from bench.errors import UserError
+from bench.models import parse_model
+
+
+def test_synthetic_with_seed():
+    ref = parse_model("synthetic:gpt2-124m@3")
+    assert ref.source == "synthetic" and ref.seed == 3 and ref.max_position == 1024
+
+
+def test_hub_id():
+    ref = parse_model("meta-llama/Llama-3.2-1B")
+    assert ref.source == "hub" and ref.max_position is None and not ref.offline
+
+
+def test_unknown_preset_lists_known():
+    with pytest.raises(UserError, match="known presets: gpt2-124m, llama-1b, tiny-gpt2, tiny-llama"):
+        parse_model("synthetic:nope")
+
+
+def test_local_directory_without_weights(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"n_positions": 64}))
+    with pytest.raises(UserError, match="no weights"):
+        parse_model(str(tmp_path))
+
+
+def test_local_directory_without_tokenizer(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"n_positions": 64}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match="no tokenizer"):
+        parse_model(str(tmp_path))
+
+
+def test_local_directory_without_config(tmp_path):
+    with pytest.raises(UserError, match="no config.json"):
+        parse_model(str(tmp_path))
+
+
+def test_local_directory(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 77}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    ref = parse_model(str(tmp_path))
+    assert ref.source == "local" and ref.max_position == 77

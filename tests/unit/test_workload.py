@@ -1,0 +1,58 @@
+from bench.config import Workload
+from bench.workload import build_workload, sample_lengths
+
+
+def spec(**kw):
+    base = dict(
+        requests=50,
+        seed=7,
+        prompt_len={"dist": "lognormal", "median": 40, "sigma": 1.0, "min": 5, "max": 90},
+        output_len={"dist": "normal", "mean": 20, "std": 10, "min": 3, "max": 30},
+    )
+    return Workload.model_validate({**base, **kw})
+
+
+def test_deterministic_and_hashed():
+    a = build_workload("w", spec(), range(256), warmup_requests=2)
+    b = build_workload("w", spec(), range(256), warmup_requests=5)
+    assert a.requests == b.requests and a.hash == b.hash  # warm-up does not change the workload
+    c = build_workload("w", spec(seed=8), range(256))
+    assert c.hash != a.hash
+
+
+def test_sampling_settings_change_the_hash():
+    a = build_workload("w", spec(), range(256))
+    assert build_workload("w", spec(temperature=0.7), range(256)).hash != a.hash
+
+
+def test_lengths_are_clipped_to_bounds():
+    w = build_workload("w", spec(), range(256))
+    assert all(5 <= r.prompt_len <= 90 and 3 <= r.output_len <= 30 for r in w.requests)
+    assert len({r.prompt_len for r in w.requests}) > 10  # really a distribution
+
+
+def test_uniform_covers_its_range():
+    import random
+
+    s = Workload.model_validate({"requests": 1, "prompt_len": 1, "output_len": {"dist": "uniform", "min": 1, "max": 4}})
+    values = sample_lengths(s.output_len, 400, random.Random(0))
+    assert set(values) == {1, 2, 3, 4}
+
+
+def test_text_prompts_are_cycled_and_encoded():
+    s = Workload.model_validate({"prompts": ["ab", "cde"], "requests": 5, "output_len": 3})
+    w = build_workload("w", s, [], encode=lambda t: [ord(c) for c in t])
+    assert [r.prompt_ids for r in w.requests] == [(97, 98), (99, 100, 101)] * 2 + [(97, 98)]
+    assert w.output_tokens == 15
+
+
+def test_warmup_has_same_shapes_other_tokens():
+    w = build_workload("w", spec(), range(256), warmup_requests=3)
+    for warm, real in zip(w.warmup, w.requests):
+        assert warm.prompt_len == real.prompt_len and warm.output_len == real.output_len
+        assert warm.prompt_ids != real.prompt_ids
+
+
+def test_token_ids_come_from_the_pool():
+    w = build_workload("w", spec(), [5, 6])
+    assert {t for r in w.requests for t in r.prompt_ids} <= {5, 6}

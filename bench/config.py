@@ -124,7 +124,8 @@ class Scenario(Strict):
     warmup_requests: int = Field(default=2, ge=0)
     timeout_s: float = Field(default=1800.0, gt=0)
     # hf
-    batch_size: int | None = Field(default=None, ge=1)
+    # "max": search the largest batch that completes within memory_fraction of the GPU (capacity).
+    batch_size: Annotated[int, Field(ge=1)] | Literal["max"] | None = None
     memory_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
     # vllm
     gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
@@ -158,6 +159,8 @@ class Scenario(Strict):
             )
         if self.resolved_mode == "sequential" and self.batch_size not in (None, 1):
             raise ValueError("mode 'sequential' runs one request at a time: batch_size must be 1 or left out")
+        if self.batch_size == "max" and self.resolved_mode not in ("padded", "static-cache"):
+            raise ValueError("batch_size 'max' applies to modes padded and static-cache")
         return self
 
     @property
@@ -165,8 +168,9 @@ class Scenario(Strict):
         return self.mode or RUNNERS[self.stack].modes[0]
 
     @property
-    def resolved_batch_size(self) -> int:
-        return self.batch_size or 1
+    def resolved_batch_size(self) -> int | None:
+        """The batch size; None when it is to be searched ("max")."""
+        return None if self.batch_size == "max" else (self.batch_size or 1)
 
 
 class Suite(Strict):
@@ -199,17 +203,23 @@ def builtin_suites() -> dict[str, Path]:
 _DIST_TAGS = {"fixed", "uniform", "normal", "lognormal"}
 
 
+def _is_key(part) -> bool:
+    """Path parts that are keys or indices, not the union-member tags pydantic adds (constrained-int, ...)."""
+    return isinstance(part, int) or (part not in _DIST_TAGS and part.replace("_", "").isalnum())
+
+
 def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid suite {source}:"]
+    by_loc: dict[str, list[str]] = {}
     for e in err.errors():
-        # Drop the discriminator tags pydantic puts in the path of a tagged union (output_len.uniform.max).
-        loc = ".".join(str(p) for p in e["loc"] if p not in _DIST_TAGS)
+        loc = ".".join(str(p) for p in e["loc"] if _is_key(p)) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "missing":
             msg = "required key is missing"
-        lines.append(f"  {loc or '(top level)'}: {msg}")
+        if msg not in by_loc.setdefault(loc, []):
+            by_loc[loc].append(msg)
+    lines = [f"invalid suite {source}:"] + [f"  {loc}: {'; or '.join(msgs)}" for loc, msgs in by_loc.items()]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.breakdown import memory_breakdown
 from bench.config import Scenario, Suite
 from bench.errors import UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
@@ -309,6 +310,7 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
     if out is not None:
         for k, v in out.memory.items():
             setattr(memory, k, v)
+        memory.breakdown = memory_breakdown(memory, out.kv, ctx.path)
     return Result(
         **base,
         status=status,

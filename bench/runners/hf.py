@@ -49,6 +49,9 @@ class HfRunner(Runner):
         self.eos_ids = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
         return {"load_s": load_s}
 
+    def set_probe(self, sampler) -> None:
+        self.paged_sampler = sampler  # paged mode reports its pool usage through the sampler
+
     def _sync(self) -> None:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
@@ -57,6 +60,8 @@ class HfRunner(Runner):
         self.hf = None
         if getattr(self, "torch", None) is not None and self.device.type == "cuda":
             self.torch.cuda.empty_cache()
+            if self.scenario.memory_fraction:
+                self.torch.cuda.set_per_process_memory_fraction(1.0)  # the cap is process-wide
 
     # --- timed run -------------------------------------------------------------------------------------
 
@@ -69,6 +74,9 @@ class HfRunner(Runner):
 
             return run_paged(self, requests, sampling, warmup=warmup)
         size = 1 if mode == "sequential" else self.scenario.resolved_batch_size
+        capacity = None
+        if size is None:  # batch_size: max
+            size, capacity = (len(requests), None) if warmup else self._largest_batch(requests)
         batches = [requests[i : i + size] for i in range(0, len(requests), size)]
         returned = [0] * len(requests)
         timings: list[RequestTiming | None] = [None] * len(requests)
@@ -94,15 +102,73 @@ class HfRunner(Runner):
         if self.device.type == "cuda":
             memory["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
             memory["torch_peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+        kv = summarize_hf_kv(kv_batches, mode, self.hf.config, self.model.dtype)
+        if capacity is not None:
+            kv["capacity"] = capacity
         return RunOutput(
             elapsed_s=elapsed,
             returned_tokens=returned,
             timings=timings,
             latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
             "a request finishes when its batch's generate() returns",
-            kv=summarize_hf_kv(kv_batches, mode, self.hf.config, self.model.dtype),
+            kv=kv,
             memory=memory,
         )
+
+    def _largest_batch(self, requests: Sequence[Request]) -> tuple[int, dict[str, Any]]:
+        """The largest batch size whose most demanding batch of this workload completes: doubling, then
+        bisection. An out-of-memory is a data point, not a failure (unless batch 1 does not fit)."""
+        torch = self.torch
+        probes: list[dict[str, Any]] = []
+
+        def fits(size: int) -> bool:
+            batches = [requests[i : i + size] for i in range(0, len(requests), size)]
+            worst = max(batches, key=lambda b: len(b) * (max(r.prompt_len for r in b) + max(r.output_len for r in b)))
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            t = time.perf_counter()
+            try:
+                self._generate(worst, t)
+                ok, error = True, None
+            except ScenarioOOM as e:
+                ok, error = False, str(e).split(":")[0]
+            probe = {"batch_size": size, "rows": len(worst), "fits": ok, "seconds": time.perf_counter() - t}
+            if self.device.type == "cuda":
+                probe["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+            if error:
+                probe["error"] = error
+            probes.append(probe)
+            return ok
+
+        n, lo, hi, size = len(requests), 0, None, 1
+        while True:
+            size = min(size, n)
+            if not fits(size):
+                hi = size
+                break
+            lo = size
+            if size == n:
+                break
+            size *= 2
+        while hi is not None and hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+        if lo == 0:
+            raise ScenarioOOM("out of memory even at batch size 1")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        capacity = {
+            "max_batch": lo,
+            "first_failing_batch": hi,
+            "bounded_by": "memory" if hi is not None else "workload size (every request fit in one batch)",
+            "memory_fraction": self.scenario.memory_fraction,
+            "probes": probes,
+        }
+        return lo, capacity
 
     def _generate(self, batch: Sequence[Request], t0: float):
         """One generate() call over a left-padded batch. Returns per-row token counts, the batch's first

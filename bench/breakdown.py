@@ -1,0 +1,66 @@
+"""Where a run's GPU memory went: weights, KV reserved, KV holding tokens, activations, runtime overhead.
+
+This is what explains why NVML shows vLLM "using" most of the GPU: it reserves its KV pool up front.
+Every entry says how it was obtained (read from the framework, NVML, or computed from other entries).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.results.schema import Memory
+
+MIB = 2**20
+
+
+def weights_on_disk_mib(model_dir: Path) -> float:
+    return sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) / MIB
+
+
+def _entry(mib: float | None, how: str) -> dict[str, Any] | None:
+    return None if mib is None else {"mib": round(mib, 1), "how": how}
+
+
+def memory_breakdown(memory: Memory, kv: dict[str, Any] | None, model_dir: Path) -> dict[str, Any] | None:
+    """None on a host without an NVIDIA device: there is no GPU memory to break down."""
+    if memory.peak_device_used_mib is None:
+        return None
+    if memory.peak_process_used_mib is not None:
+        used, used_how = memory.peak_process_used_mib, "NVML per-process used (peak)"
+    else:
+        used = memory.peak_device_used_mib - (memory.device_used_before_mib or 0.0)
+        used_how = "NVML device used (peak) minus used before the run"
+    if memory.weights_mib is not None:
+        weights, weights_how = memory.weights_mib, "read: parameters and buffers on the device"
+    else:
+        weights, weights_how = weights_on_disk_mib(model_dir), "computed: safetensors size on disk"
+    kv_reserved = kv.get("reserved_bytes_peak") / MIB if kv and kv.get("reserved_bytes_peak") else None
+    kv_live = None
+    if kv and kv.get("live_bytes_at_peak") is not None:
+        kv_live = kv["live_bytes_at_peak"] / MIB
+    elif kv_reserved is not None and kv and kv.get("utilization_at_peak") is not None:
+        kv_live = kv_reserved * kv["utilization_at_peak"]
+    out: dict[str, Any] = {
+        "process_used": _entry(used, used_how),
+        "weights": _entry(weights, weights_how),
+        "kv_reserved": _entry(kv_reserved, kv.get("source", "") if kv else ""),
+        "kv_live": _entry(kv_live, "computed: tokens held at the busiest moment x bytes per token"),
+    }
+    if memory.torch_peak_allocated_mib is not None:
+        activations = memory.torch_peak_allocated_mib - weights - (kv_reserved or 0.0)
+        out["activations"] = _entry(max(0.0, activations), "computed: torch peak allocated - weights - KV reserved")
+        overhead = used - memory.torch_peak_reserved_mib
+        out["runtime_overhead"] = _entry(
+            overhead, "computed: NVML used - torch peak reserved (CUDA context, allocator slack)"
+        )
+        out["allocator_slack"] = _entry(
+            memory.torch_peak_reserved_mib - memory.torch_peak_allocated_mib,
+            "read: torch peak reserved - peak allocated",
+        )
+    else:
+        rest = used - weights - (kv_reserved or 0.0)
+        out["other"] = _entry(
+            rest, "computed: used - weights - KV reserved (activations, CUDA graphs, CUDA context, allocator slack)"
+        )
+    return {k: v for k, v in out.items() if v is not None}

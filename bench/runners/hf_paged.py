@@ -1,0 +1,136 @@
+"""HF mode `paged`: transformers' own continuous batching over a paged KV cache.
+
+Every request is added at once with its own max_new_tokens and EOS disabled; per-token timestamps come
+from transformers (time.perf_counter in this process). The pool is read from the manager's cache; its
+usage is sampled during the run. The API is young and moves between releases: what the installed
+version does not expose is recorded as missing, never guessed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from bench.config import Workload
+from bench.kv import block_fill, kv_bytes_per_token
+from bench.runners.base import RequestTiming, RunOutput
+from bench.workload import Request
+
+
+class PagedUnavailable(RuntimeError):
+    pass
+
+
+def _cache(manager):
+    processor = getattr(manager, "batch_processor", None)
+    return getattr(processor, "cache", None)
+
+
+def _accepts(fn, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
+    torch = runner.torch
+    from transformers import GenerationConfig
+
+    hf = runner.hf
+    if not hasattr(hf, "continuous_batching_context_manager"):
+        import transformers
+
+        raise PagedUnavailable(f"transformers {transformers.__version__} has no continuous batching (generate_batch)")
+    longest = max(r.output_len for r in requests)
+    sample = (
+        {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        if sampling.temperature > 0
+        else {"do_sample": False}
+    )
+    config = GenerationConfig(max_new_tokens=longest, eos_token_id=-1, pad_token_id=runner.pad_id, **sample)
+    if runner.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    results: dict[str, Any] = {}
+    pool: dict[str, Any] = {}
+    sampler = getattr(runner, "paged_sampler", None) if not warmup else None
+    with hf.continuous_batching_context_manager(generation_config=config, block=True, timeout=60) as manager:
+        cache = _cache(manager)
+        if cache is not None:
+            pool = {
+                "pool_bytes": int(cache.cache_tensor.numel() * cache.cache_tensor.element_size())
+                if hasattr(cache, "cache_tensor")
+                else None,
+                "pool_blocks": getattr(cache, "num_blocks", None),
+                "block_size": getattr(getattr(manager, "continuous_batching_config", None), "page_size", None),
+            }
+            if sampler is not None and hasattr(cache, "compute_free_capacity"):
+                sampler.engine_probe = lambda: {"kv_usage": 1.0 - float(cache.compute_free_capacity(relative=True))}
+        runner._sync()
+        t0 = time.perf_counter()
+        ids = {}
+        stamps_kw = {"record_timestamps": True} if _accepts(manager.add_request, "record_timestamps") else {}
+        for r in requests:
+            rid = manager.add_request(list(r.prompt_ids), max_new_tokens=r.output_len, eos_token_id=-1, **stamps_kw)
+            if rid is None:
+                raise RuntimeError(f"transformers' continuous batching refused request {r.index}")
+            ids[rid] = r.index
+        while len(results) < len(ids):
+            out = manager.get_result(timeout=1)
+            if out is not None and out.is_finished():
+                results[out.request_id] = out
+            elif out is None and not manager.is_running():
+                raise RuntimeError(f"continuous batching loop stopped with {len(ids) - len(results)} requests unfinished")
+        runner._sync()
+        elapsed = time.perf_counter() - t0
+        if sampler is not None:
+            sampler.engine_probe = None
+    returned = [0] * len(requests)
+    timings = [RequestTiming(finish_s=elapsed)] * len(requests)
+    errors = []
+    position = {r.index: i for i, r in enumerate(requests)}
+    for rid, out in results.items():
+        i = position[ids[rid]]
+        if out.error:
+            errors.append(out.error)
+        returned[i] = len(out.generated_tokens)
+        stamps = getattr(out, "timestamps", None) or []
+        if stamps:
+            timings[i] = RequestTiming(finish_s=stamps[-1] - t0, first_token_s=stamps[0] - t0, last_token_s=stamps[-1] - t0)
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed in continuous batching: {errors[0]}")
+    memory: dict[str, Any] = {"weights_mib": runner.weights_bytes / 2**20}
+    if runner.device.type == "cuda":
+        memory["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        memory["torch_peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+    kv = None
+    if not warmup:
+        bpt = kv_bytes_per_token(hf.config.to_dict(), runner.model.dtype)
+        peak = getattr(runner, "paged_sampler", None)
+        peak_usage = peak.engine_peak("kv_usage", {"run"}) if peak else None
+        fill = block_fill(requests, pool["block_size"]) if pool.get("block_size") else None
+        kv = {
+            "stack": "hf",
+            "mode": "paged",
+            "source": "pool: read from transformers' PagedAttentionCache (cache tensor bytes, blocks, page size); "
+            "usage: 1 - compute_free_capacity() sampled during the run; block fill computed from the lengths",
+            "bytes_per_token": bpt,
+            **pool,
+            "reserved_bytes_peak": pool.get("pool_bytes"),
+            "peak_usage": peak_usage,
+            "block_fill": fill,
+            "utilization": fill,
+            "utilization_at_peak": peak_usage * fill if peak_usage is not None and fill is not None else None,
+        }
+    return RunOutput(
+        elapsed_s=elapsed,
+        returned_tokens=returned,
+        timings=timings,
+        latency_source="HF paged: transformers' per-token timestamps (record_timestamps)"
+        if stamps_kw
+        else "HF paged: this transformers records no per-token times; every request counts the whole run",
+        kv=kv,
+        memory=memory,
+    )

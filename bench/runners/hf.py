@@ -68,6 +68,7 @@ class HfRunner(Runner):
     def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
         torch = self.torch
         self.sampling = sampling
+        torch.manual_seed(sampling.seed)
         mode = self.scenario.resolved_mode
         if mode == "paged":
             from bench.runners.hf_paged import run_paged

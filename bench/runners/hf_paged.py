@@ -9,7 +9,8 @@ version does not expose is recorded as missing, never guessed.
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from bench.config import Workload
 from bench.kv import block_fill, kv_bytes_per_token
@@ -82,7 +83,9 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
             if out is not None and out.is_finished():
                 results[out.request_id] = out
             elif out is None and not manager.is_running():
-                raise RuntimeError(f"continuous batching loop stopped with {len(ids) - len(results)} requests unfinished")
+                raise RuntimeError(
+                    f"continuous batching loop stopped with {len(ids) - len(results)} requests unfinished"
+                )
         runner._sync()
         elapsed = time.perf_counter() - t0
         if sampler is not None:
@@ -98,7 +101,9 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
         returned[i] = len(out.generated_tokens)
         stamps = getattr(out, "timestamps", None) or []
         if stamps:
-            timings[i] = RequestTiming(finish_s=stamps[-1] - t0, first_token_s=stamps[0] - t0, last_token_s=stamps[-1] - t0)
+            timings[i] = RequestTiming(
+                finish_s=stamps[-1] - t0, first_token_s=stamps[0] - t0, last_token_s=stamps[-1] - t0
+            )
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed in continuous batching: {errors[0]}")
     memory: dict[str, Any] = {"weights_mib": runner.weights_bytes / 2**20}

@@ -49,7 +49,7 @@ class VllmRunner(Runner):
             "tokenizer": str(self.model.path),
             "dtype": self.model.dtype,
             "max_model_len": self.model.max_model_len,
-            "seed": 0,
+            "seed": 0,  # engine-wide sampling seed (per-request seeds would take vLLM's slower sampling path)
             "disable_log_stats": False,  # the engine's metrics are read during the run
             "enable_prefix_caching": bool(s.enable_prefix_caching),
             "enforce_eager": bool(s.enforce_eager),
@@ -112,7 +112,6 @@ class VllmRunner(Runner):
                 ignore_eos=True,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
-                seed=sampling.seed * 1_000_003 + r.index,  # per-request stream: reproducible, not correlated
                 detokenize=False,  # token ids are counted; text would only add work to the timed region
             )
             for r in requests

@@ -26,6 +26,7 @@ scenarios:
   - {name: too-slow, stack: hf, mode: padded, batch_size: 2, workload: mixed, timeout_s: 0.001}
   - {name: padded-b4, stack: hf, mode: padded, batch_size: 4, workload: mixed, warmup_requests: 1}
   - {name: static-b4, stack: hf, mode: static-cache, batch_size: 4, workload: mixed, max_model_len: 128}
+  - {name: paged, stack: hf, mode: paged, workload: mixed, warmup_requests: 0}
   - {name: vllm, stack: vllm, workload: mixed, warmup_requests: 1, enforce_eager: true, kv_cache_space_gib: 1,
      max_model_len: 128}
 """
@@ -57,7 +58,7 @@ def test_hf_run_exits_1_for_the_failed_scenario_and_finishes_the_rest(runs):
 
 
 def test_exact_token_counts(runs):
-    for name in ("sequential", "padded-b4", "static-b4", "vllm"):
+    for name in ("sequential", "padded-b4", "static-b4", "paged", "vllm"):
         r = runs["results"][name]
         assert r.check.passed and r.check.returned_requests == 10
         assert r.metrics.output_tokens == r.workload["output_tokens"] == r.check.expected_output_tokens
@@ -126,3 +127,11 @@ def test_vllm_run(runs):
     assert r.metrics.ttft_ms.count == 10 and "engine-core" in r.metrics.latency_source
     assert r.metrics.latency_ms.max <= r.metrics.elapsed_s * 1000 * 1.05
     assert (runs["out"] / "vllm" / "vllm.log").read_text().count("EngineCore") > 0  # engine output kept
+
+
+def test_hf_paged_pool_is_read_from_transformers(runs):
+    r = runs["results"]["paged"]
+    assert r.status == "ok", r.error
+    kv = r.kv
+    assert kv["pool_bytes"] > 0 and kv["pool_blocks"] > 0 and kv["block_size"] > 0
+    assert 0 < kv["block_fill"] <= 1 and "PagedAttentionCache" in kv["source"]

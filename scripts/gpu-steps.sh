@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Run PagedBench natively (no Docker) on a GPU host whose Python has torch and transformers, with vLLM
+# and the project's small dependencies installed into /tmp/site (offline hosts: see README, "GPU host
+# without Docker"). Every run is bounded in time so the results are always packed into $OUT.
+#
+#   scripts/gpu-steps.sh GROUP [GROUP ...]     groups: seed default-hf default-vllm capacity gpt2
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH=${SITE:-/tmp/site}:$PWD
+export PAGEDBENCH_CACHE=${PAGEDBENCH_CACHE:-/tmp/pbcache}
+R=${RESULTS:-/tmp/results}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$R" "$OUT"
+
+pb() {  # pb SECONDS ARGS...: one pagedbench command, stopped with SIGTERM (results kept) past SECONDS
+  local limit=$1
+  shift
+  echo "== $(date -u +%T) pagedbench $* (limit ${limit}s)"
+  timeout -s TERM -k 30 "$limit" python3 -m bench "$@"
+  echo "== $(date -u +%T) exit $?"
+}
+
+for group in "$@"; do
+  case $group in
+  seed)
+    python3 -m bench env --json >"$R/env.json"
+    nvidia-smi >"$R/nvidia-smi.txt" 2>&1
+    pb 150 run --stack hf --suite seed --out "$R" --run-id seed-hf
+    pb 330 run --stack vllm --suite seed --out "$R" --run-id seed-vllm
+    ;;
+  default-hf)
+    pb 540 run --stack hf --suite default --out "$R" --run-id default-hf \
+      --scenario hf-padded-b32 --scenario hf-padded-b128 --scenario hf-static-b32 --scenario hf-paged
+    ;;
+  default-vllm)
+    pb 540 run --stack vllm --suite default --out "$R" --run-id default-vllm --scenario vllm
+    ;;
+  capacity)
+    pb 270 run --stack hf --suite capacity --out "$R" --run-id capacity-hf
+    pb 300 run --stack vllm --suite capacity --out "$R" --run-id capacity-vllm
+    ;;
+  gpt2)
+    pb 200 run --stack hf --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-hf \
+      --scenario hf-padded-b32 --scenario hf-static-b32
+    pb 330 run --stack vllm --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-vllm --scenario vllm
+    ;;
+  *)
+    echo "unknown group $group" >&2
+    ;;
+  esac
+done
+tar czf "$OUT/results-$(date -u +%H%M%S).tgz" -C "$R" .
+ls -la "$OUT"

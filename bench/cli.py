@@ -84,6 +84,8 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
 
     opts.run_id = opts.run_id or new_run_id()
     run_dir = out / opts.run_id
+    if run_dir.is_dir() and any(run_dir.glob("*.json")):
+        raise UserError(f"--run-id {opts.run_id}: {run_dir} already holds results; results are never overwritten")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

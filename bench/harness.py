@@ -159,7 +159,7 @@ class _Context:
         if name not in self.workloads:
             spec = self.suite.workloads[name]
             encode = (lambda text: self.tokenizer().encode(text, add_special_tokens=False)) if spec.prompts else None
-            pool = self.token_pool() if spec.prompt_len else []
+            pool = self.token_pool()  # random prompts and the warm-up requests draw from it
             warm = max(s.warmup_requests for s in self.suite.scenarios if s.workload == name)
             self.workloads[name] = build_workload(name, spec, pool, encode, warmup_requests=warm)
         return self.workloads[name]
@@ -268,7 +268,7 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
     base["is_measurement"] = cls.is_measurement
     timing: dict[str, float] = {}
     sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu)
-    status, error, out = "failed", None, None
+    status, error, out, partial_kv = "failed", None, None, None
     try:
         with sampler, _deadline(s.timeout_s):
             key = cls.engine_key(lm, s)
@@ -305,6 +305,7 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         log.debug("scenario %s failed:\n%s", s.name, traceback.format_exc())
         error = f"{type(e).__name__}: {e}".strip()
         check = None
+        partial_kv = getattr(e, "kv", None)  # diagnostics a runner attached to its failure
         ctx.close_runner()  # a failed engine may be half-alive: start fresh for the next scenario
     memory = sampler.memory(ctx.device)
     if out is not None:
@@ -320,7 +321,7 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         metrics=compute_metrics(w, out) if status == "ok" else None,
         check=check,
         memory=memory,
-        kv=out.kv if out is not None else None,
+        kv=out.kv if out is not None else partial_kv,
     )
 
 

@@ -11,13 +11,15 @@ export PAGEDBENCH_CACHE=${PAGEDBENCH_CACHE:-/tmp/pbcache}
 R=${RESULTS:-/tmp/results}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$R" "$OUT"
+T=$(date -u +%H%M%S)  # run ids are unique per invocation: results are never overwritten
 
 pb() {  # pb SECONDS ARGS...: one pagedbench command, stopped with SIGTERM (results kept) past SECONDS
   local limit=$1
   shift
   echo "== $(date -u +%T) pagedbench $* (limit ${limit}s)"
   timeout -s TERM -k 30 "$limit" python3 -m bench "$@"
-  echo "== $(date -u +%T) exit $?"
+  local rc=$?
+  echo "== $(date -u +%T) exit $rc"
 }
 
 for group in "$@"; do
@@ -25,24 +27,27 @@ for group in "$@"; do
   seed)
     python3 -m bench env --json >"$R/env.json"
     nvidia-smi >"$R/nvidia-smi.txt" 2>&1
-    pb 150 run --stack hf --suite seed --out "$R" --run-id seed-hf
-    pb 330 run --stack vllm --suite seed --out "$R" --run-id seed-vllm
+    pb 150 run --stack hf --suite seed --out "$R" --run-id seed-hf-$T
+    pb 330 run --stack vllm --suite seed --out "$R" --run-id seed-vllm-$T
+    ;;
+  seed-vllm)
+    pb 330 run --stack vllm --suite seed --out "$R" --run-id seed-vllm-$T
     ;;
   default-hf)
-    pb 540 run --stack hf --suite default --out "$R" --run-id default-hf \
+    pb 540 run --stack hf --suite default --out "$R" --run-id default-hf-$T \
       --scenario hf-padded-b32 --scenario hf-padded-b128 --scenario hf-static-b32 --scenario hf-paged
     ;;
   default-vllm)
-    pb 540 run --stack vllm --suite default --out "$R" --run-id default-vllm --scenario vllm
+    pb 540 run --stack vllm --suite default --out "$R" --run-id default-vllm-$T --scenario vllm
     ;;
   capacity)
-    pb 270 run --stack hf --suite capacity --out "$R" --run-id capacity-hf
-    pb 300 run --stack vllm --suite capacity --out "$R" --run-id capacity-vllm
+    pb 330 run --stack hf --suite capacity --out "$R" --run-id capacity-hf-$T
+    pb 200 run --stack vllm --suite capacity --out "$R" --run-id capacity-vllm-$T
     ;;
   gpt2)
-    pb 200 run --stack hf --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-hf \
+    pb 200 run --stack hf --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-hf-$T \
       --scenario hf-padded-b32 --scenario hf-static-b32
-    pb 330 run --stack vllm --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-vllm --scenario vllm
+    pb 330 run --stack vllm --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-vllm-$T --scenario vllm
     ;;
   *)
     echo "unknown group $group" >&2

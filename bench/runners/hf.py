@@ -75,14 +75,41 @@ class HfRunner(Runner):
 
             return run_paged(self, requests, sampling, warmup=warmup)
         size = 1 if mode == "sequential" else self.scenario.resolved_batch_size
-        capacity = None
-        if size is None:  # batch_size: max
-            size, capacity = (len(requests), None) if warmup else self._largest_batch(requests)
+        if size is not None:
+            return self._run_batches(requests, size, warmup)
+        if warmup:
+            return self._run_batches(requests, len(requests), warmup)
+        return self._run_largest(requests)
+
+    def _run_largest(self, requests: Sequence[Request]) -> RunOutput:
+        """batch_size: max. Search the largest batch, then run the workload at it; if a batch the search
+        did not probe runs out of memory, step the size down and run again. Every attempt is recorded."""
+        size, capacity = self._largest_batch(requests)
+        while True:
+            try:
+                out = self._run_batches(requests, size, warmup=False)
+                break
+            except ScenarioOOM as e:
+                capacity["probes"].append(
+                    {"batch_size": size, "fits": False, "during": "full run", "error": str(e)[:200]}
+                )
+                size -= max(1, size // 8)
+                if size < 1:
+                    e.kv = {"capacity": capacity}  # keep the search's data in the failed result
+                    raise
+        capacity["max_batch"] = size
+        out.kv["capacity"] = capacity
+        return out
+
+    def _run_batches(self, requests: Sequence[Request], size: int, warmup: bool) -> RunOutput:
+        torch = self.torch
+        mode = self.scenario.resolved_mode
         batches = [requests[i : i + size] for i in range(0, len(requests), size)]
         returned = [0] * len(requests)
         timings: list[RequestTiming | None] = [None] * len(requests)
         kv_batches = []
         if self.device.type == "cuda":
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         bar = _progress(len(requests), f"hf {mode} b={size}", disable=warmup)
         self._sync()
@@ -103,16 +130,13 @@ class HfRunner(Runner):
         if self.device.type == "cuda":
             memory["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
             memory["torch_peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
-        kv = summarize_hf_kv(kv_batches, mode, self.hf.config, self.model.dtype)
-        if capacity is not None:
-            kv["capacity"] = capacity
         return RunOutput(
             elapsed_s=elapsed,
             returned_tokens=returned,
             timings=timings,
             latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
             "a request finishes when its batch's generate() returns",
-            kv=kv,
+            kv=summarize_hf_kv(kv_batches, mode, self.hf.config, self.model.dtype),
             memory=memory,
         )
 
@@ -124,17 +148,31 @@ class HfRunner(Runner):
 
         def fits(size: int) -> bool:
             batches = [requests[i : i + size] for i in range(0, len(requests), size)]
-            worst = max(batches, key=lambda b: len(b) * (max(r.prompt_len for r in b) + max(r.output_len for r in b)))
+            # Memory grows with rows x (width + new tokens), prefill activations with width: probe the
+            # batches that lead on each measure.
+            measures = (
+                lambda b: len(b) * (max(r.prompt_len for r in b) + max(r.output_len for r in b)),
+                lambda b: len(b) * max(r.prompt_len for r in b),
+                lambda b: len(b) * max(r.output_len for r in b),
+            )
+            worst_batches = list({id(b): b for b in (max(batches, key=m) for m in measures)}.values())
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             t = time.perf_counter()
-            try:
-                self._generate(worst, t)
-                ok, error = True, None
-            except ScenarioOOM as e:
-                ok, error = False, str(e).split(":")[0]
-            probe = {"batch_size": size, "rows": len(worst), "fits": ok, "seconds": time.perf_counter() - t}
+            ok, error = True, None
+            for worst in worst_batches:
+                try:
+                    self._generate(worst, t)
+                except ScenarioOOM as e:
+                    ok, error = False, str(e).split(":")[0]
+                    break
+            probe = {
+                "batch_size": size,
+                "batches_probed": len(worst_batches),
+                "fits": ok,
+                "seconds": time.perf_counter() - t,
+            }
             if self.device.type == "cuda":
                 probe["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
             if error:

@@ -27,6 +27,28 @@ def _cache(manager):
     return getattr(processor, "cache", None)
 
 
+def _pool(cache, manager) -> dict[str, Any]:
+    """Pool size as this transformers version exposes it: one cache tensor (5.19) or per-layer lists (5.17)."""
+    tensors = [cache.cache_tensor] if hasattr(cache, "cache_tensor") else []
+    for name in ("key_cache", "value_cache"):
+        tensors += [t for t in getattr(cache, name, None) or [] if hasattr(t, "numel")]
+    page = getattr(getattr(manager, "continuous_batching_config", None), "page_size", None)
+    return {
+        "pool_bytes": sum(t.numel() * t.element_size() for t in tensors) or None,
+        "pool_blocks": getattr(cache, "num_blocks", None),
+        "block_size": getattr(cache, "block_size", None) or page,
+    }
+
+
+def _usage_reader(cache):
+    """A callable giving the pool's used fraction, or None when this version exposes none."""
+    if hasattr(cache, "compute_free_capacity"):
+        return lambda: 1.0 - float(cache.compute_free_capacity(relative=True))
+    if hasattr(cache, "get_num_free_blocks") and getattr(cache, "num_blocks", None):
+        return lambda: 1.0 - cache.get_num_free_blocks() / cache.num_blocks
+    return None
+
+
 def _accepts(fn, name: str) -> bool:
     import inspect
 
@@ -60,15 +82,10 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
     with hf.continuous_batching_context_manager(generation_config=config, block=True, timeout=60) as manager:
         cache = _cache(manager)
         if cache is not None:
-            pool = {
-                "pool_bytes": int(cache.cache_tensor.numel() * cache.cache_tensor.element_size())
-                if hasattr(cache, "cache_tensor")
-                else None,
-                "pool_blocks": getattr(cache, "num_blocks", None),
-                "block_size": getattr(getattr(manager, "continuous_batching_config", None), "page_size", None),
-            }
-            if sampler is not None and hasattr(cache, "compute_free_capacity"):
-                sampler.engine_probe = lambda: {"kv_usage": 1.0 - float(cache.compute_free_capacity(relative=True))}
+            pool = _pool(cache, manager)
+            usage = _usage_reader(cache)
+            if sampler is not None and usage is not None:
+                sampler.engine_probe = lambda: {"kv_usage": usage()}
         runner._sync()
         t0 = time.perf_counter()
         ids = {}

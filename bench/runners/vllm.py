@@ -63,6 +63,9 @@ class VllmRunner(Runner):
         return args
 
     def load(self) -> dict[str, float]:
+        # The harness may already have touched CUDA (building a synthetic model, reading devices): a forked
+        # engine core could not use it.
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         if self.scenario.kv_cache_space_gib is not None:
             # The CPU backend sizes its KV pool from this variable (read by the spawned engine core).
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.scenario.kv_cache_space_gib)

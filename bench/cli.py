@@ -102,6 +102,61 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
     sys.exit(summary.exit_code)
 
 
+@main.command("collect")
+@click.argument("results", type=click.Path(path_type=Path), default=Path("results"))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("report"),
+    show_default=True,
+    help="Directory for report.md, report.html and results.csv.",
+)
+@click.option(
+    "--baseline",
+    default="hf:sequential",
+    show_default=True,
+    help="Row the ratios refer to, as stack:mode or stack:scenario (falls back to the first HF row).",
+)
+@click.option("--no-plots", is_flag=True, help="Skip the charts (no matplotlib needed).")
+def collect_(results, out, baseline, no_plots):
+    """Merge every result file under RESULTS into a report (Markdown, HTML with charts, CSV)."""
+    from bench.report import write_report
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    c = write_report(results, out, baseline, plots=not no_plots)
+    click.echo(
+        f"{len(c.results)} results in {len(c.groups)} workload group(s), {len(c.problems)} problem(s): "
+        f"{out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'}"
+    )
+    for f, reason in c.problems:
+        click.echo(f"  problem: {f}: {reason}", err=True)
+
+
+@main.command()
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.argument("candidate", type=click.Path(path_type=Path))
+@click.option("--max-regression", default="5%", show_default=True, help="Allowed change in the worse direction.")
+def compare(baseline, candidate, max_regression):
+    """Exit 1 when a metric of CANDIDATE regresses beyond the threshold against BASELINE (same workload, GPU)."""
+    from bench.report.compare import compare as run_compare
+    from bench.report.compare import parse_threshold
+
+    threshold = parse_threshold(max_regression)
+    deltas, unmatched = run_compare(baseline, candidate)
+    bad = [d for d in deltas if d.regression(threshold)]
+    click.echo(f"{'scenario':28} {'metric':22} {'baseline':>12} {'candidate':>12} {'change':>8}")
+    for d in deltas:
+        flag = "  REGRESSION" if d in bad else ""
+        click.echo(
+            f"{d.key[3] + ' ' + d.key[4]:28} {d.metric:22} {d.base:12,.2f} {d.cand:12,.2f} {d.change:+8.1%}{flag}"
+        )
+    for k in unmatched:
+        click.echo(f"  not compared (only on one side): {k[3]} {k[4]} on {k[2]}", err=True)
+    click.echo(f"{len(bad)} regression(s) beyond {threshold:.1%} in {len(deltas)} comparisons")
+    sys.exit(1 if bad else 0)
+
+
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def list_(as_json):

@@ -5,8 +5,17 @@ from bench.results.schema import Memory
 
 
 def test_hf_breakdown_adds_up(tmp_path):
-    m = Memory(device="cuda", source="t", sample_interval_ms=50, peak_device_used_mib=5000, device_used_before_mib=500,
-               peak_process_used_mib=4000, torch_peak_allocated_mib=3000, torch_peak_reserved_mib=3500, weights_mib=1000)
+    m = Memory(
+        device="cuda",
+        source="t",
+        sample_interval_ms=50,
+        peak_device_used_mib=5000,
+        device_used_before_mib=500,
+        peak_process_used_mib=4000,
+        torch_peak_allocated_mib=3000,
+        torch_peak_reserved_mib=3500,
+        weights_mib=1000,
+    )
     kv = {"reserved_bytes_peak": 1500 * 2**20, "live_bytes_at_peak": 600 * 2**20, "source": "read"}
     b = memory_breakdown(m, kv, tmp_path)
     assert b["weights"]["mib"] == 1000 and b["kv_reserved"]["mib"] == 1500 and b["kv_live"]["mib"] == 600

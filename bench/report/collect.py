@@ -1,0 +1,179 @@
+"""Merge result files into groups that may be compared: same workload hash and same model.
+
+Corrupt, truncated, foreign, other-version, failed and fake-runner files are listed as problems with the
+reason; they never crash the collector and never vanish.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.results import Result, ResultFileError, scan_results
+
+# Two-sided 95 % Student t quantiles for n - 1 degrees of freedom (no scipy in the collector image).
+_T95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    25: 2.060,
+    30: 2.042,
+}
+CV_FLAG = 0.05
+
+
+def t95(dof: int) -> float:
+    keys = [k for k in sorted(_T95) if k <= dof]
+    return _T95[keys[-1]] if keys else _T95[1]
+
+
+@dataclass
+class Stat:
+    mean: float
+    ci95: float | None  # half-width; None for a single value
+    cv: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> Stat:
+        mean = statistics.fmean(values)
+        if len(values) < 2:
+            return cls(mean, None, None, len(values))
+        sd = statistics.stdev(values)
+        return cls(mean, t95(len(values) - 1) * sd / math.sqrt(len(values)), sd / mean if mean else None, len(values))
+
+    @property
+    def noisy(self) -> bool:
+        return self.cv is not None and self.cv > CV_FLAG
+
+
+@dataclass
+class Row:
+    """One (stack, scenario) of one group; several results when the scenario was repeated."""
+
+    results: list[Result]
+
+    @property
+    def first(self) -> Result:
+        return self.results[0]
+
+    @property
+    def label(self) -> str:
+        r = self.first
+        batch = r.config.get("batch_size")
+        if r.kv and isinstance(r.kv.get("capacity"), dict):
+            batch = f"max={r.kv['capacity'].get('max_batch')}"
+        return f"{r.stack} {r.mode}" + (f" b={batch}" if batch not in (None, 1) else "")
+
+    def stat(self, metric: str) -> Stat:
+        return Stat.of([_metric(r, metric) for r in self.results])
+
+
+def _metric(r: Result, name: str) -> float:
+    m = r.metrics
+    if name in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
+        return getattr(m.latency_ms, name.split("_")[1])
+    if name == "peak_memory_mib":
+        return (
+            r.memory and (r.memory.peak_process_used_mib or r.memory.peak_device_used_mib or r.memory.peak_host_rss_mib)
+        ) or 0.0
+    return getattr(m, name)
+
+
+@dataclass
+class Group:
+    workload_hash: str
+    model: str
+    workload: dict
+    rows: list[Row] = field(default_factory=list)
+    failed: list[Result] = field(default_factory=list)
+
+    @property
+    def gpu(self) -> str:
+        names = {(r.first.environment.get("gpu") or {}).get("name") or "CPU" for r in self.rows}
+        return ", ".join(sorted(names))
+
+
+@dataclass
+class Collection:
+    groups: list[Group]
+    problems: list[tuple[str, str]]  # (file, reason)
+    results: list[Result]
+    files: int
+
+
+def collect(root: Path) -> Collection:
+    if not root.exists():
+        raise UserError(f"results directory {root} does not exist")
+    if not root.is_dir():
+        raise UserError(f"results directory {root} is not a directory")
+    problems: list[tuple[str, str]] = []
+    ok: list[Result] = []
+    seen: dict[tuple, str] = {}
+    files = 0
+    for path, item in scan_results(root):
+        files += 1
+        rel = str(path.relative_to(root))
+        if isinstance(item, ResultFileError):
+            problems.append((rel, str(item)))
+            continue
+        key = (item.run_id, item.stack, item.scenario, item.repeat)
+        if key in seen:
+            problems.append(
+                (rel, f"duplicate of {seen[key]} (same run, stack, scenario and repeat): not counted twice")
+            )
+            continue
+        seen[key] = rel
+        if not item.is_measurement:
+            problems.append((rel, f"{item.stack} runner: not a measurement, no figures shown"))
+            continue
+        if item.status != "ok":
+            problems.append((rel, f"{item.status}: {item.error}"))
+        ok.append(item)
+    if files == 0:
+        raise UserError(f"no result files (*.json) under {root}")
+    groups: dict[tuple[str, str], Group] = {}
+    for r in ok:
+        g = groups.setdefault(
+            (r.workload["hash"], r.model.spec if r.model else "?"),
+            Group(r.workload["hash"], r.model.spec if r.model else "?", r.workload),
+        )
+        if r.status != "ok":
+            g.failed.append(r)
+            continue
+        for row in g.rows:
+            if (row.first.stack, row.first.scenario, _card(row.first)) == (r.stack, r.scenario, _card(r)):
+                row.results.append(r)
+                break
+        else:
+            g.rows.append(Row([r]))
+    for g in groups.values():
+        g.rows.sort(key=lambda row: (row.first.stack != "hf", row.first.mode != "sequential", row.first.scenario))
+    return Collection(sorted(groups.values(), key=lambda g: (g.model, g.workload_hash)), problems, ok, files)
+
+
+def _card(r: Result) -> str | None:
+    return (r.environment.get("gpu") or {}).get("name")
+
+
+def pick_baseline(group: Group, spec: str) -> Row | None:
+    """`stack:mode` or `stack:scenario`; falls back to the first HF row, then the first row."""
+    stack, _, which = spec.partition(":")
+    for row in group.rows:
+        if row.first.stack == stack and which in (row.first.mode, row.first.scenario):
+            return row
+    hf = [row for row in group.rows if row.first.stack == "hf"]
+    return (hf or group.rows or [None])[0]

@@ -1,0 +1,183 @@
+"""Write report.md, report.html and results.csv from a Collection."""
+
+from __future__ import annotations
+
+import csv
+import html
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.report.collect import Collection, Group
+from bench.report.tables import (
+    Table,
+    breakdown_table,
+    environment_table,
+    kv_table,
+    performance_table,
+    summary,
+)
+
+
+def group_title(g: Group) -> str:
+    w = g.workload
+    return (
+        f"{g.model} — workload {w.get('name')} `{g.workload_hash}`: {w.get('requests')} requests, "
+        f"prompt {w['prompt_len']['min']}–{w['prompt_len']['max']} tokens (mean {w['prompt_len']['mean']:.0f}), "
+        f"output {w['output_len']['min']}–{w['output_len']['max']} (mean {w['output_len']['mean']:.0f}), "
+        f"temperature {w.get('temperature')} — {g.gpu}"
+    )
+
+
+def group_tables(g: Group, baseline: str) -> list[Table]:
+    return [t for t in (performance_table(g, baseline), kv_table(g), breakdown_table(g)) if t is not None]
+
+
+# --- Markdown ------------------------------------------------------------------------------------------
+
+
+def _md_table(t: Table) -> list[str]:
+    out = [f"### {t.title}", "", "| " + " | ".join(t.headers) + " |", "|" + "---|" * len(t.headers)]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in t.rows]
+    if t.note:
+        out += ["", f"_{t.note}_"]
+    return out + [""]
+
+
+def markdown(c: Collection, baseline: str) -> str:
+    out = [
+        "# PagedBench report",
+        "",
+        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files "
+        f"({len(c.results)} read, {len(c.problems)} with problems).",
+        "",
+    ]
+    out += _md_table(environment_table(c))
+    for g in c.groups:
+        out += [f"## {group_title(g)}", "", "**What this shows** (computed from the results below):", ""]
+        out += [f"- {s}" for s in summary(g, baseline)] + [""]
+        for t in group_tables(g, baseline):
+            out += _md_table(t)
+    out += ["## Problems", ""]
+    out += [f"- `{f}`: {reason}" for f, reason in c.problems] or ["None."]
+    return "\n".join(out) + "\n"
+
+
+# --- CSV -----------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = [
+    "run_id",
+    "suite",
+    "scenario",
+    "stack",
+    "mode",
+    "repeat",
+    "status",
+    "model",
+    "dtype",
+    "workload_hash",
+    "requests",
+    "batch_size",
+    "gpu",
+    "elapsed_s",
+    "output_tokens",
+    "output_tokens_per_s",
+    "requests_per_s",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "ttft_p50_ms",
+    "tpot_p50_ms",
+    "peak_process_used_mib",
+    "peak_device_used_mib",
+    "kv_reserved_bytes_peak",
+    "kv_utilization",
+    "kv_peak_usage",
+    "error",
+]
+
+
+def csv_rows(c: Collection):
+    for r in c.results:
+        m, kv, mem = r.metrics, r.kv or {}, r.memory
+        yield {
+            "run_id": r.run_id,
+            "suite": r.suite,
+            "scenario": r.scenario,
+            "stack": r.stack,
+            "mode": r.mode,
+            "repeat": r.repeat,
+            "status": r.status,
+            "model": r.model.spec if r.model else "",
+            "dtype": r.model.dtype if r.model else "",
+            "workload_hash": r.workload.get("hash"),
+            "requests": r.workload.get("requests"),
+            "batch_size": r.config.get("batch_size"),
+            "gpu": (r.environment.get("gpu") or {}).get("name") or "CPU",
+            "elapsed_s": m.elapsed_s if m else "",
+            "output_tokens": m.output_tokens if m else "",
+            "output_tokens_per_s": m.output_tokens_per_s if m else "",
+            "requests_per_s": m.requests_per_s if m else "",
+            "latency_p50_ms": m.latency_ms.p50 if m else "",
+            "latency_p90_ms": m.latency_ms.p90 if m else "",
+            "latency_p99_ms": m.latency_ms.p99 if m else "",
+            "ttft_p50_ms": m.ttft_ms.p50 if m and m.ttft_ms else "",
+            "tpot_p50_ms": m.tpot_ms.p50 if m and m.tpot_ms else "",
+            "peak_process_used_mib": mem.peak_process_used_mib if mem else "",
+            "peak_device_used_mib": mem.peak_device_used_mib if mem else "",
+            "kv_reserved_bytes_peak": kv.get("reserved_bytes_peak", ""),
+            "kv_utilization": kv.get("utilization", ""),
+            "kv_peak_usage": kv.get("peak_usage", ""),
+            "error": r.error or "",
+        }
+
+
+def write_csv(c: Collection, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for row in csv_rows(c):
+            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+# --- HTML ----------------------------------------------------------------------------------------------
+
+
+def _html_table(t: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t.rows)
+    note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
+    return f"<h3>{html.escape(t.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1300px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;
+text-align:right}td:first-child,th:first-child,td:nth-child(2){text-align:left}th{background:#f0f0f0}
+.note{color:#666;font-size:12px}img{max-width:100%;border:1px solid #eee;margin:.5em 0}h2{margin-top:2em;
+border-bottom:2px solid #ddd}li{margin:.2em 0}"""
+
+
+def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str, str]]]) -> str:
+    """figures: group hash -> [(title, data URI)]."""
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>PagedBench report</title>"
+        f"<style>{CSS}</style></head><body><h1>PagedBench report</h1>",
+        f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files.</p>",
+        _html_table(environment_table(c)),
+    ]
+    for g in c.groups:
+        parts.append(
+            f"<h2>{html.escape(group_title(g))}</h2><p><b>What this shows</b> (computed from the "
+            "results below):</p><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in summary(g, baseline)) + "</ul>"
+        )
+        parts += [_html_table(t) for t in group_tables(g, baseline)]
+        for title, uri in figures.get(g.workload_hash + g.model, []):
+            parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
+    parts.append(
+        "<h2>Problems</h2><ul>"
+        + (
+            "".join(f"<li><code>{html.escape(f)}</code>: {html.escape(r)}</li>" for f, r in c.problems)
+            or "<li>None.</li>"
+        )
+        + "</ul>"
+    )
+    return "".join(parts) + "</body></html>"

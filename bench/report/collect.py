@@ -161,8 +161,24 @@ def collect(root: Path) -> Collection:
         else:
             g.rows.append(Row([r]))
     for g in groups.values():
-        g.rows.sort(key=lambda row: (row.first.stack != "hf", row.first.mode != "sequential", row.first.scenario))
+        g.rows.sort(key=_row_order)
     return Collection(sorted(groups.values(), key=lambda g: (g.model, g.workload_hash)), problems, ok, files)
+
+
+_MODES = ["sequential", "padded", "static-cache", "paged", "continuous"]
+
+
+def _row_order(row: Row) -> tuple:
+    """HF first (sequential, padded by batch size, static, paged), then the other stacks."""
+    r = row.first
+    batch = r.config.get("batch_size")
+    return (
+        r.stack != "hf",
+        r.stack,
+        _MODES.index(r.mode) if r.mode in _MODES else 99,
+        batch if isinstance(batch, int) else 10**9,
+        r.scenario,
+    )
 
 
 def _card(r: Result) -> str | None:

@@ -112,7 +112,7 @@ def memory_timelines(group: Group):
         ax.set_ylabel("MiB")
         ax.legend(fontsize=7, loc="lower right")
     axes[-1, 0].set_xlabel("seconds since the scenario started")
-    fig.tight_layout()
+    fig.subplots_adjust(hspace=0.6)
     return "Memory over time, with phases", _uri(fig)
 
 
@@ -151,7 +151,7 @@ def kv(group: Group):
     ax.set_xlabel("% of the KV memory in use (HF: the cache tensors; paged stacks: the allocated blocks)")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
     ax.invert_yaxis()
     return "KV memory: reserved vs holding tokens", _uri(fig)
 

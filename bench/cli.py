@@ -37,19 +37,32 @@ def main(verbose: bool) -> None:
     "--stack", required=True, type=click.Choice(["hf", "vllm", "fake"]), help="Which stack's scenarios to run."
 )
 @click.option(
-    "--suite", "suite_name", required=True, help="A built-in suite name (see `pagedbench list`) or a YAML file."
+    "--suite",
+    "suite_name",
+    required=True,
+    envvar="PAGEDBENCH_SUITE",
+    help="A built-in suite name (see `pagedbench list`) or a YAML file. [env PAGEDBENCH_SUITE]",
 )
 @click.option(
-    "--model", default=None, help="Override the suite's model: hub id, local directory or synthetic:<preset>."
+    "--model",
+    default=None,
+    envvar="PAGEDBENCH_MODEL",
+    help="Override the suite's model: hub id, local directory or synthetic:<preset>. [env PAGEDBENCH_MODEL]",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=Path("results"),
     show_default=True,
-    help="Results directory; each run writes into OUT/<run-id>/.",
+    envvar="PAGEDBENCH_OUT",
+    help="Results directory; each run writes into OUT/<run-id>/. [env PAGEDBENCH_OUT]",
 )
-@click.option("--run-id", default=None, help="Directory name for this run (default: UTC time + random suffix).")
+@click.option(
+    "--run-id",
+    default=None,
+    envvar="PAGEDBENCH_RUN_ID",
+    help="Directory name for this run (default: UTC time + random suffix).",
+)
 @click.option("--scenario", "only", multiple=True, help="Run only these scenarios (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Run every scenario N times.")
@@ -100,6 +113,20 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
     for r in failed:
         click.echo(f"  {r.scenario}: {r.status}: {r.error}", err=True)
     sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.option("--suite", "suite_name", required=True, envvar="PAGEDBENCH_SUITE", help="Suite whose model to prepare.")
+@click.option("--model", default=None, envvar="PAGEDBENCH_MODEL", help="Override the suite's model.")
+def prepare(suite_name, model):
+    """Build (synthetic) or download (hub) the suite's model into the cache, so runs need no network."""
+    from bench.config import load_suite
+    from bench.harness import materialize
+    from bench.models import parse_model
+
+    suite = load_suite(suite_name, model_override=model)
+    path = materialize(parse_model(suite.model))
+    click.echo(f"{suite.model}: {path}")
 
 
 @main.command("collect")

@@ -73,6 +73,7 @@ def collect(gpu: Gpu | None = None) -> dict:
         "git": git_revision(),
         "image": os.environ.get("PAGEDBENCH_IMAGE"),
         "cuda_variant": os.environ.get("PAGEDBENCH_CUDA_VARIANT"),
+        "lock": os.environ.get("PAGEDBENCH_LOCK"),  # the image's lock file (docker/locks/)
         "gpu": gpu.info() or None,
     }
     torch = sys.modules.get("torch")  # never import torch here: the collector has none

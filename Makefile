@@ -128,7 +128,7 @@ compare: ## Exit non-zero if RUN_ID regressed against BASELINE (run directories 
 lock: $(STAMP) ## Regenerate the hashed lock files of the images (needs the package indexes)
 	$(BIN)/pip install -q uv
 	cd docker && for stack in hf vllm; do \
-	  extra=""; [ "$(CUDA)" = cu130 ] || extra="--index-url $(TORCH_INDEX_$(CUDA)) --extra-index-url https://pypi.org/simple --index-strategy unsafe-best-match"; \
+	  extra=""; [ "$(CUDA)" = cu130 ] || extra="--extra-index-url $(TORCH_INDEX_$(CUDA)) --index-strategy unsafe-best-match"; \
 	  ../$(BIN)/uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 	    --no-header $$extra requirements/$$stack.in -o locks/$$stack-$(CUDA).txt || exit 1; \
 	done

@@ -20,11 +20,15 @@ from bench.report.tables import (
 
 def group_title(g: Group) -> str:
     w = g.workload
+
+    def span(key: str) -> str:
+        d = w.get(key) or {}
+        return f"{d['min']}–{d['max']} (mean {d['mean']:.0f})" if {"min", "max", "mean"} <= set(d) else "?"
+
     return (
-        f"{g.model} — workload {w.get('name')} `{g.workload_hash}`: {w.get('requests')} requests, "
-        f"prompt {w['prompt_len']['min']}–{w['prompt_len']['max']} tokens (mean {w['prompt_len']['mean']:.0f}), "
-        f"output {w['output_len']['min']}–{w['output_len']['max']} (mean {w['output_len']['mean']:.0f}), "
-        f"temperature {w.get('temperature')} — {g.gpu}"
+        f"{g.model} — workload {w.get('name', '?')} `{g.workload_hash}`: {w.get('requests', '?')} requests, "
+        f"prompt {span('prompt_len')} tokens, output {span('output_len')}, "
+        f"temperature {w.get('temperature', '?')} — {g.gpu}"
     )
 
 

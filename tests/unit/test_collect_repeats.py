@@ -1,0 +1,45 @@
+"""Repeats in the report: mean, 95 % confidence interval, and a flag when the spread is over 5 %."""
+
+import pytest
+
+from bench.report.collect import Stat, collect
+from bench.report.render import markdown
+from bench.results import write_result
+from tests.unit.test_results import ok_result
+
+
+def repeated(tmp_path, elapsed: list[float], scenario="a"):
+    for i, t in enumerate(elapsed):
+        r = ok_result(scenario=scenario, repeat=i)
+        m = r.metrics.model_copy(
+            update={
+                "elapsed_s": t,
+                "output_tokens_per_s": 8 / t,
+                "prompt_tokens_per_s": 10 / t,
+                "total_tokens_per_s": 18 / t,
+                "requests_per_s": 2 / t,
+            }
+        )
+        write_result(r.model_copy(update={"metrics": m}), tmp_path)
+
+
+def test_stat_matches_hand_computation():
+    s = Stat.of([10.0, 12.0, 14.0])
+    assert s.mean == 12.0 and s.n == 3
+    assert s.ci95 == pytest.approx(4.303 * 2.0 / 3**0.5)  # t(2) x sd / sqrt(n)
+    assert s.cv == pytest.approx(2.0 / 12.0) and s.noisy
+
+
+def test_repeats_are_one_row_with_a_confidence_interval(tmp_path):
+    repeated(tmp_path, [2.0, 2.02, 1.98])
+    c = collect(tmp_path)
+    (row,) = c.groups[0].rows
+    assert len(row.results) == 3
+    md = markdown(c, "hf:padded")
+    assert "| hf padded | a | 3 | 4.0 ± " in md and "⚠ CV" not in md
+
+
+def test_noisy_repeats_are_flagged(tmp_path):
+    repeated(tmp_path, [2.0, 2.6, 1.6])
+    md = markdown(collect(tmp_path), "hf:padded")
+    assert "⚠ CV" in md and "throughput varied by" in md

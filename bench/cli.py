@@ -32,23 +32,28 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
 
 
+def _suite_options(fn):
+    """--suite and --model, shared by the commands that load a suite (also read from the environment)."""
+    fn = click.option(
+        "--model",
+        default=None,
+        envvar="PAGEDBENCH_MODEL",
+        help="Override the suite's model: hub id, local directory or synthetic:<preset>. [env PAGEDBENCH_MODEL]",
+    )(fn)
+    return click.option(
+        "--suite",
+        "suite_name",
+        required=True,
+        envvar="PAGEDBENCH_SUITE",
+        help="A built-in suite name (see `pagedbench list`) or a YAML file. [env PAGEDBENCH_SUITE]",
+    )(fn)
+
+
 @main.command()
 @click.option(
     "--stack", required=True, type=click.Choice(["hf", "vllm", "fake"]), help="Which stack's scenarios to run."
 )
-@click.option(
-    "--suite",
-    "suite_name",
-    required=True,
-    envvar="PAGEDBENCH_SUITE",
-    help="A built-in suite name (see `pagedbench list`) or a YAML file. [env PAGEDBENCH_SUITE]",
-)
-@click.option(
-    "--model",
-    default=None,
-    envvar="PAGEDBENCH_MODEL",
-    help="Override the suite's model: hub id, local directory or synthetic:<preset>. [env PAGEDBENCH_MODEL]",
-)
+@_suite_options
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -116,8 +121,7 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
 
 
 @main.command()
-@click.option("--suite", "suite_name", required=True, envvar="PAGEDBENCH_SUITE", help="Suite whose model to prepare.")
-@click.option("--model", default=None, envvar="PAGEDBENCH_MODEL", help="Override the suite's model.")
+@_suite_options
 def prepare(suite_name, model):
     """Build (synthetic) or download (hub) the suite's model into the cache, so runs need no network."""
     from bench.config import load_suite

@@ -17,18 +17,12 @@ from typing import Any
 from bench.config import Workload
 from bench.kv import kv_bytes_per_token, summarize_vllm_kv
 from bench.runners.base import LoadedModel, RequestTiming, Runner, RunOutput
+from bench.runners.registry import RUNNERS
 from bench.workload import Request
 
-_ENGINE_KNOBS = (
-    "gpu_memory_utilization",
-    "max_num_seqs",
-    "enforce_eager",
-    "enable_prefix_caching",
-    "kv_cache_space_gib",
-    "block_size",
-    "dtype",
-    "max_model_len",
-)
+# Every vLLM knob shapes the engine, and so do the dtype and max length: scenarios differing in any of
+# them need their own engine.
+_ENGINE_KNOBS = (*sorted(RUNNERS["vllm"].knobs), "dtype", "max_model_len")
 _GAUGES = {
     "vllm:kv_cache_usage_perc": "kv_usage",
     "vllm:num_requests_running": "running",

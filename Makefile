@@ -73,6 +73,10 @@ test: $(STAMP) ## Run the test suite (real HF and vLLM engines on the CPU; compo
 	@command -v docker-compose >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+.PHONY: reliability
+reliability: $(STAMP) ## Run the bad-input and fault-injection battery and print its figures (part of make test)
+	$(BIN)/python -m pytest tests/reliability -q -p no:cacheprovider
+
 .PHONY: lint
 lint: $(STAMP) ## Lint the code, compose.yaml (a real compose parser) and the Dockerfiles
 	$(BIN)/ruff check bench tests

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import click
 
 from bench import __version__
-from bench.errors import UserError
+from bench.errors import ResultWriteError, UserError
 
 
 class _Group(click.Group):
@@ -22,6 +24,9 @@ class _Group(click.Group):
         except UserError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
+        except ResultWriteError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(3)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,20 +109,42 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
     run_dir = out / opts.run_id
     if run_dir.is_dir() and any(run_dir.glob("*.json")):
         raise UserError(f"--run-id {opts.run_id}: {run_dir} already holds results; results are never overwritten")
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / f"{stack}.log").touch()
     except OSError as e:
-        raise UserError(f"--out {out}: cannot create {run_dir}: {e.strerror}") from None
+        raise UserError(f"--out {out}: cannot write into {run_dir}: {e.strerror}") from None
     say = lambda msg: click.echo(msg, err=True)  # noqa: E731
     t = time.perf_counter()
-    with tee_output(run_dir / f"{stack}.log"):
-        summary = run_suite(suite, opts, progress=say)
+    try:
+        with tee_output(run_dir / f"{stack}.log"):
+            summary = run_suite(suite, opts, progress=say)
+    except UserError:
+        # Found before anything ran (a workload longer than the model allows, say): leave nothing behind.
+        if created and not any(run_dir.glob("*.json")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     ok = sum(r.status == "ok" for r in summary.results)
     failed = [r for r in summary.results if r.status != "ok"]
     click.echo(f"{ok}/{len(summary.results)} scenarios ok in {time.perf_counter() - t:.0f} s; results in {run_dir}")
     for r in failed:
         click.echo(f"  {r.scenario}: {r.status}: {r.error}", err=True)
-    sys.exit(summary.exit_code)
+    _exit(summary.exit_code)
+
+
+def _exit(code: int) -> None:
+    """Exit now. A dead engine can leave non-daemon client threads that would block a normal exit for
+    ever; every result is on disk already."""
+    import threading
+
+    lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if not lingering:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 @main.command()
@@ -149,7 +176,8 @@ def prepare(suite_name, model):
     help="Row the ratios refer to, as stack:mode or stack:scenario (falls back to the first HF row).",
 )
 @click.option("--no-plots", is_flag=True, help="Skip the charts (no matplotlib needed).")
-def collect_(results, out, baseline, no_plots):
+@click.option("--strict", is_flag=True, help="Exit 1 when any file had a problem (failed, corrupt, foreign, ...).")
+def collect_(results, out, baseline, no_plots, strict):
     """Merge every result file under RESULTS into a report (Markdown, HTML with charts, CSV)."""
     from bench.report import write_report
 
@@ -162,6 +190,7 @@ def collect_(results, out, baseline, no_plots):
     )
     for f, reason in c.problems:
         click.echo(f"  problem: {f}: {reason}", err=True)
+    sys.exit(1 if strict and c.problems else 0)
 
 
 @main.command()

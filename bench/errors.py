@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class UserError(Exception):
     """Bad input from the user: a suite file, a flag, a model path, a results directory."""
+
+
+class ResultWriteError(Exception):
+    """A result file could not be written (disk full, read-only directory): the run stops, exit 3."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.breakdown import memory_breakdown
 from bench.config import Scenario, Suite
-from bench.errors import UserError
+from bench.errors import ResultWriteError, UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
 from bench.models import ModelRef, parse_model
 from bench.results import Result, new_run_id, write_result
@@ -297,6 +297,11 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         else:
             error = describe_mismatch(check, w, out)
     except Interrupted:
+        if ctx.runner is not None and not ctx.runner.engine_alive():
+            # The engine process died and its client signalled us: a failed scenario, not a user's stop.
+            error = f"EngineDied: the {s.stack} engine process exited during the scenario (see {s.stack}.log)"
+            ctx.close_runner()
+            return Result(**base, status="failed", error=error, finished_at=now_iso(), timing=timing)
         ctx.close_runner()
         return Result(
             **base, status="interrupted", error="interrupted by a signal", finished_at=now_iso(), timing=timing
@@ -350,7 +355,13 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
                     f"{w.output_tokens} output tokens){f' repeat {repeat}' if opts.repeats > 1 else ''} ..."
                 )
                 result = _run_one(ctx, s, repeat)
-                write_result(result, run_dir)
+                try:
+                    write_result(result, run_dir)
+                except OSError as e:
+                    raise ResultWriteError(
+                        f"cannot write the result of {s.name} into {run_dir}: {e.strerror or e}; "
+                        f"the {len(summary.results)} result(s) written before are intact"
+                    ) from None
                 summary.results.append(result)
                 progress(f"[{k}/{total}] {s.name}: {_one_line(result)}")
                 if result.status == "interrupted":

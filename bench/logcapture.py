@@ -27,7 +27,10 @@ def tee_output(log_path: Path):
             if not chunk:
                 return
             with lock:
-                log.write(chunk)
+                try:
+                    log.write(chunk)
+                except OSError:
+                    pass  # a full or read-only disk must not stop the output reaching the terminal
             try:
                 os.write(target, chunk)
             except OSError:

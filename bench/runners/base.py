@@ -72,5 +72,9 @@ class Runner(abc.ABC):
     def set_probe(self, sampler) -> None:
         """Attach stack gauges to the sampler (e.g. vLLM's KV usage) for the timed run."""
 
+    def engine_alive(self) -> bool:
+        """False once an engine process this runner started has died (tells an engine crash from Ctrl-C)."""
+        return True
+
     def close(self) -> None:
         """Free the engine and its memory."""

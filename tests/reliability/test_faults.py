@@ -1,0 +1,280 @@
+"""Faults injected during runs: the results written before stay complete and valid, the scenario in flight
+is recorded for what it is, the run ends with a clear error and exit code, and nothing hangs."""
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.results import Result, load_result, scan_results
+from tests.conftest import ROOT, has, run_cli
+
+pytestmark = pytest.mark.fault
+
+ROOT_USER = os.geteuid() == 0
+
+
+def start_cli(*args, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def wait_for(predicate, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def valid_results(path: Path, checked) -> list[Result]:
+    found = []
+    for f, r in scan_results(path):
+        assert isinstance(r, Result), f"{f}: {r}"
+        checked.append(str(f))
+        found.append(r)
+    assert not list(path.rglob("*.tmp")), "a temporary file was left behind"
+    return found
+
+
+def suite(tmp_path, text) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_sigterm_mid_suite_keeps_finished_results(tmp_path, checked):
+    s = suite(
+        tmp_path,
+        """
+        name: term
+        model: synthetic:tiny-llama
+        workloads:
+          quick: {requests: 4, prompt_len: 8, output_len: 4}
+          long: {requests: 400, prompt_len: 64, output_len: 64}
+        scenarios:
+          - {name: first, stack: hf, mode: padded, batch_size: 4, workload: quick, warmup_requests: 0}
+          - {name: second, stack: hf, mode: sequential, workload: long, warmup_requests: 0}
+          - {name: third, stack: hf, mode: padded, batch_size: 4, workload: quick, warmup_requests: 0}
+    """,
+    )
+    out = tmp_path / "out"
+    p = start_cli("run", "--stack", "hf", "--suite", s, "--out", out, "--run-id", "r")
+    assert wait_for(lambda: (out / "r" / "hf-first-r0.json").exists(), 120), p.communicate()[1][-2000:]
+    time.sleep(2)  # inside the second scenario
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    results = {r.scenario: r for r in valid_results(out, checked)}
+    assert results["first"].status == "ok" and results["first"].check.passed
+    assert results["second"].status == "interrupted" and results["second"].metrics is None
+    assert "third" not in results
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limit")
+def test_out_of_memory_is_recorded_and_the_next_scenario_runs(tmp_path, checked):
+    # A StaticCache of 16,384 rows x 512 positions x 1 KiB per token needs ~8 GiB: over a 6 GiB cap.
+    s = suite(
+        tmp_path,
+        """
+        name: oom
+        model: synthetic:tiny-llama
+        workloads:
+          wide: {requests: 16384, prompt_len: 1, output_len: 1}
+          small: {requests: 4, prompt_len: 8, output_len: 4}
+        scenarios:
+          - {name: huge-static, stack: hf, mode: static-cache, batch_size: 16384, workload: wide, warmup_requests: 0}
+          - {name: after, stack: hf, mode: padded, batch_size: 4, workload: small, warmup_requests: 0}
+    """,
+    )
+    cap = 6 * 2**30
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    p = start_cli("run", "--stack", "hf", "--suite", s, "--out", tmp_path / "out", "--run-id", "r", preexec_fn=limit)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 1, err[-2000:]
+    results = {r.scenario: r for r in valid_results(tmp_path / "out", checked)}
+    assert results["huge-static"].status == "failed" and "memory" in results["huge-static"].error.lower()
+    assert results["after"].status == "ok"
+    report = run_cli("collect", tmp_path / "out", "--out", tmp_path / "report")
+    assert report.returncode == 0
+    assert "huge-static failed" in (tmp_path / "report" / "report.md").read_text()  # the limit is a finding
+
+
+@pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")
+def test_engine_core_killed_ends_with_a_clear_error(tmp_path, checked):
+    s = suite(
+        tmp_path,
+        """
+        name: kill
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 1024, prompt_len: 32, output_len: 200}
+        scenarios:
+          - {name: victim, stack: vllm, workload: w, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
+             max_model_len: 256, timeout_s: 240}
+    """,
+    )
+    out = tmp_path / "out"
+    p = start_cli("run", "--stack", "vllm", "--suite", s, "--out", out, "--run-id", "r")
+    log = out / "r" / "vllm.log"
+    assert wait_for(lambda: log.exists() and "Loading safetensors" in log.read_text(errors="ignore"), 180)
+    time.sleep(15)  # past the engine's start (about 10 s after loading here), into the ~60 s run
+    for child in psutil.Process(p.pid).children(recursive=True):
+        child.kill()
+    _, err = p.communicate(timeout=180)  # a clear end, not a hang
+    assert p.returncode == 1, err[-2000:]
+    (r,) = valid_results(out, checked)
+    assert r.status == "failed" and r.metrics is None and r.error
+
+
+def mounted_tmpfs(path: Path, size: str):
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="needs root to mount a small filesystem")
+def test_disk_full_stops_with_a_clear_error(tmp_path, checked):
+    s = suite(
+        tmp_path,
+        """
+        name: full
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 50, prompt_len: 8, output_len: 20}
+        scenarios:
+          - {name: a, stack: fake, workload: w, warmup_requests: 0}
+    """,
+    )
+    disk = tmp_path / "disk"
+    mounted_tmpfs(disk, "48k")
+    try:
+        r = run_cli("run", "--stack", "fake", "--suite", s, "--out", disk, "--run-id", "r", "--repeats", "40")
+        assert r.returncode == 3, r.stderr[-2000:]
+        assert "cannot write the result" in r.stderr and "intact" in r.stderr and "Traceback" not in r.stderr
+        written = valid_results(disk, checked)
+        assert 0 < len(written) < 40
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="needs root to mount a read-only filesystem")
+def test_read_only_results_dir(tmp_path, checked):
+    # A filesystem can't be remounted read-only under an open log, so this one is read-only from the start.
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(disk)], check=True)
+    try:
+        r = run_cli(
+            "run",
+            "--stack",
+            "fake",
+            "--suite",
+            suite(
+                tmp_path,
+                """
+            name: ro
+            model: synthetic:tiny-llama
+            workloads:
+              w: {requests: 2, prompt_len: 8, output_len: 4}
+            scenarios:
+              - {name: a, stack: fake, workload: w}
+        """,
+            ),
+            "--out",
+            disk,
+            "--run-id",
+            "r",
+        )
+        assert r.returncode == 2 and "cannot write into" in r.stderr and "Read-only" in r.stderr, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_two_runs_into_one_directory(tmp_path, checked):
+    s = suite(
+        tmp_path,
+        """
+        name: two
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 20, prompt_len: 8, output_len: 50}
+        scenarios:
+          - {name: a, stack: fake, workload: w, warmup_requests: 0}
+          - {name: b, stack: fake, workload: w, warmup_requests: 0}
+    """,
+    )
+    out = tmp_path / "out"
+    procs = [
+        start_cli("run", "--stack", "fake", "--suite", s, "--out", out, "--run-id", rid, "--repeats", "3")
+        for rid in ("one", "two")
+    ]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    results = valid_results(out, checked)
+    assert sorted((r.run_id, r.scenario, r.repeat) for r in results) == sorted(
+        (rid, sc, i) for rid in ("one", "two") for sc in ("a", "b") for i in range(3)
+    )
+    r = run_cli("collect", out, "--out", tmp_path / "report")
+    assert r.returncode == 0 and "12 result files" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_no_token_in_results_or_logs(tmp_path, checked):
+    token = "hf_PagedBenchFakeToken1234567890"
+    s = suite(
+        tmp_path,
+        """
+        name: tok
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 4, prompt_len: 8, output_len: 4}
+        scenarios:
+          - {name: a, stack: hf, mode: padded, batch_size: 2, workload: w, warmup_requests: 0}
+    """,
+    )
+    r = run_cli(
+        "run",
+        "--stack",
+        "hf",
+        "--suite",
+        s,
+        "--out",
+        tmp_path / "out",
+        "--run-id",
+        "r",
+        env={"HF_TOKEN": token, "HUGGING_FACE_HUB_TOKEN": token},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    valid_results(tmp_path / "out", checked)
+    for f in (tmp_path / "out").rglob("*"):
+        if f.is_file():
+            assert token not in f.read_text(errors="ignore"), f
+    assert token not in r.stdout + r.stderr
+
+
+def test_result_files_are_data_only(tmp_path, checked):
+    """A result file is parsed as JSON and validated; nothing in it is executed or unpickled."""
+    evil = tmp_path / "evil.json"
+    evil.write_text('{"schema_version": 1, "__reduce__": "os.system", "run_id": "x"}')
+    with pytest.raises(Exception) as e:
+        load_result(evil)
+    assert "does not match the schema" in str(e.value)
+    checked.append(str(evil))

@@ -83,7 +83,15 @@ def _suite_options(fn):
     show_default=True,
     help="Telemetry sampling interval.",
 )
-def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms):
+@click.option(
+    "--busy-gpu",
+    type=click.Choice(["warn", "refuse"]),
+    default="warn",
+    show_default=True,
+    envvar="PAGEDBENCH_BUSY_GPU",
+    help="When other processes hold GPU memory (their use would pollute the figures): warn, or refuse to run.",
+)
+def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms, busy_gpu):
     """Run one stack's scenarios of a suite and write one result file per scenario."""
     from bench.config import load_suite
     from bench.harness import RunOptions, run_suite
@@ -100,6 +108,7 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
         only=tuple(only),
         sample_interval_ms=sample_interval_ms,
         run_id=run_id,
+        busy_gpu=busy_gpu,
     )
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")

@@ -49,6 +49,7 @@ class RunOptions:
     repeats: int = 1
     only: tuple[str, ...] = ()
     sample_interval_ms: float = 50.0
+    busy_gpu: str = "warn"  # or "refuse"
     run_id: str | None = None
 
 
@@ -341,6 +342,15 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
         raise UserError(f"--out {opts.out}: exists and is not a directory")
     ctx = _Context(suite, opts, run_dir)
     check_fits(ctx, scenarios)
+    others = ctx.environment.get("gpu_processes_before") or []
+    if others:
+        held = sum(p["used_mib"] or 0 for p in others)
+        message = (
+            f"{len(others)} other process(es) hold {held:,.0f} MiB on the GPU: their use would pollute the figures"
+        )
+        if opts.busy_gpu == "refuse":
+            raise UserError(message + " (--busy-gpu refuse)")
+        progress(f"warning: {message}; each result records them (--busy-gpu refuse to stop instead)")
     summary = RunSummary(run_dir=run_dir)
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     total = len(scenarios) * opts.repeats

@@ -102,3 +102,28 @@ def test_monitor_without_gpu_is_a_clear_error():
     assert r.returncode in (0, 2)
     if r.returncode == 2:
         assert "no NVIDIA device" in r.stderr
+
+
+def test_busy_gpu_is_warned_or_refused(monkeypatch, tmp_path):
+    """Other processes on the GPU (faked through the NVML reader) are warned about or refused."""
+    import bench.harness as harness
+    from bench.config import load_suite
+    from bench.errors import UserError
+
+    suite = load_suite(str(suite_file(tmp_path)))
+    real = harness.environment.collect
+    monkeypatch.setattr(
+        harness.environment,
+        "collect",
+        lambda gpu=None: {**real(gpu), "gpu_processes_before": [{"pid": 1, "used_mib": 2048.0}]},
+    )
+    said = []
+    opts = harness.RunOptions(stack="fake", out=tmp_path / "o", only=("second",), run_id="w")
+    summary = harness.run_suite(suite, opts, progress=said.append)
+    assert summary.exit_code == 0 and any("1 other process(es) hold 2,048 MiB" in m for m in said)
+    assert summary.results[0].environment["gpu_processes_before"][0]["used_mib"] == 2048.0
+    opts.busy_gpu, opts.run_id = "refuse", "r"
+    import pytest
+
+    with pytest.raises(UserError, match="--busy-gpu refuse"):
+        harness.run_suite(suite, opts, progress=said.append)

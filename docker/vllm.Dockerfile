@@ -26,7 +26,8 @@ ARG GIT_SHA=unknown
 ARG GIT_DIRTY=0
 ENV PAGEDBENCH_IMAGE=${IMAGE_REF} PAGEDBENCH_GIT_SHA=${GIT_SHA} PAGEDBENCH_GIT_DIRTY=${GIT_DIRTY} \
     PAGEDBENCH_CUDA_VARIANT=${CUDA_VARIANT} PAGEDBENCH_LOCK=vllm-${CUDA_VARIANT}.txt \
-    PAGEDBENCH_CACHE=/models HF_HOME=/models/hf XDG_CACHE_HOME=/tmp/cache HOME=/tmp \
+    PAGEDBENCH_CACHE=/models HF_HOME=/models/hf XDG_CACHE_HOME=/tmp/cache HOME=/tmp USER=pagedbench \
+    TORCHINDUCTOR_CACHE_DIR=/tmp/inductor \
     VLLM_CACHE_ROOT=/tmp/vllm TRITON_CACHE_DIR=/tmp/triton VLLM_WORKER_MULTIPROC_METHOD=spawn
 
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin bench \

@@ -91,7 +91,12 @@ def _suite_options(fn):
     envvar="PAGEDBENCH_BUSY_GPU",
     help="When other processes hold GPU memory (their use would pollute the figures): warn, or refuse to run.",
 )
-def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms, busy_gpu):
+@click.option(
+    "--no-sampler",
+    is_flag=True,
+    help="No background telemetry thread (samples at phase boundaries only): to measure its overhead.",
+)
+def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms, busy_gpu, no_sampler):
     """Run one stack's scenarios of a suite and write one result file per scenario."""
     from bench.config import load_suite
     from bench.harness import RunOptions, run_suite
@@ -109,6 +114,7 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
         sample_interval_ms=sample_interval_ms,
         run_id=run_id,
         busy_gpu=busy_gpu,
+        sampler=not no_sampler,
     )
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")

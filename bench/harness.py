@@ -50,6 +50,7 @@ class RunOptions:
     only: tuple[str, ...] = ()
     sample_interval_ms: float = 50.0
     busy_gpu: str = "warn"  # or "refuse"
+    sampler: bool = True  # the background telemetry thread
     run_id: str | None = None
 
 
@@ -261,6 +262,7 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
             "max_model_len": lm.max_model_len,
             "device": ctx.device,
             "sample_interval_ms": ctx.opts.sample_interval_ms,
+            "sampler": ctx.opts.sampler,
         },
         environment=ctx.environment,
         log_file=f"{ctx.opts.stack}.log",
@@ -268,7 +270,7 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
     cls = load_runner(s.stack)
     base["is_measurement"] = cls.is_measurement
     timing: dict[str, float] = {}
-    sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu)
+    sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu, background=ctx.opts.sampler)
     status, error, out, partial_kv = "failed", None, None, None
     try:
         with sampler, _deadline(s.timeout_s):

@@ -22,10 +22,13 @@ MAX_TIMELINE = 2000  # samples kept in the result; peaks are taken over all samp
 
 
 class Sampler:
-    def __init__(self, interval_ms: float = 50.0, gpu: Gpu | None = None) -> None:
+    def __init__(self, interval_ms: float = 50.0, gpu: Gpu | None = None, background: bool = True) -> None:
         if interval_ms <= 0:
             raise ValueError("interval_ms must be > 0")
         self.interval_s = interval_ms / 1000.0
+        # Without the background thread, samples are taken at phase boundaries only (to measure the
+        # sampler's own overhead against a run that has it).
+        self.background = background
         self.gpu = gpu if gpu is not None else Gpu()
         self.process = psutil.Process(os.getpid())
         self.samples: list[Sample] = []
@@ -52,13 +55,15 @@ class Sampler:
             self.used_before_mib = self.gpu.read().used_mib
         self.process.cpu_percent(None)
         self._thread = threading.Thread(target=self._loop, name="pagedbench-sampler", daemon=True)
-        self._thread.start()
+        if self.background:
+            self._thread.start()
 
     def stop(self) -> None:
         if self._thread is None:
             return
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         self._thread = None
         self._take()  # one last sample after the work
         if self.phases and self.phases[-1].end_s is None:
@@ -154,6 +159,8 @@ class Sampler:
             source = "no NVIDIA device: host RSS of this process and its children only"
         stride = max(1, -(-len(self.samples) // MAX_TIMELINE))
         info = self.gpu.info() if self.gpu.available else {}
+        if not self.background:
+            source += "; sampled at phase boundaries only (background sampler off)"
         return Memory(
             device=device,
             source=source,

@@ -175,6 +175,31 @@ def prepare(suite_name, model):
     click.echo(f"{suite.model}: {path}")
 
 
+@main.command("crosscheck")
+@click.option("--stack", required=True, type=click.Choice(["hf", "vllm"]))
+@_suite_options
+@click.option("--scenario", required=True, help="The scenario to check (fixed-batch HF modes or vLLM).")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the comparison as JSON here.")
+def crosscheck_(stack, suite_name, model, scenario, repeats, device, out):
+    """Compare PagedBench's throughput with a minimal hand-timed loop on the same engine and workload.
+    Exit 1 when they disagree by more than 3 % or return different token counts."""
+    from bench.config import load_suite
+    from bench.crosscheck import crosscheck
+
+    suite = load_suite(suite_name, model_override=model)
+    report = crosscheck(suite, stack, scenario, repeats, device, progress=lambda m: click.echo(m, err=True))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1, default=str))
+    click.echo(
+        f"{stack} {scenario}: PagedBench vs plain loop {report['mean_difference']:+.2%} "
+        f"(spread {report['spread']:.2%} over {repeats}), tokens match: {report['tokens_match']}"
+    )
+    _exit(0 if report["agrees"] and report["tokens_match"] else 1)
+
+
 @main.command("collect")
 @click.argument("results", type=click.Path(path_type=Path), default=Path("results"))
 @click.option(

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.breakdown import memory_breakdown
+from bench.breakdown import memory_breakdown, weights_on_disk_mib
 from bench.config import Scenario, Suite
 from bench.errors import ResultWriteError, UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
 from bench.models import ModelRef, parse_model
 from bench.results import Result, new_run_id, write_result
-from bench.results.schema import ModelInfo
+from bench.results.schema import Metrics, ModelInfo
+from bench.roofline import bandwidth_in_subprocess, roofline
 from bench.runners import load_runner
 from bench.runners.base import LoadedModel, Runner
 from bench.telemetry import environment
@@ -138,6 +139,8 @@ class _Context:
         self.gpu = Gpu()
         self.environment = environment.collect(self.gpu)
         self.environment["device"] = self.device
+        self.bandwidth_gbps = bandwidth_in_subprocess() if self.device == "cuda" else None
+        self.environment["copy_bandwidth_gbps"] = self.bandwidth_gbps
         self._tokenizer = None
         self.workloads: dict[str, BuiltWorkload] = {}
         self.runner: Runner | None = None
@@ -326,11 +329,32 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         error=error,
         finished_at=now_iso(),
         timing=timing,
-        metrics=compute_metrics(w, out) if status == "ok" else None,
+        metrics=_metrics(ctx, s, lm, w, out, memory) if status == "ok" else None,
         check=check,
         memory=memory,
         kv=out.kv if out is not None else partial_kv,
     )
+
+
+def _metrics(ctx: _Context, s: Scenario, lm: LoadedModel, w: BuiltWorkload, out, memory) -> Metrics:
+    metrics = compute_metrics(w, out)
+    bpt = ctx.model_info(lm).kv_bytes_per_token
+    if bpt:
+        weights = int((memory.weights_mib or weights_on_disk_mib(ctx.path)) * 2**20)
+        running = (out.kv or {}).get("peak_running") or s.max_num_seqs or 256
+        metrics.roofline = roofline(
+            stack=s.stack,
+            mode=s.resolved_mode,
+            requests=w.requests,
+            batch_size=s.resolved_batch_size,
+            weights=weights,
+            bpt=bpt,
+            cache_len=lm.max_model_len,
+            max_running=int(running),
+            bandwidth_gbps=ctx.bandwidth_gbps,
+            elapsed_s=metrics.elapsed_s,
+        )
+    return metrics
 
 
 def _raise_interrupted(signum, frame):

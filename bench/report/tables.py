@@ -63,6 +63,7 @@ def performance_table(group: Group, baseline_spec: str) -> Table:
                 fmt(row.stat("peak_memory_mib").mean, 0),
                 fmt(row.stat("elapsed_s").mean, 2),
                 f"{tps / base_tps:.2f}x" if base_tps else "—",
+                pct((m.roofline or {}).get("fraction_of_roofline")),
             ]
         )
     return Table(
@@ -81,11 +82,14 @@ def performance_table(group: Group, baseline_spec: str) -> Table:
             "peak memory MiB",
             "elapsed s",
             f"vs {base.label if base else '—'}",
+            "of roofline",
         ],
         rows,
         "Latencies from the start of the timed run (all requests submitted at once). Peak memory: NVML "
         "per-process where visible, else device-wide, else host RSS (CPU). ± is a 95 % confidence interval "
-        "over repeats; ⚠ marks a coefficient of variation over 5 %.",
+        "over repeats; ⚠ marks a coefficient of variation over 5 %. "
+        "Of roofline: the time the decode bytes (weights + KV read) need at the copy bandwidth measured in the "
+        "run, over the measured time.",
     )
 
 

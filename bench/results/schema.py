@@ -42,6 +42,8 @@ class Metrics(_Model):
     # Time per output token after the first, per request: (finish - first token) / (output_len - 1).
     tpot_ms: Percentiles | None = None
     latency_source: str  # how the per-request times were obtained
+    # Decode bytes read (weights + KV) over the copy bandwidth measured in the same run: a floor on time.
+    roofline: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self):

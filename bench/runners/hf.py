@@ -209,11 +209,38 @@ class HfRunner(Runner):
         }
         return lo, capacity
 
+    def generate_kwargs(self, batch: Sequence[Request]) -> dict[str, Any]:
+        """generate() arguments for one batch: left-padded ids, exact lengths (EOS suppressed by
+        min_new_tokens), the workload's sampling and, for static-cache, a cache of max_model_len."""
+        torch = self.torch
+        from transformers import StaticCache
+
+        width = max(r.prompt_len for r in batch)
+        new = max(r.output_len for r in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, r in enumerate(batch):
+            ids[row, width - r.prompt_len :] = torch.tensor(r.prompt_ids)
+            mask[row, width - r.prompt_len :] = 1
+        kwargs: dict[str, Any] = {
+            "input_ids": ids.to(self.device),
+            "attention_mask": mask.to(self.device),
+            "max_new_tokens": new,
+            "min_new_tokens": new,
+            "pad_token_id": self.pad_id,
+            "use_cache": True,
+            **sampling_kwargs(self.sampling),
+        }
+        if self.scenario.resolved_mode == "static-cache":
+            # Reserve the whole max model length up front, as a static allocator does.
+            kwargs["past_key_values"] = StaticCache(config=self.hf.config, max_cache_len=self.model.max_model_len)
+        return kwargs
+
     def _generate(self, batch: Sequence[Request], t0: float):
         """One generate() call over a left-padded batch. Returns per-row token counts, the batch's first
         token time, per-step times, the end time (all relative to t0) and what the KV cache held."""
         torch = self.torch
-        from transformers import StaticCache, StoppingCriteria, StoppingCriteriaList
+        from transformers import StoppingCriteria, StoppingCriteriaList
 
         runner = self
 
@@ -228,38 +255,13 @@ class HfRunner(Runner):
                 self.times.append(time.perf_counter() - t0)
                 return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
-        width = max(r.prompt_len for r in batch)
-        new = max(r.output_len for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, r in enumerate(batch):
-            ids[row, width - r.prompt_len :] = torch.tensor(r.prompt_ids)
-            mask[row, width - r.prompt_len :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        kwargs: dict[str, Any] = {}
-        if self.scenario.resolved_mode == "static-cache":
-            # Reserve the whole max model length up front, as a static allocator does.
-            kwargs["past_key_values"] = StaticCache(config=self.hf.config, max_cache_len=self.model.max_model_len)
-        temperature = self.sampling.temperature
-        sample = (
-            {"do_sample": True, "temperature": temperature, "top_p": self.sampling.top_p}
-            if temperature > 0
-            else {"do_sample": False}
-        )
+        kwargs = self.generate_kwargs(batch)
+        width, new = kwargs["input_ids"].shape[1], kwargs["max_new_tokens"]
         clock = StepClock()
         try:
             with torch.inference_mode():
                 out = self.hf.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    max_new_tokens=new,
-                    min_new_tokens=new,
-                    pad_token_id=self.pad_id,
-                    stopping_criteria=StoppingCriteriaList([clock]),
-                    return_dict_in_generate=True,
-                    use_cache=True,
-                    **sample,
-                    **kwargs,
+                    **kwargs, stopping_criteria=StoppingCriteriaList([clock]), return_dict_in_generate=True
                 )
             self._sync()
         except torch.OutOfMemoryError as e:
@@ -280,6 +282,12 @@ class HfRunner(Runner):
         del out
         first = clock.times[0] if clock.times else end
         return counts, first, clock.times, end, kv
+
+
+def sampling_kwargs(sampling: Workload) -> dict[str, Any]:
+    if sampling.temperature > 0:
+        return {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+    return {"do_sample": False}
 
 
 def _progress(total: int, desc: str, disable: bool):

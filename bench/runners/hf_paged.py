@@ -62,18 +62,17 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
     torch = runner.torch
     from transformers import GenerationConfig
 
+    from bench.runners.hf import sampling_kwargs
+
     hf = runner.hf
     if not hasattr(hf, "continuous_batching_context_manager"):
         import transformers
 
         raise PagedUnavailable(f"transformers {transformers.__version__} has no continuous batching (generate_batch)")
     longest = max(r.output_len for r in requests)
-    sample = (
-        {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-        if sampling.temperature > 0
-        else {"do_sample": False}
+    config = GenerationConfig(
+        max_new_tokens=longest, eos_token_id=-1, pad_token_id=runner.pad_id, **sampling_kwargs(sampling)
     )
-    config = GenerationConfig(max_new_tokens=longest, eos_token_id=-1, pad_token_id=runner.pad_id, **sample)
     if runner.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     results: dict[str, Any] = {}

@@ -140,7 +140,9 @@ class VllmRunner(Runner):
         self.sampler = sampler
         sampler.engine_probe = self.read_gauges
 
-    def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
+    @staticmethod
+    def inputs(requests: Sequence[Request], sampling: Workload) -> tuple[list, list]:
+        """Prompts as token ids and one SamplingParams per request: exact lengths, EOS ignored."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -157,6 +159,10 @@ class VllmRunner(Runner):
             )
             for r in requests
         ]
+        return prompts, params
+
+    def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
+        prompts, params = self.inputs(requests, sampling)
         preempt_before = self.read_gauges().get("preemptions", 0.0)
         use_tqdm = sys.stderr.isatty() and not warmup
         t0_mono = time.monotonic()

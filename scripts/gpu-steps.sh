@@ -3,7 +3,8 @@
 # and the project's small dependencies installed into /tmp/site (offline hosts: see README, "GPU host
 # without Docker"). Every run is bounded in time so the results are always packed into $OUT.
 #
-#   scripts/gpu-steps.sh GROUP [GROUP ...]     groups: seed default-hf default-vllm capacity gpt2
+#   scripts/gpu-steps.sh GROUP [GROUP ...]
+#   groups: seed seed-vllm default-hf default-vllm capacity gpt2 crosscheck overhead
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=${SITE:-/tmp/site}:$PWD
@@ -48,6 +49,16 @@ for group in "$@"; do
     pb 200 run --stack hf --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-hf-$T \
       --scenario hf-padded-b32 --scenario hf-static-b32
     pb 330 run --stack vllm --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-vllm-$T --scenario vllm
+    ;;
+  crosscheck)
+    pb 300 crosscheck --stack hf --suite default --scenario hf-padded-b128 --repeats 3 --out "$R/crosscheck-hf-$T.json"
+    pb 300 crosscheck --stack vllm --suite default --scenario vllm --repeats 3 --out "$R/crosscheck-vllm-$T.json"
+    ;;
+  overhead)  # the sampler on and off, interleaved, 3 times each
+    for i in 1 2 3; do
+      pb 120 run --stack hf --suite default --scenario hf-padded-b128 --out "$R" --run-id "overhead-on$i-$T"
+      pb 120 run --stack hf --suite default --scenario hf-padded-b128 --out "$R" --run-id "overhead-off$i-$T" --no-sampler
+    done
     ;;
   *)
     echo "unknown group $group" >&2

@@ -127,6 +127,9 @@ class Scenario(Strict):
     # "max": search the largest batch that completes within memory_fraction of the GPU (capacity).
     batch_size: Annotated[int, Field(ge=1)] | Literal["max"] | None = None
     memory_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
+    # The same budget on any card: GiB, turned into memory_fraction (hf) or gpu_memory_utilization (vllm)
+    # of the GPU the run finds. Ignored on the CPU.
+    memory_budget_gib: float | None = Field(default=None, gt=0.0)
     # vllm
     gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
     max_num_seqs: int | None = Field(default=None, ge=1)
@@ -159,9 +162,19 @@ class Scenario(Strict):
             )
         if self.resolved_mode == "sequential" and self.batch_size not in (None, 1):
             raise ValueError("mode 'sequential' runs one request at a time: batch_size must be 1 or left out")
+        if self.memory_budget_gib is not None and (self.memory_fraction or self.gpu_memory_utilization):
+            raise ValueError("give memory_budget_gib or a fraction (memory_fraction, gpu_memory_utilization), not both")
         if self.batch_size == "max" and self.resolved_mode not in ("padded", "static-cache"):
             raise ValueError("batch_size 'max' applies to modes padded and static-cache")
         return self
+
+    def with_budget(self, device_total_mib: float | None) -> Scenario:
+        """memory_budget_gib as the stack's fraction of this device (unchanged without a budget or a GPU)."""
+        if self.memory_budget_gib is None or not device_total_mib:
+            return self
+        fraction = min(1.0, self.memory_budget_gib * 1024 / device_total_mib)
+        key = "gpu_memory_utilization" if self.stack == "vllm" else "memory_fraction"
+        return self.model_copy(update={key: round(fraction, 4)})
 
     @property
     def resolved_mode(self) -> str:

@@ -245,6 +245,7 @@ def _deadline(seconds: float):
 
 
 def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
+    s = s.with_budget((ctx.environment.get("gpu") or {}).get("memory_total_mib") if ctx.device == "cuda" else None)
     lm = ctx.loaded_model(s)
     w = ctx.workload(s.workload, s.warmup_requests)
     started = now_iso()

@@ -159,7 +159,9 @@ def capacity_sentences(group: Group) -> list[str]:
             bound = "memory" if cap.get("first_failing_batch") else cap.get("bounded_by")
             out.append(
                 f"{r.scenario}: the largest HF padded batch that completed was {cap['max_batch']} "
-                f"(bounded by {bound}; memory fraction {cap.get('memory_fraction')}), "
+                f"(bounded by {bound}; memory fraction {cap.get('memory_fraction')}"
+                + (f" = {r.config['memory_budget_gib']} GiB" if r.config.get("memory_budget_gib") else "")
+                + "), "
                 f"{len(cap.get('probes', []))} probes."
             )
         if r.stack == "vllm" and r.kv and r.kv.get("peak_running") is not None:

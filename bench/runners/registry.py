@@ -26,7 +26,7 @@ RUNNERS: dict[str, RunnerSpec] = {
         name="hf",
         import_path="bench.runners.hf:HfRunner",
         modes=("sequential", "padded", "static-cache", "paged"),
-        knobs=frozenset({"batch_size", "memory_fraction"}),
+        knobs=frozenset({"batch_size", "memory_fraction", "memory_budget_gib"}),
         description="Hugging Face transformers generate(): one request at a time, static padded batches, "
         "a StaticCache reserved up front, or transformers' own paged continuous batching",
     ),
@@ -42,6 +42,7 @@ RUNNERS: dict[str, RunnerSpec] = {
                 "enable_prefix_caching",
                 "kv_cache_space_gib",
                 "block_size",
+                "memory_budget_gib",
             }
         ),
         description="vLLM offline LLM.generate(): continuous batching over a paged KV cache",

@@ -137,3 +137,21 @@ def test_not_yaml(tmp_path):
 def test_model_override_is_validated(tmp_path):
     with pytest.raises(UserError, match="unknown preset 'huge'"):
         load_suite(write(tmp_path, BASE), model_override="synthetic:huge")
+
+
+def test_memory_budget_becomes_the_stacks_fraction():
+    from bench.config import Scenario
+
+    hf = Scenario(name="a", stack="hf", mode="padded", batch_size="max", workload="w", memory_budget_gib=7)
+    vllm = Scenario(name="b", stack="vllm", workload="w", memory_budget_gib=7)
+    assert hf.with_budget(143771.0).memory_fraction == round(7 * 1024 / 143771, 4)
+    assert vllm.with_budget(81559.0).gpu_memory_utilization == round(7 * 1024 / 81559, 4)
+    assert hf.with_budget(None) is hf  # the CPU: no GPU budget
+    assert vllm.with_budget(1024.0).gpu_memory_utilization == 1.0
+
+
+def test_budget_and_fraction_are_exclusive(tmp_path):
+    msg = error_of(
+        tmp_path, BASE.replace("batch_size: 2,", "batch_size: 2, memory_budget_gib: 4, memory_fraction: 0.5,")
+    )
+    assert "not both" in msg

@@ -14,6 +14,7 @@ from bench.report.tables import (
     environment_table,
     kv_table,
     performance_table,
+    startup_table,
     summary,
 )
 
@@ -33,7 +34,8 @@ def group_title(g: Group) -> str:
 
 
 def group_tables(g: Group, baseline: str) -> list[Table]:
-    return [t for t in (performance_table(g, baseline), kv_table(g), breakdown_table(g)) if t is not None]
+    tables = (performance_table(g, baseline), kv_table(g), breakdown_table(g), startup_table(g))
+    return [t for t in tables if t is not None]
 
 
 # --- Markdown ------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ def with_ci(row: Row, metric: str, digits: int = 1) -> str:
         text += f" ± {fmt(s.ci95, digits)}"
     if s.noisy:
         text += f" ⚠ CV {s.cv:.0%}"
+    elif s.cv is not None:
+        text += f" (CV {s.cv:.1%})"
     return text
 
 
@@ -130,6 +132,34 @@ def kv_table(group: Group) -> Table | None:
         rows,
         "HF: bytes read from the cache object; its gap split by cause. vLLM and HF paged: the pool from the "
         "engine, its use sampled during the run, and the fill of the blocks in use (computed from lengths).",
+    )
+
+
+def startup_table(group: Group) -> Table | None:
+    """Cold start apart from the steady-state figures: loading, engine start (compile, graphs), warm-up."""
+    rows = []
+    for row in group.rows:
+        t = row.first.timing
+        if not t:
+            continue
+        reused = bool(t.get("engine_reused"))
+        rows.append(
+            [
+                row.label,
+                row.first.scenario,
+                "reused" if reused else fmt(t.get("load_s"), 1),
+                "—" if reused else fmt(t.get("engine_start_s"), 1),
+                fmt(t.get("warmup_s"), 2),
+                fmt(row.stat("elapsed_s").mean, 2),
+            ]
+        )
+    if not rows:
+        return None
+    return Table(
+        "Start-up (not part of the timed figures)",
+        ["stack / mode", "scenario", "load s", "engine start s", "warm-up s", "timed run s"],
+        rows,
+        "A scenario that reused the engine of the one before it loaded nothing.",
     )
 
 

@@ -43,3 +43,10 @@ def test_noisy_repeats_are_flagged(tmp_path):
     repeated(tmp_path, [2.0, 2.6, 1.6])
     md = markdown(collect(tmp_path), "hf:padded")
     assert "⚠ CV" in md and "throughput varied by" in md
+
+
+def test_quiet_repeats_show_their_cv_and_startup_is_apart(tmp_path):
+    repeated(tmp_path, [2.0, 2.02, 1.98])
+    md = markdown(collect(tmp_path), "hf:padded")
+    assert "(CV 1.0%)" in md
+    assert "### Start-up (not part of the timed figures)" not in md  # these results carry no timings

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run PagedBench natively (no Docker) on a GPU host whose Python has torch and transformers, with vLLM
-# and the project's small dependencies installed into /tmp/site (offline hosts: see README, "GPU host
-# without Docker"). Every run is bounded in time so the results are always packed into $OUT.
+# and the project's small dependencies installed into /tmp/site (see README, "Without Docker"). Every run
+# is bounded in time so the results are always packed into $OUT.
 #
 #   scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: seed seed-vllm default-hf default-vllm capacity gpt2 crosscheck overhead

@@ -18,6 +18,13 @@ def weights_on_disk_mib(model_dir: Path) -> float:
     return sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) / MIB
 
 
+def weights_mib(memory: Memory, model_dir: Path) -> tuple[float, str]:
+    """The weights' size and how it was obtained: read on the device (HF) or the files' size (vLLM)."""
+    if memory.weights_mib is not None:
+        return memory.weights_mib, "read: parameters and buffers on the device"
+    return weights_on_disk_mib(model_dir), "computed: safetensors size on disk"
+
+
 def _entry(mib: float | None, how: str) -> dict[str, Any] | None:
     return None if mib is None else {"mib": round(mib, 1), "how": how}
 
@@ -31,10 +38,7 @@ def memory_breakdown(memory: Memory, kv: dict[str, Any] | None, model_dir: Path)
     else:
         used = memory.peak_device_used_mib - (memory.device_used_before_mib or 0.0)
         used_how = "NVML device used (peak) minus used before the run"
-    if memory.weights_mib is not None:
-        weights, weights_how = memory.weights_mib, "read: parameters and buffers on the device"
-    else:
-        weights, weights_how = weights_on_disk_mib(model_dir), "computed: safetensors size on disk"
+    weights, weights_how = weights_mib(memory, model_dir)
     kv_reserved = kv.get("reserved_bytes_peak") / MIB if kv and kv.get("reserved_bytes_peak") else None
     kv_live = None
     if kv and kv.get("live_bytes_at_peak") is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.config import Scenario, Suite
 from bench.errors import UserError
-from bench.harness import RunOptions, _Context
+from bench.harness import RunOptions, _Context, check_fits
 from bench.runners import load_runner
 from bench.telemetry.sampler import Sampler
 from bench.workload import BuiltWorkload
@@ -68,8 +68,9 @@ def crosscheck(
     if s.resolved_mode in ("paged",) or s.batch_size == "max":
         raise UserError(f"--scenario {scenario}: the cross-check covers fixed-batch HF modes and vLLM")
     ctx = _Context(suite, RunOptions(stack=stack, out=Path("."), device=device), Path("crosscheck"))
+    check_fits(ctx, [s])
     lm = ctx.loaded_model(s)
-    w = ctx.workload(s.workload, s.warmup_requests)
+    w = ctx.workload(s.workload)
     runner = load_runner(stack)(lm, s)
     runner.load()
     runner.configure(lm, s)

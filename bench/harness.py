@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.breakdown import memory_breakdown, weights_on_disk_mib
+from bench.breakdown import memory_breakdown, weights_mib
 from bench.config import Scenario, Suite
 from bench.errors import ResultWriteError, UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
 from bench.models import ModelRef, parse_model
+from bench.models.reference import max_position
 from bench.results import Result, new_run_id, write_result
 from bench.results.schema import Metrics, ModelInfo
 from bench.roofline import bandwidth_in_subprocess, roofline
@@ -135,7 +136,9 @@ class _Context:
         self.device = resolve_device(opts.device, opts.stack)
         self.path = materialize(self.ref)
         self.config = json.loads((self.path / "config.json").read_text())
-        self.max_position = self.ref.max_position or _max_position(self.config)
+        self.max_position = self.ref.max_position or max_position(self.config)
+        if self.max_position is None:
+            raise UserError("the model's config names no maximum length; set max_model_len in the scenario")
         self.gpu = Gpu()
         self.environment = environment.collect(self.gpu)
         self.environment["device"] = self.device
@@ -160,7 +163,8 @@ class _Context:
         special = set(tok.all_special_ids)
         return [i for i in range(tok.vocab_size) if i not in special]
 
-    def workload(self, name: str, warmup: int) -> BuiltWorkload:
+    def workload(self, name: str) -> BuiltWorkload:
+        """Built once per run; with as many warm-up requests as any scenario using it asks for."""
         if name not in self.workloads:
             spec = self.suite.workloads[name]
             encode = (lambda text: self.tokenizer().encode(text, add_special_tokens=False)) if spec.prompts else None
@@ -207,13 +211,6 @@ class _Context:
         self.runner, self.runner_key = None, None
 
 
-def _max_position(config: dict) -> int:
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        if isinstance(config.get(key), int):
-            return config[key]
-    raise UserError("the model's config names no maximum length; set max_model_len in the scenario")
-
-
 def check_fits(ctx: _Context, scenarios: list[Scenario]) -> None:
     """Every request must fit its scenario's max model length: a user error, found before any run."""
     for s in scenarios:
@@ -222,7 +219,7 @@ def check_fits(ctx: _Context, scenarios: list[Scenario]) -> None:
             raise UserError(
                 f"scenario {s.name}: max_model_len {lm.max_model_len} exceeds the model's {ctx.max_position}"
             )
-        w = ctx.workload(s.workload, s.warmup_requests)
+        w = ctx.workload(s.workload)
         if w.max_total_len > lm.max_model_len:
             raise UserError(
                 f"scenario {s.name}: workload {w.name} has a request of {w.max_total_len} tokens "
@@ -247,7 +244,7 @@ def _deadline(seconds: float):
 def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
     s = s.with_budget((ctx.environment.get("gpu") or {}).get("memory_total_mib") if ctx.device == "cuda" else None)
     lm = ctx.loaded_model(s)
-    w = ctx.workload(s.workload, s.warmup_requests)
+    w = ctx.workload(s.workload)
     started = now_iso()
     base = dict(
         run_id=ctx.run_dir.name,
@@ -330,18 +327,17 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         error=error,
         finished_at=now_iso(),
         timing=timing,
-        metrics=_metrics(ctx, s, lm, w, out, memory) if status == "ok" else None,
+        metrics=_metrics(ctx, s, lm, w, out, memory, base["model"].kv_bytes_per_token) if status == "ok" else None,
         check=check,
         memory=memory,
         kv=out.kv if out is not None else partial_kv,
     )
 
 
-def _metrics(ctx: _Context, s: Scenario, lm: LoadedModel, w: BuiltWorkload, out, memory) -> Metrics:
+def _metrics(ctx: _Context, s: Scenario, lm: LoadedModel, w: BuiltWorkload, out, memory, bpt) -> Metrics:
     metrics = compute_metrics(w, out)
-    bpt = ctx.model_info(lm).kv_bytes_per_token
     if bpt:
-        weights = int((memory.weights_mib or weights_on_disk_mib(ctx.path)) * 2**20)
+        weights = int(weights_mib(memory, ctx.path)[0] * 2**20)
         running = (out.kv or {}).get("peak_running") or s.max_num_seqs or 256
         metrics.roofline = roofline(
             stack=s.stack,
@@ -365,8 +361,6 @@ def _raise_interrupted(signum, frame):
 def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
     scenarios = select_scenarios(suite, opts.stack, opts.only)
     run_dir = opts.out / (opts.run_id or new_run_id())
-    if opts.out.exists() and not opts.out.is_dir():
-        raise UserError(f"--out {opts.out}: exists and is not a directory")
     ctx = _Context(suite, opts, run_dir)
     check_fits(ctx, scenarios)
     others = ctx.environment.get("gpu_processes_before") or []
@@ -386,7 +380,7 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
         for s in scenarios:
             for repeat in range(opts.repeats):
                 k += 1
-                w = ctx.workload(s.workload, s.warmup_requests)
+                w = ctx.workload(s.workload)
                 progress(
                     f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
                     f"{w.output_tokens} output tokens){f' repeat {repeat}' if opts.repeats > 1 else ''} ..."

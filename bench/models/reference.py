@@ -40,15 +40,19 @@ class ModelRef:
         return self.source != "hub"
 
 
-def max_position_from_config(config_file: Path) -> int | None:
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, ValueError):
-        return None
+def max_position(config: dict) -> int | None:
+    """The longest sequence a transformers config allows, under the names the families use."""
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         if isinstance(config.get(key), int):
             return config[key]
     return None
+
+
+def max_position_from_config(config_file: Path) -> int | None:
+    try:
+        return max_position(json.loads(config_file.read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def parse_model(spec: str) -> ModelRef:

@@ -49,6 +49,14 @@ class HfRunner(Runner):
         self.eos_ids = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
         return {"load_s": load_s}
 
+    def memory_figures(self) -> dict[str, float]:
+        """Weights on the device and the torch allocator's peaks since the run began."""
+        memory = {"weights_mib": self.weights_bytes / 2**20}
+        if self.device.type == "cuda":
+            memory["torch_peak_allocated_mib"] = self.torch.cuda.max_memory_allocated() / 2**20
+            memory["torch_peak_reserved_mib"] = self.torch.cuda.max_memory_reserved() / 2**20
+        return memory
+
     def set_probe(self, sampler) -> None:
         self.paged_sampler = sampler  # paged mode reports its pool usage through the sampler
 
@@ -126,10 +134,6 @@ class HfRunner(Runner):
             bar.update(len(batch))
         elapsed = time.perf_counter() - t0
         bar.close()
-        memory: dict[str, Any] = {"weights_mib": self.weights_bytes / 2**20}
-        if self.device.type == "cuda":
-            memory["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-            memory["torch_peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
         return RunOutput(
             elapsed_s=elapsed,
             returned_tokens=returned,
@@ -137,7 +141,7 @@ class HfRunner(Runner):
             latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
             "a request finishes when its batch's generate() returns",
             kv=summarize_hf_kv(kv_batches, mode, self.hf.config, self.model.dtype),
-            memory=memory,
+            memory=self.memory_figures(),
         )
 
     def _largest_batch(self, requests: Sequence[Request]) -> tuple[int, dict[str, Any]]:
@@ -271,10 +275,8 @@ class HfRunner(Runner):
                 f"out of memory at batch size {len(batch)} (prompt width {width}, {new} new tokens): {e}"
             ) from None
         end = time.perf_counter() - t0
-        generated = out.sequences[:, width:]
         counts = []
-        for row, r in enumerate(batch):
-            seq = generated[row].tolist()
+        for r, seq in zip(batch, out.sequences[:, width:].tolist()):  # one copy to the host per batch
             # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
             n = next((k for k, t in enumerate(seq) if t in self.eos_ids), len(seq))
             counts.append(min(n, r.output_len))

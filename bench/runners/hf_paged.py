@@ -122,10 +122,6 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
             )
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed in continuous batching: {errors[0]}")
-    memory: dict[str, Any] = {"weights_mib": runner.weights_bytes / 2**20}
-    if runner.device.type == "cuda":
-        memory["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        memory["torch_peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
     kv = None
     if not warmup:
         bpt = kv_bytes_per_token(hf.config.to_dict(), runner.model.dtype)
@@ -153,5 +149,5 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
         if stamps_kw
         else "HF paged: this transformers records no per-token times; every request counts the whole run",
         kv=kv,
-        memory=memory,
+        memory=runner.memory_figures(),
     )

@@ -72,8 +72,6 @@ class VllmRunner(Runner):
         if self.scenario.kv_cache_space_gib is not None:
             # The CPU backend sizes its KV pool from this variable (read by the spawned engine core).
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.scenario.kv_cache_space_gib)
-        if self.model.max_model_len > (self.model_max_position or self.model.max_model_len):
-            os.environ["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
         from vllm import LLM
 
         t = time.perf_counter()
@@ -121,12 +119,6 @@ class VllmRunner(Runner):
             stop.set()
             watcher.join()
             signal.signal(signal.SIGUSR1, previous)
-
-    @property
-    def model_max_position(self) -> int | None:
-        from bench.models.reference import max_position_from_config
-
-        return max_position_from_config(self.model.path / "config.json")
 
     def read_gauges(self) -> dict[str, float]:
         values: dict[str, float] = {}

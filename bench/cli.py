@@ -102,8 +102,6 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
     from bench.harness import RunOptions, run_suite
     from bench.logcapture import tee_output
 
-    if run_id is not None and (not run_id or "/" in run_id or run_id.startswith(".")):
-        raise UserError(f"--run-id {run_id!r}: use a plain directory name")
     suite = load_suite(suite_name, model_override=model)
     opts = RunOptions(
         stack=stack,
@@ -116,14 +114,8 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
         busy_gpu=busy_gpu,
         sampler=not no_sampler,
     )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
-    from bench.results import new_run_id
-
-    opts.run_id = opts.run_id or new_run_id()
+    opts.run_id = _fresh_run_id(out, "--out", run_id)
     run_dir = out / opts.run_id
-    if run_dir.is_dir() and any(run_dir.glob("*.json")):
-        raise UserError(f"--run-id {opts.run_id}: {run_dir} already holds results; results are never overwritten")
     created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -175,21 +167,62 @@ def prepare(suite_name, model):
     click.echo(f"{suite.model}: {path}")
 
 
+def _fresh_run_id(out: Path, option: str, run_id: str | None, suffixes: tuple[str, ...] = ("",)) -> str:
+    """A run id whose directories under `out` hold no results yet (a new timestamped one by default)."""
+    from bench.results import new_run_id
+
+    if run_id is not None and (not run_id or "/" in run_id or run_id.startswith(".")):
+        raise UserError(f"--run-id {run_id!r}: use a plain directory name")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{option} {out}: exists and is not a directory")
+    run_id = run_id or new_run_id()
+    for suffix in suffixes:
+        run_dir = out / f"{run_id}{suffix}"
+        if run_dir.is_dir() and any(run_dir.glob("*.json")):
+            raise UserError(f"--run-id {run_id}: {run_dir} already holds results; results are never overwritten")
+    return run_id
+
+
 @main.command("crosscheck")
 @click.option("--stack", required=True, type=click.Choice(["hf", "vllm"]))
 @_suite_options
 @click.option("--scenario", required=True, help="The scenario to check (fixed-batch HF modes or vLLM).")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option(
+    "--overhead/--no-overhead",
+    default=True,
+    show_default=True,
+    help="Also run PagedBench with its NVML sampler off, interleaved, to measure what the sampler costs.",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the comparison as JSON here.")
-def crosscheck_(stack, suite_name, model, scenario, repeats, device, out):
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write PagedBench's runs here as ordinary results (the report then shows them).",
+)
+@click.option("--run-id", default=None, help="Run id of those results (default: a new timestamped id).")
+def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, out, results, run_id):
     """Compare PagedBench's throughput with a minimal hand-timed loop on the same engine and workload.
     Exit 1 when they disagree by more than 3 % or return different token counts."""
     from bench.config import load_suite
     from bench.crosscheck import crosscheck
 
     suite = load_suite(suite_name, model_override=model)
-    report = crosscheck(suite, stack, scenario, repeats, device, progress=lambda m: click.echo(m, err=True))
+    if results is not None:
+        run_id = _fresh_run_id(results, "--results", run_id, ("", "-no-sampler"))
+    report = crosscheck(
+        suite,
+        stack,
+        scenario,
+        repeats,
+        device,
+        overhead=overhead,
+        results=results,
+        run_id=run_id,
+        progress=lambda m: click.echo(m, err=True),
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1, default=str))
@@ -197,6 +230,13 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, out):
         f"{stack} {scenario}: PagedBench vs plain loop {report['mean_difference']:+.2%} "
         f"(spread {report['spread']:.2%} over {repeats}), tokens match: {report['tokens_match']}"
     )
+    if report["pagedbench_cv"] is not None:
+        click.echo(f"PagedBench throughput CV over {repeats} repeats: {report['pagedbench_cv']:.2%}")
+    if overhead:
+        click.echo(
+            f"NVML sampler every {report['sample_interval_ms']:g} ms costs {report['sampler_overhead']:+.2%} "
+            f"of throughput (spread {report['sampler_overhead_spread']:.2%})"
+        )
     _exit(0 if report["agrees"] and report["tokens_match"] else 1)
 
 

@@ -2,24 +2,28 @@
 
 The plain loop is what a careful person would write: for HF, `generate()` over the same left-padded
 batches, no stopping criteria, no sampler, one device sync at the end; for vLLM, one `LLM.generate()`.
-Plain and PagedBench runs alternate on one loaded engine, so engine state and clocks are shared.
+Plain and PagedBench runs alternate on one loaded engine, so engine state and clocks are shared. With
+`overhead`, a third arm runs PagedBench with its NVML sampler off: the same interleaving then measures
+what the sampler costs, and the PagedBench repeats give the run-to-run coefficient of variation.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.config import Scenario, Suite
 from bench.errors import UserError
-from bench.harness import RunOptions, _Context, check_fits
+from bench.harness import RunOptions, _Context, _run_one, budgeted, check_fits
+from bench.results import new_run_id, write_result
 from bench.runners import load_runner
-from bench.telemetry.sampler import Sampler
 from bench.workload import BuiltWorkload
 
 AGREEMENT = 0.03  # PagedBench must agree with the plain loop within 3 %
+OVERHEAD_LIMIT = 0.01  # the sampler at its default interval must cost under 1 % of throughput
 
 
 def plain_hf(runner, w: BuiltWorkload) -> tuple[int, float]:
@@ -54,8 +58,18 @@ PLAIN = {"hf": plain_hf, "vllm": plain_vllm}
 
 
 def crosscheck(
-    suite: Suite, stack: str, scenario: str, repeats: int = 3, device: str = "auto", progress=print
+    suite: Suite,
+    stack: str,
+    scenario: str,
+    repeats: int = 3,
+    device: str = "auto",
+    overhead: bool = True,
+    results: Path | None = None,
+    run_id: str | None = None,
+    progress=print,
 ) -> dict[str, Any]:
+    """Alternate plain and PagedBench runs `repeats` times; with `results`, PagedBench's runs are also
+    written there as ordinary results (run `run_id`, and `run_id`-no-sampler for the sampler-off arm)."""
     if stack not in PLAIN:
         raise UserError(f"--stack {stack}: cross-checks exist for {', '.join(sorted(PLAIN))}")
     matches = [s for s in suite.scenarios if s.name == scenario and s.stack == stack]
@@ -64,61 +78,96 @@ def crosscheck(
         raise UserError(
             f"--scenario {scenario}: not a {stack} scenario of {suite.name}; choose from: {', '.join(names)}"
         )
-    s: Scenario = matches[0]
-    if s.resolved_mode in ("paged",) or s.batch_size == "max":
+    if matches[0].resolved_mode in ("paged",) or matches[0].batch_size == "max":
         raise UserError(f"--scenario {scenario}: the cross-check covers fixed-batch HF modes and vLLM")
-    ctx = _Context(suite, RunOptions(stack=stack, out=Path("."), device=device), Path("crosscheck"))
-    check_fits(ctx, [s])
+    run_id = run_id or new_run_id()
+    ctx = _Context(suite, RunOptions(stack=stack, out=results or Path("."), device=device), Path(run_id))
+    check_fits(ctx, matches)
+    s: Scenario = budgeted(ctx, matches[0])
     lm = ctx.loaded_model(s)
     w = ctx.workload(s.workload)
-    runner = load_runner(stack)(lm, s)
-    runner.load()
+    cls = load_runner(stack)
+    runner = cls(lm, s)
+    load_timing = runner.load()
     runner.configure(lm, s)
+    ctx.runner, ctx.runner_key = runner, cls.engine_key(lm, s)  # PagedBench's arms reuse this engine
+    written: list[str] = []
+
+    def pagedbench(sampled: bool, repeat: int) -> tuple[int, float]:
+        """One run through the harness's own scenario path, exactly as `pagedbench run` times it."""
+        ctx.opts.sampler = sampled
+        ctx.run_dir = Path(run_id if sampled else f"{run_id}-no-sampler")
+        result = _run_one(ctx, s, repeat)
+        if results is not None:
+            written.append(str(write_result(result, results / ctx.run_dir)))
+        if result.status != "ok":
+            raise RuntimeError(f"PagedBench's run of {scenario} {result.status}: {result.error}")
+        return result.metrics.output_tokens, result.metrics.elapsed_s
+
+    arms: dict[str, Callable[[int], tuple[int, float]]] = {
+        "plain": lambda i: PLAIN[stack](runner, w),
+        "pagedbench": lambda i: pagedbench(True, i),
+    }
+    if overhead:
+        arms["pagedbench_no_sampler"] = lambda i: pagedbench(False, i)
+    order = list(arms)
     try:
-        if w.warmup[: s.warmup_requests]:
-            runner.run(w.warmup[: s.warmup_requests], w.spec, warmup=True)
         rows = []
         for i in range(repeats):
-            tokens, elapsed = PLAIN[stack](runner, w)
-            with Sampler(ctx.opts.sample_interval_ms, ctx.gpu) as sampler:
-                runner.set_probe(sampler)
-                sampler.mark("run")
-                out = runner.run(w.requests, w.spec)
-                sampler.engine_probe = None
-            bench_tps = sum(out.returned_tokens) / out.elapsed_s
-            plain_tps = tokens / elapsed
-            rows.append(
-                {
-                    "repeat": i,
-                    "plain_tokens": tokens,
-                    "plain_elapsed_s": elapsed,
-                    "plain_tokens_per_s": plain_tps,
-                    "pagedbench_tokens": sum(out.returned_tokens),
-                    "pagedbench_elapsed_s": out.elapsed_s,
-                    "pagedbench_tokens_per_s": bench_tps,
-                    "difference": bench_tps / plain_tps - 1,
-                }
+            row: dict[str, Any] = {"repeat": i, "order": order[i % len(order) :] + order[: i % len(order)]}
+            for arm in row["order"]:  # rotated each repeat: no arm always runs first or last
+                tokens, elapsed = arms[arm](i)
+                row |= {f"{arm}_tokens": tokens, f"{arm}_elapsed_s": elapsed, f"{arm}_tokens_per_s": tokens / elapsed}
+            row["difference"] = row["pagedbench_tokens_per_s"] / row["plain_tokens_per_s"] - 1
+            line = (
+                f"repeat {i}: plain {row['plain_tokens_per_s']:,.1f} tok/s, "
+                f"PagedBench {row['pagedbench_tokens_per_s']:,.1f}"
             )
-            progress(
-                f"repeat {i}: plain {plain_tps:,.1f} tok/s, PagedBench {bench_tps:,.1f} tok/s "
-                f"({rows[-1]['difference']:+.2%})"
-            )
+            if overhead:
+                row["sampler_overhead"] = 1 - row["pagedbench_tokens_per_s"] / row["pagedbench_no_sampler_tokens_per_s"]
+                line += f", without the sampler {row['pagedbench_no_sampler_tokens_per_s']:,.1f}"
+            rows.append(row)
+            progress(f"{line} ({row['difference']:+.2%})")
     finally:
-        runner.close()
+        ctx.close_runner()
     diffs = [r["difference"] for r in rows]
-    mean = statistics.fmean(diffs)
-    return {
+    result = {
+        "kind": "crosscheck",
+        "run_id": run_id,
         "stack": stack,
         "scenario": scenario,
         "suite": suite.name,
         "model": suite.model,
         "workload_hash": w.hash,
         "expected_tokens": w.output_tokens,
+        "sample_interval_ms": ctx.opts.sample_interval_ms,
         "environment": ctx.environment,
+        "load": load_timing,
+        "results": written,
         "repeats": rows,
-        "mean_difference": mean,
-        "spread": (max(diffs) - min(diffs)) if len(diffs) > 1 else 0.0,
-        "tokens_match": all(r["plain_tokens"] == r["pagedbench_tokens"] == w.output_tokens for r in rows),
-        "agrees": abs(mean) <= AGREEMENT,
+        "mean_difference": statistics.fmean(diffs),
+        "spread": _spread(diffs),
+        "tokens_match": all(r[f"{a}_tokens"] == w.output_tokens for r in rows for a in arms),
+        "agrees": abs(statistics.fmean(diffs)) <= AGREEMENT,
         "threshold": AGREEMENT,
+        "pagedbench_cv": _cv([r["pagedbench_tokens_per_s"] for r in rows]),
+        "plain_cv": _cv([r["plain_tokens_per_s"] for r in rows]),
     }
+    if overhead:
+        costs = [r["sampler_overhead"] for r in rows]
+        result |= {
+            "sampler_overhead": statistics.fmean(costs),
+            "sampler_overhead_spread": _spread(costs),
+            "sampler_overhead_limit": OVERHEAD_LIMIT,
+            "sampler_within_limit": statistics.fmean(costs) < OVERHEAD_LIMIT,
+        }
+    return result
+
+
+def _spread(values: list[float]) -> float:
+    return max(values) - min(values) if len(values) > 1 else 0.0
+
+
+def _cv(values: list[float]) -> float | None:
+    """Coefficient of variation (sample standard deviation over mean); None for fewer than two values."""
+    return statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else None

@@ -241,8 +241,13 @@ def _deadline(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def budgeted(ctx: _Context, s: Scenario) -> Scenario:
+    """The scenario with its memory budget (GiB) turned into each stack's fraction of this device."""
+    return s.with_budget((ctx.environment.get("gpu") or {}).get("memory_total_mib") if ctx.device == "cuda" else None)
+
+
 def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
-    s = s.with_budget((ctx.environment.get("gpu") or {}).get("memory_total_mib") if ctx.device == "cuda" else None)
+    s = budgeted(ctx, s)
     lm = ctx.loaded_model(s)
     w = ctx.workload(s.workload)
     started = now_iso()

@@ -3,31 +3,50 @@
 # and the project's small dependencies installed into /tmp/site (see README, "Without Docker"). Every run
 # is bounded in time so the results are always packed into $OUT.
 #
-#   scripts/gpu-steps.sh GROUP [GROUP ...]
-#   groups: seed seed-vllm default-hf default-vllm capacity gpt2 crosscheck overhead
+#   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
+#   groups: env seed seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
+#           crosscheck proof-hf proof-vllm overhead
+# DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
+# $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=${SITE:-/tmp/site}:$PWD
 export PAGEDBENCH_CACHE=${PAGEDBENCH_CACHE:-/tmp/pbcache}
 R=${RESULTS:-/tmp/results}
+C=${CROSSCHECKS:-/tmp/crosschecks}
 OUT=${OUT:-/tmp/out}
-mkdir -p "$R" "$OUT"
+mkdir -p "$R" "$C" "$OUT"
 T=$(date -u +%H%M%S)  # run ids are unique per invocation: results are never overwritten
+START=$SECONDS
 
 pb() {  # pb SECONDS ARGS...: one pagedbench command, stopped with SIGTERM (results kept) past SECONDS
   local limit=$1
   shift
+  if [ -n "${DEADLINE:-}" ]; then
+    local left=$((DEADLINE - (SECONDS - START) - 40))  # 30 s for a stopped run to write, 10 s to pack
+    [ "$left" -lt "$limit" ] && limit=$left
+    if [ "$limit" -lt 20 ]; then
+      echo "== skipped (deadline): pagedbench $*"
+      return
+    fi
+  fi
   echo "== $(date -u +%T) pagedbench $* (limit ${limit}s)"
   timeout -s TERM -k 30 "$limit" python3 -m bench "$@"
   local rc=$?
   echo "== $(date -u +%T) exit $rc"
 }
 
+pack() {
+  tar czf "$OUT/results.tgz" -C "$(dirname "$R")" "$(basename "$R")" -C "$(dirname "$C")" "$(basename "$C")"
+}
+
 for group in "$@"; do
   case $group in
+  env)
+    python3 -m bench env --json >"$C/env.json"
+    nvidia-smi >"$C/nvidia-smi.txt" 2>&1
+    ;;
   seed)
-    python3 -m bench env --json >"$R/env.json"
-    nvidia-smi >"$R/nvidia-smi.txt" 2>&1
     pb 150 run --stack hf --suite seed --out "$R" --run-id seed-hf-$T
     pb 330 run --stack vllm --suite seed --out "$R" --run-id seed-vllm-$T
     ;;
@@ -50,9 +69,24 @@ for group in "$@"; do
       --scenario hf-padded-b32 --scenario hf-static-b32
     pb 330 run --stack vllm --suite default --model synthetic:gpt2-124m --out "$R" --run-id gpt2-vllm-$T --scenario vllm
     ;;
+  capacity-hf)
+    pb 330 run --stack hf --suite capacity --out "$R" --run-id capacity-hf-$T
+    ;;
+  capacity-vllm)
+    pb 200 run --stack vllm --suite capacity --out "$R" --run-id capacity-vllm-$T
+    ;;
+  proof-hf)  # plain loop, PagedBench, PagedBench without the sampler: interleaved, 3 times
+    pb 450 crosscheck --stack hf --suite default --scenario hf-padded-b128 --repeats 3 \
+      --out "$C/crosscheck-hf-$T.json" --results "$R" --run-id crosscheck-hf-$T
+    ;;
+  proof-vllm)
+    pb 360 crosscheck --stack vllm --suite default --scenario vllm-sustained --repeats 3 --no-overhead \
+      --out "$C/crosscheck-vllm-$T.json" --results "$R" --run-id crosscheck-vllm-$T
+    pb 150 run --stack vllm --suite default --out "$R" --run-id default-vllm-$T --scenario vllm
+    ;;
   crosscheck)
-    pb 300 crosscheck --stack hf --suite default --scenario hf-padded-b128 --repeats 3 --out "$R/crosscheck-hf-$T.json"
-    pb 300 crosscheck --stack vllm --suite default --scenario vllm --repeats 3 --out "$R/crosscheck-vllm-$T.json"
+    pb 300 crosscheck --stack hf --suite default --scenario hf-padded-b128 --repeats 3 --out "$C/crosscheck-hf-$T.json"
+    pb 300 crosscheck --stack vllm --suite default --scenario vllm --repeats 3 --out "$C/crosscheck-vllm-$T.json"
     ;;
   overhead)  # the sampler on and off, interleaved, 3 times each
     for i in 1 2 3; do
@@ -64,6 +98,6 @@ for group in "$@"; do
     echo "unknown group $group" >&2
     ;;
   esac
+  pack
 done
-tar czf "$OUT/results-$(date -u +%H%M%S).tgz" -C "$R" .
 ls -la "$OUT"

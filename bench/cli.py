@@ -208,10 +208,17 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
     Exit 1 when they disagree by more than 3 % or return different token counts."""
     from bench.config import load_suite
     from bench.crosscheck import crosscheck
+    from bench.results.store import write_atomic
 
     suite = load_suite(suite_name, model_override=model)
     if results is not None:
         run_id = _fresh_run_id(results, "--results", run_id, ("", "-no-sampler"))
+
+    def save(report: dict) -> None:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(out, json.dumps(report, indent=1, default=str), replace=True)
+
     report = crosscheck(
         suite,
         stack,
@@ -222,10 +229,9 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
         results=results,
         run_id=run_id,
         progress=lambda m: click.echo(m, err=True),
+        checkpoint=save,
     )
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1, default=str))
+    save(report)
     click.echo(
         f"{stack} {scenario}: PagedBench vs plain loop {report['mean_difference']:+.2%} "
         f"(spread {report['spread']:.2%} over {repeats}), tokens match: {report['tokens_match']}"

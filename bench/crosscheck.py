@@ -67,9 +67,11 @@ def crosscheck(
     results: Path | None = None,
     run_id: str | None = None,
     progress=print,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Alternate plain and PagedBench runs `repeats` times; with `results`, PagedBench's runs are also
-    written there as ordinary results (run `run_id`, and `run_id`-no-sampler for the sampler-off arm)."""
+    written there as ordinary results (run `run_id`, and `run_id`-no-sampler for the sampler-off arm).
+    `checkpoint` receives the comparison so far after every repeat but the last, marked incomplete."""
     if stack not in PLAIN:
         raise UserError(f"--stack {stack}: cross-checks exist for {', '.join(sorted(PLAIN))}")
     matches = [s for s in suite.scenarios if s.name == scenario and s.stack == stack]
@@ -111,8 +113,50 @@ def crosscheck(
     if overhead:
         arms["pagedbench_no_sampler"] = lambda i: pagedbench(False, i)
     order = list(arms)
+
+    def summary(rows: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "kind": "crosscheck",
+            "complete": complete,  # False: stopped early; the figures cover the repeats listed
+            "run_id": run_id,
+            "stack": stack,
+            "scenario": scenario,
+            "suite": suite.name,
+            "model": suite.model,
+            "workload_hash": w.hash,
+            "expected_tokens": w.output_tokens,
+            "sample_interval_ms": ctx.opts.sample_interval_ms,
+            "environment": ctx.environment,
+            "load": load_timing,
+            "results": written,
+            "repeats": rows,
+        }
+        if not rows:
+            return result
+        diffs = [r["difference"] for r in rows]
+        result |= {
+            "mean_difference": statistics.fmean(diffs),
+            "spread": _spread(diffs),
+            "tokens_match": all(r[f"{a}_tokens"] == w.output_tokens for r in rows for a in arms),
+            "agrees": abs(statistics.fmean(diffs)) <= AGREEMENT,
+            "threshold": AGREEMENT,
+            "pagedbench_cv": _cv([r["pagedbench_tokens_per_s"] for r in rows]),
+            "plain_cv": _cv([r["plain_tokens_per_s"] for r in rows]),
+        }
+        if overhead:
+            costs = [r["sampler_overhead"] for r in rows]
+            result |= {
+                "sampler_overhead": statistics.fmean(costs),
+                "sampler_overhead_spread": _spread(costs),
+                "sampler_overhead_limit": OVERHEAD_LIMIT,
+                "sampler_within_limit": statistics.fmean(costs) < OVERHEAD_LIMIT,
+            }
+        return result
+
+    rows: list[dict[str, Any]] = []
     try:
-        rows = []
+        if w.warmup[: s.warmup_requests]:  # before the first arm, whichever it is
+            runner.run(w.warmup[: s.warmup_requests], w.spec, warmup=True)
         for i in range(repeats):
             row: dict[str, Any] = {"repeat": i, "order": order[i % len(order) :] + order[: i % len(order)]}
             for arm in row["order"]:  # rotated each repeat: no arm always runs first or last
@@ -128,40 +172,11 @@ def crosscheck(
                 line += f", without the sampler {row['pagedbench_no_sampler_tokens_per_s']:,.1f}"
             rows.append(row)
             progress(f"{line} ({row['difference']:+.2%})")
+            if checkpoint is not None and i < repeats - 1:
+                checkpoint(summary(rows, complete=False))  # a stop keeps the repeats that finished
     finally:
         ctx.close_runner()
-    diffs = [r["difference"] for r in rows]
-    result = {
-        "kind": "crosscheck",
-        "run_id": run_id,
-        "stack": stack,
-        "scenario": scenario,
-        "suite": suite.name,
-        "model": suite.model,
-        "workload_hash": w.hash,
-        "expected_tokens": w.output_tokens,
-        "sample_interval_ms": ctx.opts.sample_interval_ms,
-        "environment": ctx.environment,
-        "load": load_timing,
-        "results": written,
-        "repeats": rows,
-        "mean_difference": statistics.fmean(diffs),
-        "spread": _spread(diffs),
-        "tokens_match": all(r[f"{a}_tokens"] == w.output_tokens for r in rows for a in arms),
-        "agrees": abs(statistics.fmean(diffs)) <= AGREEMENT,
-        "threshold": AGREEMENT,
-        "pagedbench_cv": _cv([r["pagedbench_tokens_per_s"] for r in rows]),
-        "plain_cv": _cv([r["plain_tokens_per_s"] for r in rows]),
-    }
-    if overhead:
-        costs = [r["sampler_overhead"] for r in rows]
-        result |= {
-            "sampler_overhead": statistics.fmean(costs),
-            "sampler_overhead_spread": _spread(costs),
-            "sampler_overhead_limit": OVERHEAD_LIMIT,
-            "sampler_within_limit": statistics.fmean(costs) < OVERHEAD_LIMIT,
-        }
-    return result
+    return summary(rows, complete=True)
 
 
 def _spread(values: list[float]) -> float:

@@ -98,12 +98,13 @@ def memory_timelines(group: Group):
     colors = {"load": "#e8e8e8", "warmup": "#fff2cc", "run": "#d9ead3"}
     for ax, r in zip(axes[:, 0], rows):
         mem = r.first.memory
-        t = [s.t_s for s in mem.timeline]
-        gpu = [s.process_used_mib if s.process_used_mib is not None else s.device_used_mib for s in mem.timeline]
+        readings = [s for s in mem.timeline if s.device_used_mib is not None or s.host_rss_mib is not None]
+        t = [s.t_s for s in readings] or [0.0]
+        gpu = [s.process_used_mib if s.process_used_mib is not None else s.device_used_mib for s in readings]
         if any(v is not None for v in gpu):
             ax.plot(t, [v or 0 for v in gpu], color="#4c72b0", label="GPU used MiB (NVML)")
         else:
-            ax.plot(t, [s.host_rss_mib or 0 for s in mem.timeline], color="#55a868", label="host RSS MiB (no GPU)")
+            ax.plot(t, [s.host_rss_mib or 0 for s in readings] or [0], color="#55a868", label="host RSS MiB (no GPU)")
         for p in mem.phases:
             if p.name in colors:
                 ax.axvspan(p.start_s, p.end_s or t[-1], color=colors[p.name], zorder=0)

@@ -27,8 +27,9 @@ def result_filename(result: Result) -> str:
     return f"{result.stack}-{result.scenario}-r{result.repeat}.json"
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file and a link, failing if `path` exists."""
+def write_atomic(path: Path, text: str, replace: bool = False) -> Path:
+    """Write `text` to `path` through a temporary file and a link, failing if `path` exists (or, with
+    `replace`, renaming over it: readers see the old text or the new, never a part)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)
@@ -36,9 +37,13 @@ def write_atomic(path: Path, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return path
         os.link(tmp, path)  # atomic, and refuses to replace an existing file
     finally:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 

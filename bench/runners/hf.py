@@ -145,12 +145,16 @@ class HfRunner(Runner):
         )
 
     def _largest_batch(self, requests: Sequence[Request]) -> tuple[int, dict[str, Any]]:
-        """The largest batch size whose most demanding batch of this workload completes: doubling, then
-        bisection. An out-of-memory is a data point, not a failure (unless batch 1 does not fit)."""
-        torch = self.torch
+        """The largest batch size whose most demanding batch of this workload completes. Two small batches
+        give the memory per row, which gives a first guess; from it, steps that double until a batch
+        fails (or fits), then bisection. Without memory figures (CPU): doubling from 1, then bisection.
+        An out-of-memory is a data point, not a failure (unless batch 1 does not fit)."""
         probes: list[dict[str, Any]] = []
+        peaks: dict[int, int] = {}
+        n, lo, hi = len(requests), 0, None
 
-        def fits(size: int) -> bool:
+        def probe(size: int) -> None:
+            nonlocal lo, hi
             batches = [requests[i : i + size] for i in range(0, len(requests), size)]
             # Memory grows with rows x (width + new tokens), prefill activations with width: probe the
             # batches that lead on each measure.
@@ -160,9 +164,7 @@ class HfRunner(Runner):
                 lambda b: len(b) * max(r.output_len for r in b),
             )
             worst_batches = list({id(b): b for b in (max(batches, key=m) for m in measures)}.values())
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
+            self._reset_peak()
             t = time.perf_counter()
             ok, error = True, None
             for worst in worst_batches:
@@ -171,39 +173,50 @@ class HfRunner(Runner):
                 except ScenarioOOM as e:
                     ok, error = False, str(e).split(":")[0]
                     break
-            probe = {
-                "batch_size": size,
-                "batches_probed": len(worst_batches),
-                "fits": ok,
-                "seconds": time.perf_counter() - t,
-            }
-            if self.device.type == "cuda":
-                probe["torch_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+            record = {"batch_size": size, "batches_probed": len(worst_batches), "fits": ok}
+            record["seconds"] = time.perf_counter() - t
+            peak = self._peak_bytes()
+            if peak is not None:
+                record["torch_peak_allocated_mib"] = peak / 2**20
+                if ok:
+                    peaks[size] = peak
             if error:
-                probe["error"] = error
-            probes.append(probe)
-            return ok
+                record["error"] = error
+            probes.append(record)
+            if ok:
+                lo = max(lo, size)
+            else:
+                hi = size if hi is None else min(hi, size)
 
-        n, lo, hi, size = len(requests), 0, None, 1
-        while True:
-            size = min(size, n)
-            if not fits(size):
-                hi = size
+        for size in sorted({min(n, 4), min(n, 16)}):
+            probe(size)
+            if hi is not None:
                 break
-            lo = size
-            if size == n:
-                break
+        budget, (small, large) = self._budget_bytes(), (sorted(peaks) + [0, 0])[:2]
+        slope = (peaks[large] - peaks[small]) / (large - small) if large > small else 0
+        if hi is None and lo < n and budget and slope > 0:
+            guess = max(lo + 1, min(n, int(large + (budget * 0.95 - peaks[large]) / slope)))
+            probe(guess)
+            step = max(1, guess // 16)
+            while hi is None and lo < n:  # the guess fitted: step up until a batch fails
+                probe(min(n, lo + step))
+                step *= 2
+            while hi is not None and hi - step > lo:  # the guess failed: step down until one fits
+                size = hi - step
+                probe(size)
+                if lo == size:
+                    break
+                step *= 2
+        size = max(1, lo * 2)
+        while hi is None and lo < n:
+            probe(min(n, size))
             size *= 2
         while hi is not None and hi - lo > 1:
-            mid = (lo + hi) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid
+            probe((lo + hi) // 2)
         if lo == 0:
             raise ScenarioOOM("out of memory even at batch size 1")
         if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+            self.torch.cuda.empty_cache()
         capacity = {
             "max_batch": lo,
             "first_failing_batch": hi,
@@ -212,6 +225,21 @@ class HfRunner(Runner):
             "probes": probes,
         }
         return lo, capacity
+
+    def _reset_peak(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.empty_cache()
+            self.torch.cuda.reset_peak_memory_stats()
+
+    def _peak_bytes(self) -> int | None:
+        return self.torch.cuda.max_memory_allocated() if self.device.type == "cuda" else None
+
+    def _budget_bytes(self) -> int | None:
+        """What the allocator may hold: the device's memory times the scenario's fraction."""
+        if self.device.type != "cuda":
+            return None
+        total = self.torch.cuda.get_device_properties(self.device).total_memory
+        return int(total * (self.scenario.memory_fraction or 1.0))
 
     def generate_kwargs(self, batch: Sequence[Request]) -> dict[str, Any]:
         """generate() arguments for one batch: left-padded ids, exact lengths (EOS suppressed by

@@ -1,23 +1,30 @@
-"""A background sampler: device memory (NVML), host memory and CPU (psutil), and stack gauges, with phases.
+"""The sampler: device memory (NVML), host memory and CPU (psutil), and stack gauges, with phases.
 
-It runs in a thread that sleeps on an Event between samples, so stopping is immediate. Each sample
-costs a few NVML/psutil calls (well under a millisecond); the run records the interval and the number
-of samples so the overhead can be judged.
+Device and host readings are taken by a separate process (`bench.telemetry.monitor`) every interval, so
+sampling never competes with the measured run for its interpreter lock; its readings are merged in when
+the sampler stops. Stack gauges (vLLM's KV usage, say) can only be read in this process: a thread reads
+them, and only while a runner has set `engine_probe`. Phase boundaries take a reading in this process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
 from bench.results.schema import Memory, Phase, Sample
 from bench.telemetry.gpu import Gpu
+from bench.telemetry.monitor import measure
 
-MIB = 1024 * 1024
 MAX_TIMELINE = 2000  # samples kept in the result; peaks are taken over all samples
 
 
@@ -26,7 +33,7 @@ class Sampler:
         if interval_ms <= 0:
             raise ValueError("interval_ms must be > 0")
         self.interval_s = interval_ms / 1000.0
-        # Without the background thread, samples are taken at phase boundaries only (to measure the
+        # Without background sampling, readings are taken at phase boundaries only (to measure the
         # sampler's own overhead against a run that has it).
         self.background = background
         self.gpu = gpu if gpu is not None else Gpu()
@@ -37,7 +44,10 @@ class Sampler:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._monitor: subprocess.Popen | None = None
+        self._monitor_file: Path | None = None
         self._t0 = 0.0
+        self._started = False
         self.used_before_mib: float | None = None
 
     # --- control ---------------------------------------------------------------------------------------
@@ -50,27 +60,71 @@ class Sampler:
         self.stop()
 
     def start(self) -> None:
-        self._t0 = time.perf_counter()
+        self._t0 = time.monotonic()
+        self._started = True
         if self.gpu.available:
             self.used_before_mib = self.gpu.read().used_mib
         self.process.cpu_percent(None)
-        self._thread = threading.Thread(target=self._loop, name="pagedbench-sampler", daemon=True)
         if self.background:
+            self._start_monitor()
+            self._thread = threading.Thread(target=self._probe_loop, name="pagedbench-probe", daemon=True)
             self._thread.start()
 
+    def _start_monitor(self) -> None:
+        fd, name = tempfile.mkstemp(prefix="pagedbench-monitor-", suffix=".jsonl")
+        os.close(fd)
+        self._monitor_file = Path(name)
+        args = [str(os.getpid()), repr(self.interval_s), name] + ([] if self.gpu.available else ["--no-gpu"])
+        self._monitor = subprocess.Popen(
+            [sys.executable, "-m", "bench.telemetry.monitor", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),
+            },
+        )
+
     def stop(self) -> None:
-        if self._thread is None:
+        if not self._started:
             return
+        self._started = False
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join()
         self._thread = None
+        self._stop_monitor()
         self._take()  # one last sample after the work
         if self.phases and self.phases[-1].end_s is None:
             self.phases[-1].end_s = self.now()
+        self.samples.sort(key=lambda x: x.t_s)
+
+    def _stop_monitor(self) -> None:
+        if self._monitor is None:
+            return
+        with contextlib.suppress(OSError):
+            self._monitor.stdin.close()  # the monitor exits at once
+        try:
+            self._monitor.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._monitor.kill()
+            self._monitor.wait()
+        self._monitor = None
+        path, self._monitor_file = self._monitor_file, None
+        try:
+            lines = path.read_text().splitlines()
+        finally:
+            path.unlink(missing_ok=True)
+        for line in lines:
+            try:
+                reading = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill
+            t = reading.pop("t") - self._t0
+            self.samples.append(Sample(t_s=t, phase=self._phase_at(t), **reading))
 
     def now(self) -> float:
-        return time.perf_counter() - self._t0
+        return time.monotonic() - self._t0
 
     def mark(self, phase: str) -> None:
         """Start a new phase (ending the previous one) and take a sample at its boundary."""
@@ -85,50 +139,35 @@ class Sampler:
     def phase(self) -> str:
         return self.phases[-1].name if self.phases and self.phases[-1].end_s is None else "idle"
 
+    def _phase_at(self, t: float) -> str:
+        for p in reversed(self.phases):
+            if p.start_s <= t and (p.end_s is None or t < p.end_s):
+                return p.name
+        return "idle"
+
     # --- sampling --------------------------------------------------------------------------------------
 
-    def _pids(self) -> set[int]:
-        try:
-            return {self.process.pid} | {c.pid for c in self.process.children(recursive=True)}
-        except psutil.Error:
-            return {self.process.pid}
-
-    def _host(self) -> tuple[float | None, float | None]:
-        """RSS of this process and its children (vLLM's engine core is a child process)."""
-        try:
-            procs = [self.process] + self.process.children(recursive=True)
-            rss = 0
-            for p in procs:
-                try:
-                    rss += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            return rss / MIB, self.process.cpu_percent(None)
-        except psutil.Error:
-            return None, None
-
     def _take(self) -> None:
-        s = Sample(t_s=self.now(), phase=self.phase)
-        if self.gpu.available:
-            try:
-                r = self.gpu.read(self._pids())
-                s.device_used_mib, s.process_used_mib = r.used_mib, r.process_used_mib
-                s.gpu_util_pct, s.power_w = r.util_pct, r.power_w
-            except Exception:
-                pass
-        s.host_rss_mib, s.host_cpu_pct = self._host()
-        probe = self.engine_probe
-        if probe is not None:
-            try:
-                s.engine = probe()
-            except Exception:
-                s.engine = None
+        s = Sample(t_s=self.now(), phase=self.phase, **measure(self.gpu, self.process))
+        s.engine = self._engine()
         with self._lock:
             self.samples.append(s)
 
-    def _loop(self) -> None:
+    def _engine(self) -> dict[str, float] | None:
+        probe = self.engine_probe
+        if probe is None:
+            return None
+        try:
+            return probe()
+        except Exception:
+            return None
+
+    def _probe_loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self._take()
+            if self.engine_probe is not None:
+                engine = self._engine()
+                with self._lock:
+                    self.samples.append(Sample(t_s=self.now(), phase=self.phase, engine=engine))
 
     # --- summary ---------------------------------------------------------------------------------------
 
@@ -159,7 +198,9 @@ class Sampler:
             source = "no NVIDIA device: host RSS of this process and its children only"
         stride = max(1, -(-len(self.samples) // MAX_TIMELINE))
         info = self.gpu.info() if self.gpu.available else {}
-        if not self.background:
+        if self.background:
+            source += f"; sampled every {self.interval_s * 1000:g} ms by a separate process"
+        else:
             source += "; sampled at phase boundaries only (background sampler off)"
         return Memory(
             device=device,
@@ -173,3 +214,8 @@ class Sampler:
             timeline=self.samples[::stride],
             phases=self.phases,
         )
+
+
+def _package_root() -> str:
+    """The directory holding the `bench` package, so the monitor imports this same copy of it."""
+    return str(Path(__file__).resolve().parents[2])

@@ -5,7 +5,7 @@
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
-#           crosscheck proof-hf proof-vllm overhead
+#           crosscheck proof-hf proof-vllm hf-paged overhead
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -80,9 +80,11 @@ for group in "$@"; do
       --out "$C/crosscheck-hf-$T.json" --results "$R" --run-id crosscheck-hf-$T
     ;;
   proof-vllm)
-    pb 360 crosscheck --stack vllm --suite default --scenario vllm-sustained --repeats 3 --no-overhead \
+    pb 450 crosscheck --stack vllm --suite default --scenario vllm-sustained --repeats 3 --no-overhead \
       --out "$C/crosscheck-vllm-$T.json" --results "$R" --run-id crosscheck-vllm-$T
-    pb 150 run --stack vllm --suite default --out "$R" --run-id default-vllm-$T --scenario vllm
+    ;;
+  hf-paged)
+    pb 150 run --stack hf --suite default --out "$R" --run-id hf-paged-$T --scenario hf-paged
     ;;
   crosscheck)
     pb 300 crosscheck --stack hf --suite default --scenario hf-padded-b128 --repeats 3 --out "$C/crosscheck-hf-$T.json"

@@ -6,6 +6,7 @@ reason; they never crash the collector and never vanish.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -76,7 +77,8 @@ class Row:
         batch = r.config.get("batch_size")
         if r.kv and isinstance(r.kv.get("capacity"), dict):
             batch = f"max={r.kv['capacity'].get('max_batch')}"
-        return f"{r.stack} {r.mode}" + (f" b={batch}" if batch not in (None, 1) else "")
+        label = f"{r.stack} {r.mode}" + (f" b={batch}" if batch not in (None, 1) else "")
+        return label + ("" if _sampled(r) else " (sampler off)")
 
     def stat(self, metric: str) -> Stat:
         return Stat.of([_metric(r, metric) for r in self.results])
@@ -113,6 +115,7 @@ class Collection:
     problems: list[tuple[str, str]]  # (file, reason)
     results: list[Result]
     files: int
+    crosschecks: list[dict] = field(default_factory=list)  # `pagedbench crosscheck --out` files
 
 
 def collect(root: Path) -> Collection:
@@ -124,11 +127,16 @@ def collect(root: Path) -> Collection:
     ok: list[Result] = []
     seen: dict[tuple, str] = {}
     files = 0
+    crosschecks: list[dict] = []
     for path, item in scan_results(root):
         files += 1
         rel = str(path.relative_to(root))
         if isinstance(item, ResultFileError):
-            problems.append((rel, str(item)))
+            check = _crosscheck(path)
+            if check is not None:
+                crosschecks.append(check | {"file": rel})
+            else:
+                problems.append((rel, str(item)))
             continue
         key = (item.run_id, item.stack, item.scenario, item.repeat)
         if key in seen:
@@ -155,14 +163,26 @@ def collect(root: Path) -> Collection:
             g.failed.append(r)
             continue
         for row in g.rows:
-            if (row.first.stack, row.first.scenario, _card(row.first)) == (r.stack, r.scenario, _card(r)):
+            if _row_key(row.first) == _row_key(r):
                 row.results.append(r)
                 break
         else:
             g.rows.append(Row([r]))
     for g in groups.values():
         g.rows.sort(key=_row_order)
-    return Collection(sorted(groups.values(), key=lambda g: (g.model, g.workload_hash)), problems, ok, files)
+    groups_sorted = sorted(groups.values(), key=lambda g: (g.model, g.workload_hash))
+    return Collection(groups_sorted, problems, ok, files, crosschecks)
+
+
+def _crosscheck(path: Path) -> dict | None:
+    """A cross-check comparison (`"kind": "crosscheck"`), or None for anything else."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("kind") != "crosscheck" or not isinstance(data.get("repeats"), list):
+        return None
+    return data
 
 
 _MODES = ["sequential", "padded", "static-cache", "paged", "continuous"]
@@ -179,6 +199,15 @@ def _row_order(row: Row) -> tuple:
         batch if isinstance(batch, int) else 10**9,
         r.scenario,
     )
+
+
+def _sampled(r: Result) -> bool:
+    return r.config.get("sampler", True) is not False
+
+
+def _row_key(r: Result) -> tuple:
+    """Results that are repeats of one measurement: same scenario, same card, same sampling."""
+    return r.stack, r.scenario, _card(r), _sampled(r)
 
 
 def _card(r: Result) -> str | None:

@@ -11,6 +11,7 @@ from bench.report.collect import Collection, Group
 from bench.report.tables import (
     Table,
     breakdown_table,
+    crosscheck_table,
     environment_table,
     kv_table,
     performance_table,
@@ -58,6 +59,9 @@ def markdown(c: Collection, baseline: str) -> str:
         "",
     ]
     out += _md_table(environment_table(c))
+    fidelity = crosscheck_table(c)
+    if fidelity is not None:
+        out += _md_table(fidelity)
     for g in c.groups:
         out += [f"## {group_title(g)}", "", "**What this shows** (computed from the results below):", ""]
         out += [f"- {s}" for s in summary(g, baseline)] + [""]
@@ -170,6 +174,9 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
         f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files.</p>",
         _html_table(environment_table(c)),
     ]
+    fidelity = crosscheck_table(c)
+    if fidelity is not None:
+        parts.append(_html_table(fidelity))
     for g in c.groups:
         parts.append(
             f"<h2>{html.escape(group_title(g))}</h2><p><b>What this shows</b> (computed from the "

@@ -277,3 +277,53 @@ def environment_table(collection: Collection) -> Table:
         ["device", "driver", "CUDA (torch)", "torch", "transformers", "vLLM", "image", "git", "stacks"],
         rows,
     )
+
+
+def crosscheck_table(collection: Collection) -> Table | None:
+    """`pagedbench crosscheck` comparisons: PagedBench's throughput against a plain hand-timed loop on the
+    same loaded engine, repeat by repeat, and what the sampler costs where it was measured."""
+    if not collection.crosschecks:
+        return None
+    rows = []
+    for c in collection.crosschecks:
+        reps = c["repeats"]
+        each = lambda key: ", ".join(fmt(r.get(key), 0) for r in reps)  # noqa: E731
+        diffs = ", ".join(f"{r['difference']:+.1%}" for r in reps)
+        mean = c.get("mean_difference")
+        verdict = "—"
+        if mean is not None:
+            within = abs(mean) <= c.get("threshold", 0.03)
+            verdict = f"{mean:+.1%} ({'within' if within else 'outside'} ±{c.get('threshold', 0.03):.0%})"
+        overhead = "not measured"
+        if c.get("sampler_overhead") is not None:
+            overhead = f"{c['sampler_overhead']:+.2%} (spread {c['sampler_overhead_spread']:.1%})"
+        rows.append(
+            [
+                f"{c['stack']} {c['scenario']}" + ("" if c.get("complete", True) else " (stopped early)"),
+                str(len(reps)),
+                each("plain_tokens_per_s"),
+                each("pagedbench_tokens_per_s"),
+                diffs,
+                verdict,
+                pct(c.get("pagedbench_cv")),
+                overhead,
+                "yes" if c.get("tokens_match") else "no",
+            ]
+        )
+    return Table(
+        "Fidelity: PagedBench against a plain hand-timed loop",
+        [
+            "stack / scenario",
+            "repeats",
+            "plain tok/s",
+            "PagedBench tok/s",
+            "difference per repeat",
+            "mean difference",
+            "PagedBench CV",
+            "sampler cost",
+            "tokens match",
+        ],
+        rows,
+        "Same loaded engine and workload; the arms alternate and their order rotates each repeat. Sampler cost: "
+        "throughput lost with the NVML sampler on against the same runs with it off.",
+    )

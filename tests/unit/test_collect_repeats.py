@@ -1,5 +1,7 @@
 """Repeats in the report: mean, 95 % confidence interval, and a flag when the spread is over 5 %."""
 
+import json
+
 import pytest
 
 from bench.report.collect import Stat, collect
@@ -50,3 +52,34 @@ def test_quiet_repeats_show_their_cv_and_startup_is_apart(tmp_path):
     md = markdown(collect(tmp_path), "hf:padded")
     assert "(CV 1.0%)" in md
     assert "### Start-up (not part of the timed figures)" not in md  # these results carry no timings
+
+
+def test_sampler_off_runs_are_a_row_of_their_own(tmp_path):
+    repeated(tmp_path / "on", [2.0, 2.02])
+    for i in range(2):
+        r = ok_result(scenario="a", repeat=i)
+        r = r.model_copy(update={"run_id": "off", "config": {**r.config, "sampler": False}})
+        write_result(r, tmp_path / "off")
+    rows = collect(tmp_path).groups[0].rows
+    assert sorted(len(row.results) for row in rows) == [2, 2]
+    assert sorted(row.label.endswith("(sampler off)") for row in rows) == [False, True]
+
+
+def test_crosschecks_are_read_into_a_fidelity_table(tmp_path):
+    repeated(tmp_path, [2.0])
+    rows = [
+        {"repeat": i, "plain_tokens_per_s": p, "pagedbench_tokens_per_s": b, "difference": b / p - 1}
+        for i, (p, b) in enumerate([(100.0, 101.0), (100.0, 99.0)])
+    ]
+    check = {"kind": "crosscheck", "stack": "hf", "scenario": "a", "repeats": rows, "complete": True}
+    check |= {"mean_difference": 0.0, "threshold": 0.03, "pagedbench_cv": 0.0141, "tokens_match": True}
+    check |= {"sampler_overhead": 0.004, "sampler_overhead_spread": 0.01}
+    (tmp_path / "crosscheck-hf.json").write_text(json.dumps(check))
+    c = collect(tmp_path)
+    assert len(c.crosschecks) == 1 and c.problems == []
+    md = markdown(c, "hf:padded")
+    assert "### Fidelity: PagedBench against a plain hand-timed loop" in md
+    assert (
+        "| hf a | 2 | 100, 100 | 101, 99 | +1.0%, -1.0% | +0.0% (within ±3%) | 1.4 % | +0.40% (spread 1.0%) | yes |"
+        in md
+    )

@@ -155,8 +155,7 @@ def crosscheck(
 
     rows: list[dict[str, Any]] = []
     try:
-        if w.warmup[: s.warmup_requests]:  # before the first arm, whichever it is
-            runner.run(w.warmup[: s.warmup_requests], w.spec, warmup=True)
+        runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)  # before the first arm, whichever
         for i in range(repeats):
             row: dict[str, Any] = {"repeat": i, "order": order[i % len(order) :] + order[: i % len(order)]}
             for arm in row["order"]:  # rotated each repeat: no arm always runs first or last

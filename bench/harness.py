@@ -291,10 +291,10 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
                 timing["engine_reused"] = 1.0
             runner = ctx.runner
             runner.configure(lm, s)
-            if w.warmup[: s.warmup_requests]:
-                sampler.mark("warmup")
-                warm = runner.run(w.warmup[: s.warmup_requests], w.spec, warmup=True)
-                timing["warmup_s"] = warm.elapsed_s
+            sampler.mark("warmup")
+            warm_s = runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)
+            if warm_s is not None:
+                timing["warmup_s"] = warm_s
             runner.set_probe(sampler)
             sampler.mark("run")
             out = runner.run(w.requests, w.spec)

@@ -69,6 +69,13 @@ class Runner(abc.ABC):
         """Generate every request to exactly its output length with the workload's sampling settings;
         timed from submission."""
 
+    def warm_up(self, warmup: Sequence[Request], requests: Sequence[Request], sampling: Workload) -> float | None:
+        """Run the warm-up requests before the timed run; seconds taken, or None when there were none.
+        `requests` are the timed run's, for runners whose first pass over large shapes is slow."""
+        if not warmup:
+            return None
+        return self.run(warmup, sampling, warmup=True).elapsed_s
+
     def set_probe(self, sampler) -> None:
         """Attach stack gauges to the sampler (e.g. vLLM's KV usage) for the timed run."""
 

@@ -121,12 +121,36 @@ class VllmRunner(Runner):
             signal.signal(signal.SIGUSR1, previous)
 
     def read_gauges(self) -> dict[str, float]:
-        values: dict[str, float] = {}
-        for m in self.llm.get_metrics():
-            key = _GAUGES.get(m.name)
-            if key is not None and hasattr(m, "value"):
-                values[key] = values.get(key, 0.0) + float(m.value)
+        """The engine's KV usage, running and waiting requests and preemptions, summed over engines. Read
+        every sampling interval in the process that runs `LLM.generate`: `LLM.get_metrics()` snapshots all
+        of vLLM's metrics, histograms included (about 4 ms a call on a small CPU), so only the four
+        collectors needed are read when the registry exposes them."""
+        collectors = self._collectors()
+        if collectors is None:
+            values: dict[str, float] = {}
+            for m in self.llm.get_metrics():
+                key = _GAUGES.get(m.name)
+                if key is not None and hasattr(m, "value"):
+                    values[key] = values.get(key, 0.0) + float(m.value)
+            return values
+        values = {}
+        for name, collector in collectors.items():
+            for family in collector.collect():
+                for sample in family.samples:
+                    if sample.name in (name, f"{name}_total"):
+                        values[_GAUGES[name]] = values.get(_GAUGES[name], 0.0) + float(sample.value)
         return values
+
+    def _collectors(self) -> dict | None:
+        if not hasattr(self, "_gauge_collectors"):
+            try:
+                from prometheus_client import REGISTRY
+
+                found = {name: REGISTRY._names_to_collectors.get(name) for name in _GAUGES}
+                self._gauge_collectors = found if all(found.values()) else None
+            except Exception:  # another prometheus_client layout: the public snapshot still works
+                self._gauge_collectors = None
+        return self._gauge_collectors
 
     def set_probe(self, sampler) -> None:
         self.sampler = sampler

@@ -52,7 +52,7 @@ class RunOptions:
     only: tuple[str, ...] = ()
     sample_interval_ms: float = 50.0
     busy_gpu: str = "warn"  # or "refuse"
-    sampler: bool = True  # the background telemetry thread
+    sampler: bool = True  # background sampling (monitor process and gauge thread)
     run_id: str | None = None
 
 

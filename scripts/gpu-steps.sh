@@ -80,7 +80,7 @@ for group in "$@"; do
       --out "$C/crosscheck-hf-$T.json" --results "$R" --run-id crosscheck-hf-$T
     ;;
   proof-vllm)
-    pb 450 crosscheck --stack vllm --suite default --scenario vllm-sustained --repeats 3 --no-overhead \
+    pb 540 crosscheck --stack vllm --suite default --scenario vllm-sustained --repeats 3 --no-overhead \
       --out "$C/crosscheck-vllm-$T.json" --results "$R" --run-id crosscheck-vllm-$T
     ;;
   hf-paged)

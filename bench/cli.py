@@ -208,6 +208,7 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
     Exit 1 when they disagree by more than 3 % or return different token counts."""
     from bench.config import load_suite
     from bench.crosscheck import crosscheck
+    from bench.errors import CrosscheckFailed
     from bench.results.store import write_atomic
 
     suite = load_suite(suite_name, model_override=model)
@@ -219,18 +220,23 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
             out.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(out, json.dumps(report, indent=1, default=str), replace=True)
 
-    report = crosscheck(
-        suite,
-        stack,
-        scenario,
-        repeats,
-        device,
-        overhead=overhead,
-        results=results,
-        run_id=run_id,
-        progress=lambda m: click.echo(m, err=True),
-        checkpoint=save,
-    )
+    try:
+        report = crosscheck(
+            suite,
+            stack,
+            scenario,
+            repeats,
+            device,
+            overhead=overhead,
+            results=results,
+            run_id=run_id,
+            progress=lambda m: click.echo(m, err=True),
+            checkpoint=save,
+        )
+    except CrosscheckFailed as e:
+        kept = f"; the repeats that finished are in {out}" if out is not None and out.exists() else ""
+        click.echo(f"Error: {e}{kept}", err=True)
+        _exit(1)
     save(report)
     click.echo(
         f"{stack} {scenario}: PagedBench vs plain loop {report['mean_difference']:+.2%} "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Scenario, Suite
-from bench.errors import UserError
+from bench.errors import CrosscheckFailed, UserError
 from bench.harness import RunOptions, _Context, _run_one, budgeted, check_fits
 from bench.results import new_run_id, write_result
 from bench.runners import load_runner
@@ -103,7 +103,7 @@ def crosscheck(
         if results is not None:
             written.append(str(write_result(result, results / ctx.run_dir)))
         if result.status != "ok":
-            raise RuntimeError(f"PagedBench's run of {scenario} {result.status}: {result.error}")
+            raise CrosscheckFailed(f"PagedBench's run of {scenario} {result.status}: {result.error}")
         return result.metrics.output_tokens, result.metrics.elapsed_s
 
     arms: dict[str, Callable[[int], tuple[int, float]]] = {

@@ -9,3 +9,7 @@ class UserError(Exception):
 
 class ResultWriteError(Exception):
     """A result file could not be written (disk full, read-only directory): the run stops, exit 3."""
+
+
+class CrosscheckFailed(Exception):
+    """A cross-check arm did not complete: nothing to compare for that repeat, exit 1."""

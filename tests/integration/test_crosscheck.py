@@ -2,6 +2,7 @@
 is a GPU benchmark figure (docs/results), not asserted here: CPU timings of sub-second runs are noise."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,21 @@ def test_crosscheck_reports_both_loops(stack, scenario, tmp_path):
 def test_crosscheck_refuses_a_capacity_scenario():
     r = run_cli("crosscheck", "--stack", "hf", "--suite", "capacity", "--scenario", "hf-max-batch")
     assert r.returncode == 2 and "fixed-batch" in r.stderr
+
+
+def test_a_failed_arm_is_a_clear_error(tmp_path):
+    """A PagedBench arm that fails (here: its scenario's timeout) ends the cross-check with exit 1 and one
+    line naming the scenario and the error, not a traceback."""
+    suite = (Path(__file__).resolve().parents[2] / "bench" / "suites" / "smoke.yaml").read_text()
+    suite = suite.replace(
+        "batch_size: 4, workload: mixed, warmup_requests: 1}",
+        "batch_size: 4, workload: mixed, warmup_requests: 1, timeout_s: 0.001}",
+        1,
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(suite)
+    r = run_cli("crosscheck", "--stack", "hf", "--suite", path, "--scenario", "hf-padded-b4", "--repeats", "1",
+                "--out", tmp_path / "cc.json")  # fmt: skip
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "Error: PagedBench's run of hf-padded-b4 failed: ScenarioTimeout" in r.stderr
+    assert "Traceback" not in r.stderr

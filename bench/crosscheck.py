@@ -80,7 +80,7 @@ def crosscheck(
         raise UserError(
             f"--scenario {scenario}: not a {stack} scenario of {suite.name}; choose from: {', '.join(names)}"
         )
-    if matches[0].resolved_mode in ("paged",) or matches[0].batch_size == "max":
+    if matches[0].resolved_mode == "paged" or matches[0].batch_size == "max":
         raise UserError(f"--scenario {scenario}: the cross-check covers fixed-batch HF modes and vLLM")
     run_id = run_id or new_run_id()
     ctx = _Context(suite, RunOptions(stack=stack, out=results or Path("."), device=device), Path(run_id))

@@ -99,7 +99,7 @@ class HfRunner(Runner):
         if size is None or self.scenario.resolved_mode == "paged" or not requests:
             return seconds  # `batch_size: max` probes full-size batches before its run; paged has no batches
         batches = [requests[i : i + size] for i in range(0, len(requests), size)]
-        worst = max(batches, key=lambda b: len(b) * (max(r.prompt_len for r in b) + max(r.output_len for r in b)))
+        worst = max(batches, key=padded_slots)
         self.sampling = sampling
         t = time.perf_counter()
         self._generate(worst, t)
@@ -176,7 +176,7 @@ class HfRunner(Runner):
             # Memory grows with rows x (width + new tokens), prefill activations with width: probe the
             # batches that lead on each measure.
             measures = (
-                lambda b: len(b) * (max(r.prompt_len for r in b) + max(r.output_len for r in b)),
+                padded_slots,
                 lambda b: len(b) * max(r.prompt_len for r in b),
                 lambda b: len(b) * max(r.output_len for r in b),
             )
@@ -329,6 +329,11 @@ class HfRunner(Runner):
         del out
         first = clock.times[0] if clock.times else end
         return counts, first, clock.times, end, kv
+
+
+def padded_slots(batch: Sequence[Request]) -> int:
+    """Token slots a left-padded batch's cache grows to: rows x (longest prompt + longest output)."""
+    return len(batch) * (max(r.prompt_len for r in batch) + max(r.output_len for r in batch))
 
 
 def sampling_kwargs(sampling: Workload) -> dict[str, Any]:

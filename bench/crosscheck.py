@@ -18,6 +18,7 @@ from typing import Any
 from bench.config import Scenario, Suite
 from bench.errors import CrosscheckFailed, UserError
 from bench.harness import RunOptions, _Context, _run_one, budgeted, check_fits
+from bench.report.collect import Stat
 from bench.results import new_run_id, write_result
 from bench.runners import load_runner
 from bench.workload import BuiltWorkload
@@ -140,8 +141,8 @@ def crosscheck(
             "tokens_match": all(r[f"{a}_tokens"] == w.output_tokens for r in rows for a in arms),
             "agrees": abs(statistics.fmean(diffs)) <= AGREEMENT,
             "threshold": AGREEMENT,
-            "pagedbench_cv": _cv([r["pagedbench_tokens_per_s"] for r in rows]),
-            "plain_cv": _cv([r["plain_tokens_per_s"] for r in rows]),
+            "pagedbench_cv": Stat.of([r["pagedbench_tokens_per_s"] for r in rows]).cv,
+            "plain_cv": Stat.of([r["plain_tokens_per_s"] for r in rows]).cv,
         }
         if overhead:
             costs = [r["sampler_overhead"] for r in rows]
@@ -180,8 +181,3 @@ def crosscheck(
 
 def _spread(values: list[float]) -> float:
     return max(values) - min(values) if len(values) > 1 else 0.0
-
-
-def _cv(values: list[float]) -> float | None:
-    """Coefficient of variation (sample standard deviation over mean); None for fewer than two values."""
-    return statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else None

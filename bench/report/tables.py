@@ -289,11 +289,10 @@ def crosscheck_table(collection: Collection) -> Table | None:
         reps = c["repeats"]
         each = lambda key: ", ".join(fmt(r.get(key), 0) for r in reps)  # noqa: E731
         diffs = ", ".join(f"{r['difference']:+.1%}" for r in reps)
-        mean = c.get("mean_difference")
         verdict = "—"
-        if mean is not None:
-            within = abs(mean) <= c.get("threshold", 0.03)
-            verdict = f"{mean:+.1%} ({'within' if within else 'outside'} ±{c.get('threshold', 0.03):.0%})"
+        if reps:
+            within = "within" if c["agrees"] else "outside"
+            verdict = f"{c['mean_difference']:+.1%} ({within} ±{c['threshold']:.0%})"
         overhead = "not measured"
         if c.get("sampler_overhead") is not None:
             overhead = f"{c['sampler_overhead']:+.2%} (spread {c['sampler_overhead_spread']:.1%})"

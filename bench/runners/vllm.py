@@ -36,6 +36,18 @@ _GAUGES = {
 }
 
 
+def _gauge_collectors() -> dict | None:
+    """The Prometheus collectors of `_GAUGES`, or None where the registry does not expose them (then the
+    public `LLM.get_metrics()` snapshot is read instead)."""
+    try:
+        from prometheus_client import REGISTRY
+
+        found = {name: REGISTRY._names_to_collectors.get(name) for name in _GAUGES}
+    except Exception:
+        return None
+    return found if all(found.values()) else None
+
+
 class EngineDied(RuntimeError):
     pass
 
@@ -84,6 +96,7 @@ class VllmRunner(Runner):
         self.prefix_caching = bool(cache.enable_prefix_caching)
         hf_config = self.llm.llm_engine.vllm_config.model_config.hf_config
         self.bpt = kv_bytes_per_token(hf_config.to_dict(), self.model.dtype)
+        self.gauge_collectors = _gauge_collectors()  # registered by the engine just started
         return {"load_s": start_s, "engine_start_s": start_s}
 
     def engine_alive(self) -> bool:
@@ -125,7 +138,7 @@ class VllmRunner(Runner):
         every sampling interval in the process that runs `LLM.generate`: `LLM.get_metrics()` snapshots all
         of vLLM's metrics, histograms included (about 4 ms a call on a small CPU), so only the four
         collectors needed are read when the registry exposes them."""
-        collectors = self._collectors()
+        collectors = self.gauge_collectors
         if collectors is None:
             values: dict[str, float] = {}
             for m in self.llm.get_metrics():
@@ -140,17 +153,6 @@ class VllmRunner(Runner):
                     if sample.name in (name, f"{name}_total"):
                         values[_GAUGES[name]] = values.get(_GAUGES[name], 0.0) + float(sample.value)
         return values
-
-    def _collectors(self) -> dict | None:
-        if not hasattr(self, "_gauge_collectors"):
-            try:
-                from prometheus_client import REGISTRY
-
-                found = {name: REGISTRY._names_to_collectors.get(name) for name in _GAUGES}
-                self._gauge_collectors = found if all(found.values()) else None
-            except Exception:  # another prometheus_client layout: the public snapshot still works
-                self._gauge_collectors = None
-        return self._gauge_collectors
 
     def set_probe(self, sampler) -> None:
         self.sampler = sampler

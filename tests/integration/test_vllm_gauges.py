@@ -51,7 +51,7 @@ if __name__ == "__main__":
     done.set()
     thread.join()
     at_rest = (runner.read_gauges(), snapshot())
-    targeted_path = runner._collectors() is not None
+    targeted_path = runner.gauge_collectors is not None
     runner.close()
     print(json.dumps({"pairs": pairs, "at_rest": at_rest, "targeted": targeted_path}))
 """

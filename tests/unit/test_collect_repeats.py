@@ -72,7 +72,7 @@ def test_crosschecks_are_read_into_a_fidelity_table(tmp_path):
         for i, (p, b) in enumerate([(100.0, 101.0), (100.0, 99.0)])
     ]
     check = {"kind": "crosscheck", "stack": "hf", "scenario": "a", "repeats": rows, "complete": True}
-    check |= {"mean_difference": 0.0, "threshold": 0.03, "pagedbench_cv": 0.0141, "tokens_match": True}
+    check |= {"mean_difference": 0.0, "threshold": 0.03, "agrees": True, "pagedbench_cv": 0.0141, "tokens_match": True}
     check |= {"sampler_overhead": 0.004, "sampler_overhead_spread": 0.01}
     (tmp_path / "crosscheck-hf.json").write_text(json.dumps(check))
     c = collect(tmp_path)

@@ -5,7 +5,7 @@
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
-#           crosscheck proof-hf proof-vllm hf-paged overhead
+#           crosscheck proof-hf proof-vllm hf-paged variance overhead
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -19,21 +19,27 @@ mkdir -p "$R" "$C" "$OUT"
 T=$(date -u +%H%M%S)  # run ids are unique per invocation: results are never overwritten
 START=$SECONDS
 
-pb() {  # pb SECONDS ARGS...: one pagedbench command, stopped with SIGTERM (results kept) past SECONDS
+limited() {  # limited SECONDS CMD...: stopped with SIGTERM (results kept) past SECONDS or the DEADLINE
   local limit=$1
   shift
   if [ -n "${DEADLINE:-}" ]; then
     local left=$((DEADLINE - (SECONDS - START) - 40))  # 30 s for a stopped run to write, 10 s to pack
     [ "$left" -lt "$limit" ] && limit=$left
     if [ "$limit" -lt 20 ]; then
-      echo "== skipped (deadline): pagedbench $*"
+      echo "== skipped (deadline): $*"
       return
     fi
   fi
-  echo "== $(date -u +%T) pagedbench $* (limit ${limit}s)"
-  timeout -s TERM -k 30 "$limit" python3 -m bench "$@"
+  echo "== $(date -u +%T) $* (limit ${limit}s)"
+  timeout -s TERM -k 30 "$limit" "$@"
   local rc=$?
   echo "== $(date -u +%T) exit $rc"
+}
+
+pb() {  # pb SECONDS ARGS...: one pagedbench command
+  local limit=$1
+  shift
+  limited "$limit" python3 -m bench "$@"
 }
 
 pack() {
@@ -89,6 +95,9 @@ for group in "$@"; do
   crosscheck)
     pb 300 crosscheck --stack hf --suite default --scenario hf-padded-b128 --repeats 3 --out "$C/crosscheck-hf-$T.json"
     pb 300 crosscheck --stack vllm --suite default --scenario vllm --repeats 3 --out "$C/crosscheck-vllm-$T.json"
+    ;;
+  variance)  # where vLLM's run-to-run variance comes from: six plain runs on one engine
+    limited 540 python3 scripts/vllm_variance.py --runs 6 --out "$C/variance-$T.json"
     ;;
   overhead)  # the sampler on and off, interleaved, 3 times each
     for i in 1 2 3; do

@@ -238,9 +238,12 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
         click.echo(f"Error: {e}{kept}", err=True)
         _exit(1)
     save(report)
+    ci = report["difference_ci95"]
     click.echo(
-        f"{stack} {scenario}: PagedBench vs plain loop {report['mean_difference']:+.2%} "
-        f"(spread {report['spread']:.2%} over {repeats}), tokens match: {report['tokens_match']}"
+        f"{stack} {scenario}: PagedBench vs plain loop {report['mean_difference']:+.2%}"
+        + (f" ± {ci:.2%} (95 % CI)" if ci is not None else "")
+        + f" over {repeats} repeats: {report['verdict']} at ±{report['threshold']:.0%}; "
+        f"tokens match: {report['tokens_match']}"
     )
     if report["pagedbench_cv"] is not None:
         click.echo(f"PagedBench throughput CV over {repeats} repeats: {report['pagedbench_cv']:.2%}")
@@ -249,7 +252,9 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
             f"NVML sampler every {report['sample_interval_ms']:g} ms costs {report['sampler_overhead']:+.2%} "
             f"of throughput (spread {report['sampler_overhead_spread']:.2%})"
         )
-    _exit(0 if report["agrees"] and report["tokens_match"] else 1)
+    if not report["tokens_match"] or report["verdict"] == "disagrees":
+        _exit(1)
+    _exit(0 if report["verdict"] == "agrees" else 3)
 
 
 @main.command("collect")

@@ -5,7 +5,7 @@
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
-#           crosscheck proof-hf proof-vllm hf-paged variance overhead
+#           crosscheck proof-hf proof-vllm proof-long hf-paged variance overhead
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -88,6 +88,10 @@ for group in "$@"; do
   proof-vllm)
     pb 540 crosscheck --stack vllm --suite default --scenario vllm-sustained --repeats 3 --no-overhead \
       --out "$C/crosscheck-vllm-$T.json" --results "$R" --run-id crosscheck-vllm-$T
+    ;;
+  proof-long)  # the same cross-check where the GPU, not vLLM's host loop, bounds the run (8B, long prompts)
+    pb 540 crosscheck --stack vllm --suite long-context --scenario vllm-long --repeats 3 --no-overhead \
+      --out "$C/crosscheck-vllm-long-$T.json" --results "$R" --run-id crosscheck-vllm-long-$T
     ;;
   hf-paged)
     pb 150 run --stack hf --suite default --out "$R" --run-id hf-paged-$T --scenario hf-paged

@@ -291,8 +291,11 @@ def crosscheck_table(collection: Collection) -> Table | None:
         diffs = ", ".join(f"{r['difference']:+.1%}" for r in reps)
         verdict = "—"
         if reps:
-            within = "within" if c["agrees"] else "outside"
-            verdict = f"{c['mean_difference']:+.1%} ({within} ±{c['threshold']:.0%})"
+            # files written before the interval was recorded carry only `agrees`
+            word = c.get("verdict") or ("agrees" if c["agrees"] else "disagrees")
+            ci = c.get("difference_ci95")
+            verdict = f"{c['mean_difference']:+.1%}" + (f" ± {ci:.1%}" if ci is not None else "")
+            verdict += f" ({word} at ±{c['threshold']:.0%})"
         overhead = "not measured"
         if c.get("sampler_overhead") is not None:
             overhead = f"{c['sampler_overhead']:+.2%} (spread {c['sampler_overhead_spread']:.1%})"

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from bench.crosscheck import verdict
 from bench.report.collect import Stat, collect
 from bench.report.render import markdown
 from bench.results import write_result
@@ -80,6 +81,23 @@ def test_crosschecks_are_read_into_a_fidelity_table(tmp_path):
     md = markdown(c, "hf:padded")
     assert "### Fidelity: PagedBench against a plain hand-timed loop" in md
     assert (
-        "| hf a | 2 | 100, 100 | 101, 99 | +1.0%, -1.0% | +0.0% (within ±3%) | 1.4 % | +0.40% (spread 1.0%) | yes |"
+        "| hf a | 2 | 100, 100 | 101, 99 | +1.0%, -1.0% | +0.0% (agrees at ±3%) | 1.4 % | +0.40% (spread 1.0%) | yes |"
         in md
-    )
+    )  # a file written before the confidence interval was recorded
+    check |= {"difference_ci95": 0.127, "verdict": "inconclusive", "agrees": False}
+    (tmp_path / "crosscheck-hf.json").write_text(json.dumps(check))
+    assert "| +0.0% ± 12.7% (inconclusive at ±3%) |" in markdown(collect(tmp_path), "hf:padded")
+
+
+@pytest.mark.parametrize(
+    "diffs,expected",
+    [
+        ([-0.0065, -0.0080, -0.0072], "agrees"),  # tight repeats well inside ±3 %
+        ([-0.044, 0.027, 0.166], "inconclusive"),  # the mean is outside, but so is the noise
+        ([-0.080, -0.046, 0.112], "inconclusive"),  # the mean is inside, but the noise is wider
+        ([0.101, 0.098, 0.103], "disagrees"),  # tight repeats clearly outside
+        ([0.001], "inconclusive"),  # one repeat gives no interval
+    ],
+)
+def test_crosscheck_verdict_weighs_the_noise(diffs, expected):
+    assert verdict(Stat.of(diffs)) == expected

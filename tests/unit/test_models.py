@@ -17,7 +17,7 @@ def test_hub_id():
 
 
 def test_unknown_preset_lists_known():
-    with pytest.raises(UserError, match="known presets: gpt2-124m, llama-1b, tiny-gpt2, tiny-llama"):
+    with pytest.raises(UserError, match="known presets: gpt2-124m, llama-1b, llama-8b, tiny-gpt2, tiny-llama"):
         parse_model("synthetic:nope")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from bench.config import Scenario, Suite
 from bench.errors import CrosscheckFailed, UserError
 from bench.harness import RunOptions, _Context, _run_one, budgeted, check_fits
-from bench.report.collect import Stat
+from bench.report.collect import Stat, verdict
 from bench.results import new_run_id, write_result
 from bench.runners import load_runner
 from bench.workload import BuiltWorkload
@@ -140,8 +140,8 @@ def crosscheck(
             "difference_ci95": diff.ci95,
             "spread": _spread([r["difference"] for r in rows]),
             "tokens_match": all(r[f"{a}_tokens"] == w.output_tokens for r in rows for a in arms),
-            "verdict": verdict(diff),
-            "agrees": verdict(diff) == "agrees",
+            "verdict": verdict(diff, AGREEMENT),
+            "agrees": verdict(diff, AGREEMENT) == "agrees",
             "threshold": AGREEMENT,
             "pagedbench_cv": Stat.of([r["pagedbench_tokens_per_s"] for r in rows]).cv,
             "plain_cv": Stat.of([r["plain_tokens_per_s"] for r in rows]).cv,
@@ -179,20 +179,6 @@ def crosscheck(
     finally:
         ctx.close_runner()
     return summary(rows, complete=True)
-
-
-def verdict(diff: Stat, threshold: float = AGREEMENT) -> str:
-    """ "agrees" when the 95 % confidence interval of the mean difference lies within ±threshold,
-    "disagrees" when it lies wholly outside, else "inconclusive": the runs vary more than the test can
-    resolve (one repeat gives no interval). Where the plain loop itself varies by several per cent from run
-    to run, a few repeats cannot show agreement within 3 %, and saying "within" would not be honest."""
-    if diff.ci95 is None:
-        return "inconclusive"
-    if abs(diff.mean) + diff.ci95 <= threshold:
-        return "agrees"
-    if abs(diff.mean) - diff.ci95 > threshold:
-        return "disagrees"
-    return "inconclusive"
 
 
 def _spread(values: list[float]) -> float:

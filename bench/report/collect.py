@@ -61,6 +61,20 @@ class Stat:
         return self.cv is not None and self.cv > CV_FLAG
 
 
+def verdict(diff: Stat, threshold: float = 0.03) -> str:
+    """ "agrees" when the 95 % confidence interval of the mean difference lies within ±threshold,
+    "disagrees" when it lies wholly outside, else "inconclusive": the runs vary more than the test can
+    resolve (one repeat gives no interval). Where the plain loop itself varies by several per cent from run
+    to run, a few repeats cannot show agreement within 3 %, and saying "within" would not be honest."""
+    if diff.ci95 is None:
+        return "inconclusive"
+    if abs(diff.mean) + diff.ci95 <= threshold:
+        return "agrees"
+    if abs(diff.mean) - diff.ci95 > threshold:
+        return "disagrees"
+    return "inconclusive"
+
+
 @dataclass
 class Row:
     """One (stack, scenario) of one group; several results when the scenario was repeated."""

@@ -100,6 +100,10 @@ def _build(preset: Preset, seed: int, out: Path) -> None:
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = AutoModelForCausalLM.from_config(config).to(dtype)
     model = model.cpu()
+    if torch.cuda.is_available():
+        # The allocator would keep the build's memory (32 GiB for an 8B model in float32) from the engine
+        # that this process starts next: vLLM refuses to start when free memory is below its share.
+        torch.cuda.empty_cache()
     model.config.dtype = dtype
     model.save_pretrained(out, safe_serialization=True)
     build_tokenizer().save_pretrained(out)

@@ -135,13 +135,14 @@ def crosscheck(
         if not rows:
             return result
         diff = Stat.of([r["difference"] for r in rows])
+        word = verdict(diff, AGREEMENT)
         result |= {
             "mean_difference": diff.mean,
             "difference_ci95": diff.ci95,
             "spread": _spread([r["difference"] for r in rows]),
             "tokens_match": all(r[f"{a}_tokens"] == w.output_tokens for r in rows for a in arms),
-            "verdict": verdict(diff, AGREEMENT),
-            "agrees": verdict(diff, AGREEMENT) == "agrees",
+            "verdict": word,
+            "agrees": word == "agrees",
             "threshold": AGREEMENT,
             "pagedbench_cv": Stat.of([r["pagedbench_tokens_per_s"] for r in rows]).cv,
             "plain_cv": Stat.of([r["plain_tokens_per_s"] for r in rows]).cv,

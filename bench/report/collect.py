@@ -62,10 +62,11 @@ class Stat:
 
 
 def verdict(diff: Stat, threshold: float = 0.03) -> str:
-    """ "agrees" when the 95 % confidence interval of the mean difference lies within ±threshold,
-    "disagrees" when it lies wholly outside, else "inconclusive": the runs vary more than the test can
-    resolve (one repeat gives no interval). Where the plain loop itself varies by several per cent from run
-    to run, a few repeats cannot show agreement within 3 %, and saying "within" would not be honest."""
+    """Whether two measurements agree, from their per-repeat relative differences: "agrees" when the 95 %
+    confidence interval of the mean difference lies within ±threshold, "disagrees" when it lies wholly
+    outside, else "inconclusive": the runs vary more than the test can resolve (one repeat gives no
+    interval). Where a loop varies by several per cent from run to run, a few repeats cannot show agreement
+    within 3 %, and saying "within" would not be honest."""
     if diff.ci95 is None:
         return "inconclusive"
     if abs(diff.mean) + diff.ci95 <= threshold:

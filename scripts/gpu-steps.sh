@@ -5,7 +5,7 @@
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
-#           crosscheck proof-hf proof-vllm proof-long hf-paged variance overhead
+#           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -102,6 +102,9 @@ for group in "$@"; do
     ;;
   variance)  # where vLLM's run-to-run variance comes from: six plain runs on one engine
     limited 540 python3 scripts/vllm_variance.py --runs 6 --out "$C/variance-$T.json"
+    ;;
+  variance-profile)  # the same, with the engine core's Python stack sampled every 20 ms
+    limited 540 python3 scripts/vllm_variance.py --runs 5 --profile-ms 20 --out "$C/variance-profile-$T.json"
     ;;
   overhead)  # the sampler on and off, interleaved, 3 times each
     for i in 1 2 3; do

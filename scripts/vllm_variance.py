@@ -6,7 +6,9 @@ does) and records for every run, next to its elapsed time:
   - engine steps: the count of vLLM's `vllm:iteration_tokens_total` histogram;
   - time in Python's garbage collector, per process (the engine core included), from a `gc.callbacks` hook
     that a `sitecustomize` module installs in every Python process started with this script's PYTHONPATH;
-  - CPU seconds and context switches of every thread of the engine-core process.
+  - CPU seconds and context switches of every thread of the engine-core process;
+  - with --profile-ms N, the engine core's main-thread Python stack sampled every N ms (a thread of the
+    same hook; it takes the interpreter lock at each sample, so it slows that loop a little, evenly).
 
     python scripts/vllm_variance.py [--suite default] [--scenario vllm-sustained] [--runs 6] --out FILE.json
 """
@@ -60,7 +62,55 @@ if _dir:
 
     gc.callbacks.append(_callback)
     atexit.register(_write)
+
+_every = float(os.environ.get("PB_PROFILE_MS") or 0) / 1000
+if _dir and _every:
+    import collections, threading
+
+    def _profile():
+        # Only in vLLM's engine core, which names itself once it has started.
+        for _ in range(600):
+            time.sleep(1.0)
+            try:
+                title = open("/proc/self/comm").read().strip()
+            except OSError:
+                return
+            if title.startswith("VLLM::EngineCor"):
+                break
+        else:
+            return
+        main = threading.main_thread().ident
+        path = os.path.join(_dir, "profile-%d.jsonl" % os.getpid())
+        counts, last = collections.Counter(), time.monotonic()
+        while True:
+            time.sleep(_every)
+            frame, names = sys._current_frames().get(main), []
+            while frame is not None and len(names) < 4:
+                names.append("%s:%s" % (os.path.basename(frame.f_code.co_filename), frame.f_code.co_name))
+                frame = frame.f_back
+            counts[" < ".join(names)] += 1
+            now = time.monotonic()
+            if now - last >= 1.0:
+                with open(path, "a") as f:
+                    f.write(json.dumps({"t": now, "counts": counts}) + "\\n")
+                counts, last = collections.Counter(), now
+
+    threading.Thread(target=_profile, name="pb-profile", daemon=True).start()
 """
+
+
+def profile_between(gc_dir: Path, t0: float, t1: float, top: int = 25) -> dict:
+    """The engine core's sampled main-thread stacks (innermost four frames) between t0 and t1: sample
+    counts of the most frequent stacks and the total."""
+    counts: dict[str, int] = {}
+    for path in gc_dir.glob("profile-*.jsonl"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if t0 < row["t"] <= t1:
+                for stack, n in row["counts"].items():
+                    counts[stack] = counts.get(stack, 0) + n
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return {"samples": sum(counts.values()), "top": dict(ranked[:top])}
 
 
 def gc_at(gc_dir: Path, t: float) -> dict[int, dict]:
@@ -113,12 +163,14 @@ def main() -> int:
     ap.add_argument("--scenario", default="vllm-sustained")
     ap.add_argument("--runs", type=int, default=6)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--profile-ms", type=float, default=0.0, help="sample the engine core's stack every N ms")
     args = ap.parse_args()
 
     gc_dir = Path(tempfile.mkdtemp(prefix="pb-gc-"))
     site = Path(tempfile.mkdtemp(prefix="pb-site-"))
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     os.environ["PB_GC_DIR"] = str(gc_dir)
+    os.environ["PB_PROFILE_MS"] = str(args.profile_ms)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
     exec(SITECUSTOMIZE, {})  # this process too: it started before PYTHONPATH named the hook
 
@@ -190,6 +242,8 @@ def main() -> int:
                 "gc": gc_runs,
                 "engine_threads": threads,
             }
+            if args.profile_ms:
+                row["engine_profile"] = profile_between(gc_dir, t0, t1)
             runs.append(row)
             engine_gc = sum(v["gc_s"] for pid, v in gc_runs.items() if int(pid) in engine_pids)
             print(

@@ -134,12 +134,13 @@ def crosscheck(
         }
         if not rows:
             return result
-        diff = Stat.of([r["difference"] for r in rows])
+        diffs = [r["difference"] for r in rows]
+        diff = Stat.of(diffs)
         word = verdict(diff, AGREEMENT)
         result |= {
             "mean_difference": diff.mean,
             "difference_ci95": diff.ci95,
-            "spread": _spread([r["difference"] for r in rows]),
+            "spread": _spread(diffs),
             "tokens_match": all(r[f"{a}_tokens"] == w.output_tokens for r in rows for a in arms),
             "verdict": word,
             "agrees": word == "agrees",

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bench.workload import Request
+from bench.workload import Request, batches
 
 
 def measure_bandwidth(torch, device: str, size_mib: int = 1024, iters: int = 20) -> float | None:
@@ -56,8 +56,7 @@ def padded_decode_bytes(
 ) -> tuple[int, int]:
     """(bytes, decode steps) for static batches in order; `cache_len` for a StaticCache's fixed length."""
     total = steps = 0
-    for i in range(0, len(requests), batch_size):
-        batch = requests[i : i + batch_size]
+    for batch in batches(requests, batch_size):
         width = max(r.prompt_len for r in batch)
         new = max(r.output_len for r in batch)
         for k in range(new - 1):  # the first token comes from the prefill

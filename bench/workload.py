@@ -67,6 +67,12 @@ class BuiltWorkload:
         }
 
 
+def batches(requests: Sequence[Request], size: int) -> list[Sequence[Request]]:
+    """Consecutive batches of `size` requests in workload order, as static batching runs them (the last
+    may be smaller)."""
+    return [requests[i : i + size] for i in range(0, len(requests), size)]
+
+
 def sample_lengths(length, n: int, rng: random.Random) -> list[int]:
     if isinstance(length, Fixed):
         return [length.value] * n

@@ -14,7 +14,7 @@ from typing import Any
 from bench.config import Workload
 from bench.kv import hf_batch_kv, summarize_hf_kv
 from bench.runners.base import LoadedModel, RequestTiming, Runner, RunOutput
-from bench.workload import Request
+from bench.workload import Request, batches
 
 
 class ScenarioOOM(RuntimeError):
@@ -98,8 +98,7 @@ class HfRunner(Runner):
         size = 1 if self.scenario.resolved_mode == "sequential" else self.scenario.resolved_batch_size
         if size is None or self.scenario.resolved_mode == "paged" or not requests:
             return seconds  # `batch_size: max` probes full-size batches before its run; paged has no batches
-        batches = [requests[i : i + size] for i in range(0, len(requests), size)]
-        worst = max(batches, key=padded_slots)
+        worst = max(batches(requests, size), key=padded_slots)
         self.sampling = sampling
         t = time.perf_counter()
         self._generate(worst, t)
@@ -127,20 +126,16 @@ class HfRunner(Runner):
         return out
 
     def _run_batches(self, requests: Sequence[Request], size: int, warmup: bool) -> RunOutput:
-        torch = self.torch
         mode = self.scenario.resolved_mode
-        batches = [requests[i : i + size] for i in range(0, len(requests), size)]
         returned = [0] * len(requests)
         timings: list[RequestTiming | None] = [None] * len(requests)
         kv_batches = []
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+        self._reset_peak()
         bar = _progress(len(requests), f"hf {mode} b={size}", disable=warmup)
         self._sync()
         t0 = time.perf_counter()
         offset = 0
-        for batch in batches:
+        for batch in batches(requests, size):
             counts, first_s, token_s, end_s, kv = self._generate(batch, t0)
             for j, r in enumerate(batch):
                 returned[offset + j] = counts[j]
@@ -172,7 +167,7 @@ class HfRunner(Runner):
 
         def probe(size: int) -> None:
             nonlocal lo, hi
-            batches = [requests[i : i + size] for i in range(0, len(requests), size)]
+            candidates = batches(requests, size)
             # Memory grows with rows x (width + new tokens), prefill activations with width: probe the
             # batches that lead on each measure.
             measures = (
@@ -180,7 +175,7 @@ class HfRunner(Runner):
                 lambda b: len(b) * max(r.prompt_len for r in b),
                 lambda b: len(b) * max(r.output_len for r in b),
             )
-            worst_batches = list({id(b): b for b in (max(batches, key=m) for m in measures)}.values())
+            worst_batches = list({id(b): b for b in (max(candidates, key=m) for m in measures)}.values())
             self._reset_peak()
             t = time.perf_counter()
             ok, error = True, None

@@ -21,6 +21,7 @@ from bench.harness import RunOptions, _Context, _run_one, budgeted, check_fits
 from bench.report.collect import Stat, verdict
 from bench.results import new_run_id, write_result
 from bench.runners import load_runner
+from bench.runners.base import Runner
 from bench.workload import BuiltWorkload
 
 AGREEMENT = 0.03  # PagedBench must agree with the plain loop within 3 %
@@ -58,6 +59,31 @@ def plain_vllm(runner, w: BuiltWorkload) -> tuple[int, float]:
 PLAIN = {"hf": plain_hf, "vllm": plain_vllm}
 
 
+def scenario_for(suite: Suite, stack: str, name: str) -> Scenario:
+    """The suite's scenario `name` of `stack`, or a UserError listing that stack's scenarios."""
+    for s in suite.scenarios:
+        if s.name == name and s.stack == stack:
+            return s
+    names = sorted(s.name for s in suite.scenarios if s.stack == stack)
+    raise UserError(f"--scenario {name}: not a {stack} scenario of {suite.name}; choose from: {', '.join(names)}")
+
+
+def start_engine(ctx: _Context, scenario: Scenario) -> tuple[Scenario, BuiltWorkload, Runner, dict[str, float]]:
+    """Load `scenario`'s model and engine once, as `pagedbench run` would, and leave the engine on `ctx`
+    so that the harness's own scenario path reuses it. Returns the budgeted scenario, its workload, the
+    runner and the load timing."""
+    check_fits(ctx, [scenario])
+    s = budgeted(ctx, scenario)
+    lm = ctx.loaded_model(s)
+    w = ctx.workload(s.workload)
+    cls = load_runner(ctx.opts.stack)
+    runner = cls(lm, s)
+    load_timing = runner.load()
+    runner.configure(lm, s)
+    ctx.runner, ctx.runner_key = runner, cls.engine_key(lm, s)
+    return s, w, runner, load_timing
+
+
 def crosscheck(
     suite: Suite,
     stack: str,
@@ -75,25 +101,12 @@ def crosscheck(
     `checkpoint` receives the comparison so far after every repeat but the last, marked incomplete."""
     if stack not in PLAIN:
         raise UserError(f"--stack {stack}: cross-checks exist for {', '.join(sorted(PLAIN))}")
-    matches = [s for s in suite.scenarios if s.name == scenario and s.stack == stack]
-    if not matches:
-        names = sorted(s.name for s in suite.scenarios if s.stack == stack)
-        raise UserError(
-            f"--scenario {scenario}: not a {stack} scenario of {suite.name}; choose from: {', '.join(names)}"
-        )
-    if matches[0].resolved_mode == "paged" or matches[0].batch_size == "max":
+    scenario_ = scenario_for(suite, stack, scenario)
+    if scenario_.resolved_mode == "paged" or scenario_.batch_size == "max":
         raise UserError(f"--scenario {scenario}: the cross-check covers fixed-batch HF modes and vLLM")
     run_id = run_id or new_run_id()
     ctx = _Context(suite, RunOptions(stack=stack, out=results or Path("."), device=device), Path(run_id))
-    check_fits(ctx, matches)
-    s: Scenario = budgeted(ctx, matches[0])
-    lm = ctx.loaded_model(s)
-    w = ctx.workload(s.workload)
-    cls = load_runner(stack)
-    runner = cls(lm, s)
-    load_timing = runner.load()
-    runner.configure(lm, s)
-    ctx.runner, ctx.runner_key = runner, cls.engine_key(lm, s)  # PagedBench's arms reuse this engine
+    s, w, runner, load_timing = start_engine(ctx, scenario_)  # PagedBench's arms reuse this engine
     written: list[str] = []
 
     def pagedbench(sampled: bool, repeat: int) -> tuple[int, float]:

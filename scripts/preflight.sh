@@ -1,18 +1,46 @@
 #!/usr/bin/env bash
-# Before a GPU run: is the driver new enough for the CUDA variant, and is the GPU free?
-#   scripts/preflight.sh CUDA_VARIANT GPU_INDEX     (STRICT_GPU=1 refuses a GPU that others use)
+# Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
+# the NVIDIA container toolkit give containers the GPU, and is the GPU free?
+#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
+# IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
+# refuses a GPU that other processes use. Exit 2: something to install or fix; 3: the GPU is busy.
 set -u
 variant=${1:-cu130}
 gpu=${2:-0}
+image=${3:-}
+device=${DEVICE:-gpu}
+docker=${DOCKER:-docker}   # overridable for tests
+smi=${NVIDIA_SMI:-nvidia-smi}
+
+docker_answers() {
+  if ! command -v "$docker" >/dev/null 2>&1; then
+    echo "preflight: docker not found: install Docker (with the compose plugin)" >&2
+    exit 2
+  fi
+  if ! "$docker" info >/dev/null 2>&1; then
+    echo "preflight: no Docker engine answers ('docker info' failed): start it, join the docker group, or set DOCKER_HOST" >&2
+    exit 2
+  fi
+}
+
+if [ "$device" = cpu ]; then
+  docker_answers
+  if [ "${DEVICE_ASKED:-auto}" = auto ]; then
+    echo "preflight: no NVIDIA GPU found (nvidia-smi lists none): running the CPU variant on suite ${SUITE:-smoke}; DEVICE=gpu insists on a GPU"
+  else
+    echo "preflight: DEVICE=cpu: the CPU variant on suite ${SUITE:-smoke}"
+  fi
+  exit 0
+fi
+
 declare -A min_driver=([cu130]=580 [cu128]=570)
 need=${min_driver[$variant]:-}
 if [ -z "$need" ]; then
-  echo "preflight: unknown CUDA variant '$variant'; allowed: ${!min_driver[*]}" >&2
+  echo "preflight: unknown CUDA variant '$variant'; allowed: ${!min_driver[*]} (or DEVICE=cpu)" >&2
   exit 2
 fi
-smi=${NVIDIA_SMI:-nvidia-smi}  # overridable for tests
 if ! command -v "$smi" >/dev/null 2>&1; then
-  echo "preflight: nvidia-smi not found: install the NVIDIA driver (>= $need for $variant) and the NVIDIA container toolkit" >&2
+  echo "preflight: DEVICE=gpu but nvidia-smi is not found: install the NVIDIA driver (>= $need for $variant) and the NVIDIA container toolkit, or run DEVICE=cpu" >&2
   exit 2
 fi
 driver=$("$smi" --query-gpu=driver_version --format=csv,noheader -i "$gpu" 2>/dev/null | head -n1 | tr -d ' ')
@@ -45,4 +73,14 @@ if [ "${busy:-0}" -gt 0 ]; then
     exit 3
   fi
   echo "preflight: continuing (set STRICT_GPU=1 to stop instead); each result records the other processes" >&2
+fi
+
+docker_answers
+if [ -n "$image" ]; then
+  # Before a long build: a container with the GPU reserved must see it (the toolkit mounts nvidia-smi in).
+  if ! err=$("$docker" run --rm --gpus "device=$gpu" --network none --entrypoint nvidia-smi "$image" -L 2>&1 >/dev/null); then
+    echo "preflight: a container cannot use GPU $gpu (${err##*$'\n'}): install the NVIDIA container toolkit, run 'sudo nvidia-ctk runtime configure --runtime=docker' and restart Docker" >&2
+    exit 2
+  fi
+  echo "preflight: the NVIDIA container toolkit gives containers GPU $gpu"
 fi

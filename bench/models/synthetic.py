@@ -45,6 +45,7 @@ def ensure_synthetic(preset: Preset, seed: int = 0, root: Path | None = None) ->
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         _build(preset, seed, tmp)
+        _readable_by_all(tmp)
         try:
             tmp.rename(target)
         except OSError:
@@ -54,6 +55,14 @@ def ensure_synthetic(preset: Preset, seed: int = 0, root: Path | None = None) ->
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _readable_by_all(root: Path) -> None:
+    """mkdtemp makes 0700 and the umask may narrow the files: a process of another uid (a container that
+    mounts the cache, the compose `prepare` service's model read by the stacks) must still load the model."""
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _bytes_to_unicode() -> dict[int, str]:

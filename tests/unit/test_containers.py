@@ -21,28 +21,87 @@ def compose():
     return yaml.safe_load((ROOT / "compose.yaml").read_text())  # resolves the anchors and merge keys
 
 
-def test_gpu_reservation_on_both_stacks_only(compose):
-    for name in ("hf", "vllm"):
-        devices = compose["services"][name]["deploy"]["resources"]["reservations"]["devices"]
+@pytest.fixture(scope="module")
+def gpu():
+    return yaml.safe_load((ROOT / "compose.gpu.yaml").read_text())
+
+
+STACKS = ("hf", "vllm")
+
+
+def test_gpu_reservation_only_in_the_gpu_file(compose, gpu):
+    for name in ("prepare", *STACKS):
+        devices = gpu["services"][name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices == [{"driver": "nvidia", "device_ids": ["${GPU:-0}"], "capabilities": ["gpu"]}]
-    assert "deploy" not in compose["services"]["collector"]
+    assert "collector" not in gpu["services"]
+    assert not any("deploy" in s for s in compose["services"].values()), "the CPU variant must run without a GPU"
 
 
 def test_results_shared_and_models_read_only(compose):
     for name in ("hf", "vllm", "collector"):
         assert "${RESULTS:-./results}:/results" in compose["services"][name]["volumes"]
-    for name in ("hf", "vllm"):
+    for name in STACKS:
         s = compose["services"][name]
         assert "models:/models:ro" in s["volumes"] and s["read_only"] is True
-        assert s["environment"]["HF_HUB_OFFLINE"] == "1"
+        assert s["environment"]["HF_HUB_OFFLINE"] == "1" and s["network_mode"] == "none"
     assert "models:/models" in compose["services"]["prepare"]["volumes"]
+    assert compose["services"]["collector"]["network_mode"] == "none"
+
+
+def test_prepare_runs_as_the_stacks_do(compose):
+    """The stacks read what prepare wrote into the models volume: the same uid, not the image's own."""
+    users = {compose["services"][name]["user"] for name in ("prepare", *STACKS, "collector")}
+    assert users == {"${RUN_UID:-10001}:${RUN_GID:-10001}"}
+
+
+def test_stacks_can_compile_at_run_time(compose):
+    """Triton and inductor build launchers and kernels at run time (transformers compiles generate() with a
+    static cache on CUDA): both stacks need an executable /tmp, shared memory, a compiler and Python headers."""
+    for name in ("prepare", *STACKS):
+        assert "/tmp:exec" in compose["services"][name]["tmpfs"], name
+    for name in STACKS:
+        assert compose["services"][name]["shm_size"], name
+        assert compose["services"][name]["build"]["dockerfile"] == "docker/stack.Dockerfile"
+    base = (ROOT / "docker" / "stack.Dockerfile").read_text().split("FROM base AS deps")[0]
+    for package in ("gcc", "g++", "python3-dev"):
+        assert re.search(rf"\s{re.escape(package)}\s", base), package
+
+
+def test_compile_caches_outlive_the_containers(compose):
+    """vLLM's, Triton's and inductor's caches on a volume per stack image, not on the /tmp tmpfs."""
+    dockerfile = (ROOT / "docker" / "stack.Dockerfile").read_text()
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "VLLM_CACHE_ROOT", "XDG_CACHE_HOME"):
+        assert re.search(rf"{var}=/cache\b", dockerfile), var
+    assert "hf-cache:/cache" in compose["services"]["hf"]["volumes"]
+    assert "vllm-cache:/cache" in compose["services"]["vllm"]["volumes"]
+    assert compose["volumes"]["hf-cache"]["name"].startswith("pagedbench-cache-${HF_CACHE_KEY")
+
+
+def test_images_carry_oci_labels():
+    for f in DOCKERFILES:
+        text = f.read_text()
+        for label in ("revision", "source", "version"):
+            assert f"org.opencontainers.image.{label}=" in text, (f.name, label)
 
 
 def test_order_stacks_never_share_the_gpu(compose):
     s = compose["services"]
     assert s["vllm"]["depends_on"] == {"hf": {"condition": "service_completed_successfully"}}
     assert set(s["collector"]["depends_on"]) == {"hf", "vllm"}
-    assert s["vllm"]["shm_size"]
+
+
+def test_workflows():
+    gpu_flow = yaml.safe_load((ROOT / ".github" / "workflows" / "gpu.yml").read_text())
+    job = gpu_flow["jobs"]["bench"]
+    assert gpu_flow["permissions"] == {"contents": "read"}
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert not any("${{" in run for run in runs), "expressions inside run: are injected as code: pass them via env"
+    assert any(step.get("if") == "always()" and "down" in step.get("run", "") for step in job["steps"])
+    assert "${{ github.sha }}" in str(job["env"]["TAG"])
+    # actions/checkout cleans ignored files: the baseline must live outside the checkout.
+    assert any("RESULTS=" in run and "RUNNER_WORKSPACE" in run for run in runs)
+    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "|| true" not in ci
 
 
 def test_no_token_baked_into_images():
@@ -51,18 +110,30 @@ def test_no_token_baked_into_images():
 
 
 @pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose (Debian's parser) not installed")
-def test_compose_parser_accepts_it():
+@pytest.mark.parametrize("files", ["compose.yaml", "compose.yaml:compose.gpu.yaml"])
+def test_compose_parser_accepts_it(files):
     out = subprocess.run(
-        ["docker-compose", "-f", str(ROOT / "compose.yaml"), "config"],
+        ["docker-compose", "config"],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "RUN_ID": "t"},
+        env={"PATH": "/usr/bin:/bin", "RUN_ID": "t", "COMPOSE_FILE": files},
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
-    assert config["services"]["hf"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    gpu = config["services"]["hf"].get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
+    assert (gpu is not None) == files.endswith("gpu.yaml")
     assert config["services"]["collector"]["command"][1] == "/results/t"
+
+
+def test_makefile_defaults_agree_with_compose(compose):
+    makefile = (ROOT / "Makefile").read_text()
+    patch = re.search(r"^BASE_TAG_cu130 := (\S+)$", makefile, re.M).group(1)
+    assert patch == "13.0.3", "the newest patch release of the CUDA 13.0 line"
+    assert f"nvidia/cuda:{patch}-runtime-ubuntu24.04" in compose["services"]["hf"]["build"]["args"]["STACK_BASE"]
+    assert f"nvidia/cuda:{patch}-devel-ubuntu24.04" in compose["services"]["vllm"]["build"]["args"]["STACK_BASE"]
+    debian = re.search(r"^DEBIAN_BASE \?= (\S+)$", makefile, re.M).group(1)
+    assert debian in compose["services"]["collector"]["build"]["args"]["PYTHON_BASE"]
 
 
 def test_no_latest_tags():
@@ -73,8 +144,8 @@ def test_no_latest_tags():
     for text in texts:
         assert ":latest" not in text
     for f in DOCKERFILES:
-        base = re.search(r"^ARG (?:CUDA|PYTHON)_BASE=(\S+)$", f.read_text(), re.M).group(1)
-        assert re.search(r":\d+\.\d+\.\d+-", base), f"{f.name}: base {base} is not an exact tag"
+        base = re.search(r"^ARG (?:STACK|PYTHON)_BASE=(\S+)$", f.read_text(), re.M).group(1)
+        assert re.search(r":\d+\.\d+(\.\d+)?-", base), f"{f.name}: base {base} is not an exact tag"
 
 
 def test_images_run_as_non_root():
@@ -98,23 +169,27 @@ def test_locks_are_complete_and_hashed():
             assert "==" in entry and "--hash=sha256:" in entry, f"{lock.name}: unhashed entry {entry.splitlines()[0]}"
 
 
-@pytest.mark.parametrize("stack", ["hf", "vllm", "collector"])
-def test_locks_pin_the_requested_versions(stack):
-    """What the images install is what requirements/*.in asked for, and so what results will report."""
+def requested(name: str) -> dict[str, str]:
+    """The pins of docker/requirements/NAME.in, with those of the files it includes."""
     wanted: dict[str, str] = {}
-    for line in (ROOT / "docker" / "requirements" / f"{stack}.in").read_text().splitlines():
+    for line in (ROOT / "docker" / "requirements" / f"{name}.in").read_text().splitlines():
         if line.startswith("-r "):
-            wanted |= pins(ROOT / "docker" / "requirements" / line.split()[1])
-    wanted |= pins(ROOT / "docker" / "requirements" / f"{stack}.in")
-    for lock in LOCKS:
-        if lock.name.startswith(stack):
-            locked = {k.lower(): v for k, v in pins(lock).items()}
-            for name, version in wanted.items():
-                assert locked.get(name.lower()) == version, (
-                    f"{lock.name}: {name} {locked.get(name.lower())} != {version}"
-                )
-            reported = [p for p in PACKAGES if p in locked]
-            assert stack == "collector" or {"torch", "transformers"} <= set(reported)
+            wanted |= requested(line.split()[1].removesuffix(".in"))
+    return wanted | pins(ROOT / "docker" / "requirements" / f"{name}.in")
+
+
+@pytest.mark.parametrize("lock", [p.name for p in LOCKS])
+def test_locks_pin_the_requested_versions(lock):
+    """What the images install is what requirements/*.in asked for, and so what results will report."""
+    name = lock.removesuffix(".txt")
+    source = name if (ROOT / "docker" / "requirements" / f"{name}.in").exists() else name.split("-")[0]
+    locked = {k.lower(): v for k, v in pins(ROOT / "docker" / "locks" / lock).items()}
+    for package, version in requested(source).items():
+        assert locked.get(package.lower()) == version, f"{lock}: {package} {locked.get(package.lower())} != {version}"
+    if source.startswith(("hf", "vllm")):
+        assert {"torch", "transformers"} <= {p for p in PACKAGES if p in locked}
+    for unwanted in ("torchvision", "torchaudio", "torchcodec"):
+        assert not name.endswith("-cpu") or unwanted not in locked, f"{lock}: {unwanted} breaks CPU torch"
 
 
 def test_validated_versions_in_the_stacks():
@@ -122,6 +197,9 @@ def test_validated_versions_in_the_stacks():
     vllm = pins(ROOT / "docker" / "locks" / "vllm-cu130.txt")
     assert hf["torch"] == vllm["torch"] == "2.11.0" and vllm["vllm"] == "0.26.0"
     assert hf["transformers"].startswith("5.17.") and "torch" not in pins(ROOT / "docker" / "locks" / "collector.txt")
+    hf_cpu = pins(ROOT / "docker" / "locks" / "hf-cpu.txt")
+    vllm_cpu = pins(ROOT / "docker" / "locks" / "vllm-cpu.txt")
+    assert hf_cpu["torch"] == vllm_cpu["torch"] == "2.13.0+cpu" and vllm_cpu["vllm-cpu"] == "0.32.0"
 
 
 def test_collector_lock_resolves(tmp_path):
@@ -168,12 +246,13 @@ def test_preflight_driver_check(tmp_path):
         f.chmod(0o755)
         return f
 
-    def preflight(variant, driver, apps="", strict="0"):
+    def preflight(variant, driver, apps="", strict="0", docker="/bin/true", device="gpu"):
         return subprocess.run(
             ["bash", str(ROOT / "scripts" / "preflight.sh"), variant, "0"],
             capture_output=True,
             text=True,
-            env={"PATH": "/usr/bin:/bin", "NVIDIA_SMI": str(smi(driver, apps)), "STRICT_GPU": strict},
+            env={"PATH": "/usr/bin:/bin", "NVIDIA_SMI": str(smi(driver, apps)), "STRICT_GPU": strict,
+                 "DOCKER": docker, "DEVICE": device},
         )
 
     ok = preflight("cu130", "580.95.05")
@@ -185,3 +264,8 @@ def test_preflight_driver_check(tmp_path):
     busy = preflight("cu130", "580.95.05", apps="1234, 2000 MiB\\n", strict="1")
     assert busy.returncode == 3 and "other process" in busy.stderr
     assert preflight("cu130", "580.95.05", apps="1234, 2000 MiB\\n").returncode == 0
+    no_engine = preflight("cu130", "580.95.05", docker="/bin/false")
+    assert no_engine.returncode == 2 and "no Docker engine answers" in no_engine.stderr
+    assert preflight("cpu", "580.95.05", docker="/bin/false", device="cpu").returncode == 2
+    cpu = preflight("cpu", "", device="cpu")
+    assert cpu.returncode == 0 and "CPU variant" in cpu.stdout

@@ -45,3 +45,24 @@ def test_local_directory(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{}")
     ref = parse_model(str(tmp_path))
     assert ref.source == "local" and ref.max_position == 77
+
+
+def test_synthetic_model_is_readable_by_other_uids(tmp_path):
+    """In compose, `prepare` builds the model and the stacks read it: every file must be readable by a uid
+    other than the builder's, whatever the umask (tempfile.mkdtemp alone gives 0700)."""
+    import os
+    import stat
+
+    from bench.models.presets import PRESETS
+    from bench.models.synthetic import MARKER, ensure_synthetic
+
+    old = os.umask(0o077)
+    try:
+        path = ensure_synthetic(PRESETS["tiny-llama"], seed=0, root=tmp_path)
+    finally:
+        os.umask(old)
+    assert (path / MARKER).is_file()
+    for p in [path, *path.rglob("*")]:
+        mode = p.stat().st_mode
+        assert mode & stat.S_IROTH, f"{p}: {stat.filemode(mode)}"
+        assert not p.is_dir() or mode & stat.S_IXOTH, f"{p}: {stat.filemode(mode)}"

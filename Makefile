@@ -115,7 +115,8 @@ reliability: $(STAMP) ## Run the bad-input and fault-injection battery and print
 lint: $(STAMP) ## Lint the code, compose.yaml (a real compose parser) and the Dockerfiles
 	$(BIN)/ruff check bench tests
 	@command -v docker-compose >/dev/null 2>&1 || $(MAKE) --no-print-directory tools
-	docker-compose -f compose.yaml config -q && echo "compose.yaml: valid"
+	docker-compose -f compose.yaml config -q && docker-compose -f compose.yaml -f compose.gpu.yaml config -q \
+	  && echo "compose.yaml, compose.gpu.yaml: valid"
 	$(BIN)/hadolint docker/*.Dockerfile && echo "Dockerfiles: hadolint clean"
 
 .PHONY: tools

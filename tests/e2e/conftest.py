@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,9 @@ LOCAL_BASE = "pagedbench-test/bookworm:minbase"
 TEST_UID = 1000
 
 
-def docker(host: str, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+def docker(host: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "DOCKER_HOST": host},
-        check=check,
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "DOCKER_HOST": host}
     )
 
 
@@ -43,7 +42,6 @@ def answers(host: str) -> bool:
 class Engine:
     host: str
     started: subprocess.Popen | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _start_dockerd(group: str) -> Engine | str:
@@ -56,15 +54,33 @@ def _start_dockerd(group: str) -> Engine | str:
     host = f"unix://{sock}"
     if answers(host):  # left running by an earlier session
         return Engine(host)
+    pidfile = STATE / "docker.pid"
+    if pidfile.exists() and not Path(f"/proc/{pidfile.read_text().strip()}").exists():
+        pidfile.unlink()  # from a daemon that did not stop cleanly: dockerd refuses to start beside it
     # overlay2 where the kernel and file system allow it, else vfs, which works anywhere but copies every
     # layer in full. No bridge or iptables: builds use the host's network and the services need none.
     for driver in ("overlay2", "vfs"):
         log = open(STATE / "dockerd.log", "ab")
         proc = subprocess.Popen(
-            ["dockerd", f"--storage-driver={driver}", "--iptables=false", "--bridge=none",
-             "--data-root", str(STATE / f"data-{driver}"), "--exec-root", str(STATE / "exec"),
-             "--pidfile", str(STATE / "docker.pid"), "-H", host, "--group", group],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                "dockerd",
+                f"--storage-driver={driver}",
+                "--iptables=false",
+                "--bridge=none",
+                "--data-root",
+                str(STATE / f"data-{driver}"),
+                "--exec-root",
+                str(STATE / "exec"),
+                "--pidfile",
+                str(pidfile),
+                "-H",
+                host,
+                "--group",
+                group,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -101,11 +117,18 @@ def _base(host: str) -> str | None:
         return None
     rootfs = STATE / "bookworm-minbase"
     shutil.rmtree(rootfs, ignore_errors=True)
-    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs)], check=True,
-                   capture_output=True, timeout=900)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(rootfs)], check=True, capture_output=True, timeout=900
+    )
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(["docker", "import", "-", LOCAL_BASE], stdin=tar.stdout, check=True, capture_output=True,
-                   env={**os.environ, "DOCKER_HOST": host}, timeout=600)
+    subprocess.run(
+        ["docker", "import", "-", LOCAL_BASE],
+        stdin=tar.stdout,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_HOST": host},
+        timeout=600,
+    )
     tar.wait()
     shutil.rmtree(rootfs, ignore_errors=True)
     return LOCAL_BASE
@@ -170,8 +193,14 @@ class Pipeline:
             env[key] = value.strip("'")
         plugin = docker(self.engine.host, "compose", "version").returncode == 0  # as the Makefile chooses
         tool = ["docker", "compose"] if plugin else ["docker-compose"]
-        return subprocess.run([*tool, *args], cwd=self.tree, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **env, "DOCKER_HOST": self.engine.host, "PATH": self.path})
+        return subprocess.run(
+            [*tool, *args],
+            cwd=self.tree,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **env, "DOCKER_HOST": self.engine.host, "PATH": self.path},
+        )
 
 
 @pytest.fixture(scope="session")
@@ -205,8 +234,16 @@ def pipeline(engine):
     # Not under pytest's private temporary directory: the test user must reach it.
     top = Path(tempfile.mkdtemp(prefix="pagedbench-e2e-"))
     tree, results = top / "checkout", top / "results"
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         src = ROOT / name
         if src.is_file():
@@ -230,6 +267,8 @@ def pipeline(engine):
     knobs = {k: v for k, v in knobs.items() if v and not (k == "WHEELHOUSE" and not Path(v).is_dir())}
     if docker(engine.host, "network", "inspect", "bridge").returncode != 0:
         knobs |= {"BUILD_NETWORK": "host", "PREPARE_NETWORK": "none"}  # an engine without a bridge network
+    # A fresh models volume, so that this session's prepare builds the model the stacks then read.
+    docker(engine.host, "volume", "rm", "-f", f"{knobs['COMPOSE_PROJECT_NAME']}_models")
     path, builder = _buildkit_path(engine.host)
     p = Pipeline(engine, tree, results, knobs | builder, user, path)
     built = p.make("build", "DEVICE=cpu", timeout=3000)

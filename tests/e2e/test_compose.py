@@ -57,8 +57,9 @@ def test_bench_without_gpu_runs_the_cpu_variant_and_reports_both_stacks(pipeline
 
 def test_the_model_prepare_built_is_readable_by_any_uid(pipeline, full):
     """prepare and the stacks share the models volume; nothing in it may be private to the builder."""
-    out = pipeline.compose("run", "--rm", "--no-deps", "--user", "4242:4242", "--entrypoint", "find", "hf",
-                           "/models", "!", "-perm", "-o+r")
+    out = pipeline.compose(
+        "run", "--rm", "--no-deps", "--user", "4242:4242", "--entrypoint", "find", "hf", "/models", "!", "-perm", "-o+r"
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"unreadable for another uid: {out.stdout[:500]}"
 
@@ -77,7 +78,8 @@ def test_one_service_alone_then_its_report(pipeline):
 def test_a_failed_stack_is_reported_and_fails_the_bench(pipeline):
     """The vLLM scenario asks for more KV cache than the host has: recorded as failed, the HF one kept."""
     suite = pipeline.results / "fails.yaml"  # under RESULTS, which the services mount at /results
-    suite.write_text(textwrap.dedent("""
+    suite.write_text(
+        textwrap.dedent("""
         name: fails
         model: synthetic:tiny-llama
         workloads:
@@ -86,7 +88,8 @@ def test_a_failed_stack_is_reported_and_fails_the_bench(pipeline):
           - {name: hf-b2, stack: hf, mode: padded, batch_size: 2, workload: w, warmup_requests: 0}
           - {name: vllm-too-big, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 4096,
              max_model_len: 64}
-    """))
+    """)
+    )
     out = pipeline.make("bench", "RUN_ID=e2e-fails", "SUITE=/results/fails.yaml")
     assert out.returncode != 0
     said = out.stdout + out.stderr
@@ -136,11 +139,14 @@ def test_gpu_forced_without_a_gpu_stops_in_preflight(pipeline):
 def test_preflight_finds_a_missing_container_toolkit(pipeline):
     """A driver is there (a stand-in nvidia-smi) but the engine has no NVIDIA runtime: stop before the build."""
     smi = pipeline.tree / "nvidia-smi"
-    smi.write_text('#!/bin/sh\ncase "$*" in *driver_version*) echo 580.95.05;; *compute-apps*) ;; '
-                   "*) echo 'NVIDIA H100 80GB HBM3';; esac\n")
+    smi.write_text(
+        '#!/bin/sh\ncase "$*" in *driver_version*) echo 580.95.05;; *compute-apps*) ;; '
+        "*) echo 'NVIDIA H100 80GB HBM3';; esac\n"
+    )
     smi.chmod(0o755)
-    out = pipeline.make("preflight", "DEVICE=gpu", f"HF_BASE={pipeline.knobs['DEBIAN_BASE']}",
-                        env={"NVIDIA_SMI": str(smi)})
+    out = pipeline.make(
+        "preflight", "DEVICE=gpu", f"HF_BASE={pipeline.knobs['DEBIAN_BASE']}", env={"NVIDIA_SMI": str(smi)}
+    )
     assert out.returncode == 2, out.stdout + out.stderr
     assert "ok for cu130" in out.stdout and "install the NVIDIA container toolkit" in out.stderr
 
@@ -149,12 +155,12 @@ def test_hf_image_compiles_at_run_time_and_keeps_the_cache(pipeline, full):
     """transformers compiles generate() with a static cache on a GPU; inductor then needs a compiler, the
     Python headers and an executable /tmp, in the service as compose runs it. On the CPU inductor compiles
     C++ with the same tools, and its cache lands in the stack's cache volume."""
-    code = ("import torch; f = torch.compile(lambda x: (x.sin() + x.cos()).sum()); "
-            "print(float(f(torch.arange(8.0))))")
+    code = "import torch; f = torch.compile(lambda x: (x.sin() + x.cos()).sum()); print(float(f(torch.arange(8.0))))"
     out = pipeline.compose("run", "--rm", "--no-deps", "--entrypoint", "python", "hf", "-c", code, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    cached = pipeline.compose("run", "--rm", "--no-deps", "--entrypoint", "find", "hf", "/cache/inductor",
-                              "-name", "*.so")
+    cached = pipeline.compose(
+        "run", "--rm", "--no-deps", "--entrypoint", "find", "hf", "/cache/inductor", "-name", "*.so"
+    )
     assert cached.returncode == 0 and cached.stdout.strip(), cached.stdout + cached.stderr
 
 

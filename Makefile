@@ -62,6 +62,8 @@ PIP_CA      ?=
 WHEELHOUSE  ?=
 BASELINE    ?=
 MAX_REGRESSION ?= 5%
+# Timed runs shorter than this (seconds) are flagged, not failed, by compare (default: the report's 30 s).
+MIN_RUN_S   ?=
 -include docker/pins-$(VARIANT).env
 COMPOSE     ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 HF_CACHE_KEY   := $(subst :,-,$(subst /,-,$(HF_IMAGE)))
@@ -177,7 +179,8 @@ report: ## Rebuild the report of RUN_ID (a directory under RESULTS) with the col
 compare: ## Exit non-zero if RUN_ID regressed against BASELINE (run directories under RESULTS) by MAX_REGRESSION
 	@test -n "$(BASELINE)" || { echo "make compare BASELINE=<run id under $(RESULTS)> RUN_ID=<run id>" >&2; exit 2; }
 	@test -d "$(RESULTS)/$(BASELINE)" || { echo "make compare: no run $(BASELINE) under $(RESULTS)" >&2; exit 2; }
-	$(COMPOSE) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) --max-regression $(MAX_REGRESSION)
+	$(COMPOSE) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) \
+	  --max-regression $(MAX_REGRESSION) $(if $(MIN_RUN_S),--min-run-s $(MIN_RUN_S))
 
 .PHONY: lock
 lock: $(STAMP) ## Regenerate the hashed locks of VARIANT's images (needs the package indexes; cu128: TORCH_INDEX)

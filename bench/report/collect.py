@@ -34,6 +34,7 @@ _T95 = {
     30: 2.042,
 }
 CV_FLAG = 0.05
+SHORT_RUN_S = 30.0  # timed runs shorter than this are flagged as too short to trust
 
 
 def t95(dof: int) -> float:

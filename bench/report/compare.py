@@ -1,16 +1,18 @@
 """Regression gate: compare a candidate results directory against a baseline, row by row.
 
 Rows are matched on (workload hash, model, GPU name, stack, scenario); a metric regresses when it moves the
-wrong way by more than the threshold. Nothing is compared across workloads or GPUs.
+wrong way by more than the threshold, beyond the noise of the repeats, on runs long enough to trust.
+Nothing is compared across workloads or GPUs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.report.collect import Row, collect
+from bench.report.collect import Row, Stat, collect
 
 # metric -> True when higher is better
 METRICS = {
@@ -24,29 +26,52 @@ METRICS = {
 
 @dataclass
 class Delta:
+    """One metric of one (workload, model, GPU, stack, scenario) row, baseline against candidate. Repeats on
+    either side (`--repeats`, or several runs of the scenario in one directory) are compared as a
+    distribution: the mean, with the 95 % confidence interval of the change."""
+
     key: tuple
     metric: str
-    base: float
-    cand: float
+    base: Stat
+    cand: Stat
+    shortest_s: float  # the shortest timed run on either side
 
     @property
     def change(self) -> float:
-        return (self.cand - self.base) / self.base if self.base else 0.0
+        return (self.cand.mean - self.base.mean) / self.base.mean if self.base.mean else 0.0
 
-    def regression(self, threshold: float) -> bool:
+    @property
+    def ci95(self) -> float | None:
+        """Half-width of the change's 95 % interval, relative to the baseline; None when neither side repeats."""
+        widths = [s.ci95 for s in (self.base, self.cand) if s.ci95 is not None]
+        if not widths or not self.base.mean:
+            return None
+        return math.sqrt(sum(w * w for w in widths)) / abs(self.base.mean)
+
+    def verdict(self, threshold: float, min_run_s: float) -> str:
+        """"ok"; "regression" (worse beyond the threshold, beyond the noise of the repeats); "inconclusive"
+        (worse beyond it, but within that noise); "too short" (worse beyond it on a run too short to trust)."""
         worse = -self.change if METRICS[self.metric] else self.change
-        return worse > threshold
+        if worse <= threshold:
+            return "ok"
+        if self.shortest_s < min_run_s:
+            return "too short"
+        if self.ci95 is not None and worse - self.ci95 <= threshold:
+            return "inconclusive"
+        return "regression"
 
 
 def parse_threshold(text: str) -> float:
     t = text.strip()
-    try:
-        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-    except ValueError:
+    if not t.endswith("%"):
         raise UserError(
-            f"--max-regression {text!r}: expected a percentage such as 5% or a fraction such as 0.05"
-        ) from None
-    if not 0 <= value < 10:
+            f"--max-regression {text!r}: expected a percentage such as 5% (a bare number could mean 5 % or 500 %)"
+        )
+    try:
+        value = float(t[:-1]) / 100
+    except ValueError:
+        raise UserError(f"--max-regression {text!r}: expected a percentage such as 5%") from None
+    if not 0 <= value < 10:  # also refuses nan
         raise UserError(f"--max-regression {text!r}: must be between 0% and 1000%")
     return value
 
@@ -68,11 +93,12 @@ def compare(baseline: Path, candidate: Path) -> tuple[list[Delta], list[tuple]]:
             "no scenario of the candidate matches the baseline on workload hash, model and GPU: "
             "results of different workloads or GPUs are never compared"
         )
-    deltas = [
-        Delta(k, m, base[k].stat(m).mean, cand[k].stat(m).mean)
-        for k in common
-        for m in METRICS
-        if base[k].stat(m).mean or cand[k].stat(m).mean
-    ]
+    deltas = []
+    for k in common:
+        shortest = min(r.metrics.elapsed_s for r in base[k].results + cand[k].results)
+        for m in METRICS:
+            b, c = base[k].stat(m), cand[k].stat(m)
+            if b.mean or c.mean:
+                deltas.append(Delta(k, m, b, c, shortest))
     unmatched = sorted(set(base) ^ set(cand))
     return deltas, unmatched

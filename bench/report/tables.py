@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.report.collect import Collection, Group, Row, Stat, pick_baseline, verdict
+from bench.report.collect import SHORT_RUN_S, Collection, Group, Row, Stat, pick_baseline, verdict
 
 GIB = 2**30
-SHORT_RUN_S = 30.0
 
 
 @dataclass

@@ -94,7 +94,7 @@ class Row:
         if r.kv and isinstance(r.kv.get("capacity"), dict):
             batch = f"max={r.kv['capacity'].get('max_batch')}"
         label = f"{r.stack} {r.mode}" + (f" b={batch}" if batch not in (None, 1) else "")
-        return label + ("" if _sampled(r) else " (sampler off)")
+        return label + ("" if sampled(r) else " (sampler off)")
 
     def stat(self, metric: str) -> Stat:
         return Stat.of([_metric(r, metric) for r in self.results])
@@ -217,13 +217,13 @@ def _row_order(row: Row) -> tuple:
     )
 
 
-def _sampled(r: Result) -> bool:
+def sampled(r: Result) -> bool:
     return r.config.get("sampler", True) is not False
 
 
 def _row_key(r: Result) -> tuple:
     """Results that are repeats of one measurement: same scenario, same card, same sampling."""
-    return r.stack, r.scenario, _card(r), _sampled(r)
+    return r.stack, r.scenario, _card(r), sampled(r)
 
 
 def _card(r: Result) -> str | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import html
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.report.collect import Collection, Group
+from bench.report.headline import headline
 from bench.report.tables import (
     Table,
     breakdown_table,
@@ -57,7 +59,14 @@ def markdown(c: Collection, baseline: str) -> str:
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files "
         f"({len(c.results)} read, {len(c.problems)} with problems).",
         "",
+        "## HF and vLLM: the answer",
+        "",
     ]
+    lines, tables = headline(c)
+    out += [f"- {s}" for s in lines] + [""]
+    for t in tables:
+        out += _md_table(t)
+    out += ["## Details", ""]
     out += _md_table(environment_table(c))
     fidelity = crosscheck_table(c)
     if fidelity is not None:
@@ -159,11 +168,19 @@ def _html_table(t: Table) -> str:
     return f"<h3>{html.escape(t.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
 
 
+def _inline_md(text: str) -> str:
+    """Escaped text with the headline's **bold** and `code` spans as HTML."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1300px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;
 text-align:right}td:first-child,th:first-child,td:nth-child(2){text-align:left}th{background:#f0f0f0}
 .note{color:#666;font-size:12px}img{max-width:100%;border:1px solid #eee;margin:.5em 0}h2{margin-top:2em;
-border-bottom:2px solid #ddd}li{margin:.2em 0}"""
+border-bottom:2px solid #ddd}li{margin:.2em 0}.answer{background:#f7fbff;border:1px solid #cfe3f7;padding:.2em 1em
+.6em}.answer h2{margin-top:.6em}.answer li{font-size:15px}"""
 
 
 def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str, str]]]) -> str:
@@ -172,8 +189,16 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
         f"<!doctype html><html><head><meta charset='utf-8'><title>PagedBench report</title>"
         f"<style>{CSS}</style></head><body><h1>PagedBench report</h1>",
         f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files.</p>",
-        _html_table(environment_table(c)),
     ]
+    lines, tables = headline(c)
+    parts.append(
+        "<section class='answer'><h2>HF and vLLM: the answer</h2><ul>"
+        + "".join(f"<li>{_inline_md(s)}</li>" for s in lines)
+        + "</ul>"
+        + "".join(_html_table(t) for t in tables)
+        + "</section><h2>Details</h2>"
+    )
+    parts.append(_html_table(environment_table(c)))
     fidelity = crosscheck_table(c)
     if fidelity is not None:
         parts.append(_html_table(fidelity))

@@ -1,0 +1,69 @@
+"""The report opens with the answer: HF against vLLM on the same workload, at their best and at equal
+memory, with ratios computed from the result files (checked here against the committed GPU results)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.report import write_report
+from bench.report.collect import collect
+from bench.report.headline import headline
+from tests.unit.test_collect_repeats import repeated
+
+EVIDENCE = Path(__file__).resolve().parents[2] / "docs" / "results" / "h200-2026-11-27-proof" / "results"
+
+
+def load(relative: str) -> dict:
+    return json.loads((EVIDENCE / relative).read_text())
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("report")
+    write_report(EVIDENCE, out, plots=False)
+    return (out / "report.md").read_text()
+
+
+def test_the_first_section_is_the_comparison_at_equal_memory(report):
+    first = report.split("\n## ")[1]  # the section after the title
+    assert first.startswith("HF and vLLM: the answer")
+    hf = load("capacity-hf-163659/hf-hf-max-batch-r0.json")
+    vllm = load("capacity-vllm-162631/vllm-vllm-r0.json")
+    assert hf["config"]["memory_budget_gib"] == vllm["config"]["memory_budget_gib"] == 7
+    ratio = vllm["metrics"]["output_tokens_per_s"] / hf["metrics"]["output_tokens_per_s"]
+    rows, running = hf["kv"]["capacity"]["max_batch"], vllm["kv"]["peak_running"]
+    sentence = next(line for line in first.splitlines() if "same memory budget of 7 GiB" in line)
+    assert f"**{ratio:.2f}×**" in sentence and "single runs" in sentence
+    assert f"HF fitted at most {rows:,}" in sentence and f"up to {running:,.0f} running" in sentence
+    assert f"({running / rows:.1f}× as many)" in sentence
+    assert "| HF at its best, at 7 GiB | hf padded b=max=128 (hf-max-batch) |" in first
+    assert "| vLLM at its best, at 7 GiB | vllm continuous (vllm) |" in first
+    assert first.index("HF and vLLM side by side") < report.index("### Environment")
+
+
+def test_kv_holding_tokens_is_one_definition_for_both_stacks(report):
+    vllm = load("capacity-vllm-162631/vllm-vllm-r0.json")["kv"]
+    hf = load("capacity-hf-163659/hf-hf-max-batch-r0.json")["kv"]
+    held = vllm["reserved_bytes_peak"] * vllm["peak_usage"] * vllm["block_fill"] / 2**30
+    line = next(x for x in report.splitlines() if x.startswith("| vLLM at its best, at 7 GiB"))
+    assert f"| {held:.2f} |" in line and f"{100 * vllm['block_fill']:.1f} %" in line
+    line = next(x for x in report.splitlines() if x.startswith("| HF at its best, at 7 GiB"))
+    assert f"{100 * hf['utilization_at_peak']:.1f} %" in line
+    assert "of set aside — bytes holding tokens at the stack's busiest moment" in report
+
+
+def test_repeats_give_the_ratio_an_interval(report):
+    sentence = next(x for x in report.splitlines() if "workload mixed" in x and "llama-1b" in x and "best" in x)
+    assert "± " in sentence and "at 95 %, over 1 and 3 runs" in sentence
+
+
+def test_a_workload_only_one_stack_ran_is_named_not_compared(report):
+    assert "workload sustained" in report.split("## Details")[0]
+    assert "only vLLM ran this workload (vllm continuous (vllm-sustained)); nothing to compare it with" in report
+
+
+def test_no_comparison_is_said_when_one_stack_ran(tmp_path):
+    repeated(tmp_path, [40.0])  # an HF result only
+    lines, tables = headline(collect(tmp_path))
+    assert tables == [] and "no like-for-like comparison" in lines[0]

@@ -27,6 +27,10 @@ class _Group(click.Group):
         except ResultWriteError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(3)
+        except KeyboardInterrupt:
+            # Outside a run's own handling (which records the scenario in flight), e.g. building a model.
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +105,8 @@ def _suite_options(fn):
 @click.option(
     "--no-sampler",
     is_flag=True,
-    help="No background telemetry thread (samples at phase boundaries only): to measure its overhead.",
+    help="No background sampling (no monitor process, no gauge thread; readings at phase boundaries only): "
+    "to measure what the sampler costs.",
 )
 def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms, busy_gpu, no_sampler):
     """Run one stack's scenarios of a suite and write one result file per scenario."""

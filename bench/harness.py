@@ -417,7 +417,19 @@ def _one_line(r: Result) -> str:
         return f"{r.status.upper()}: {r.error}"
     m = r.metrics
     note = "" if r.is_measurement else " (fake runner: not a measurement)"
-    return (
+    line = (
         f"ok, {m.output_tokens} tokens in {m.elapsed_s:.2f} s = {m.output_tokens_per_s:,.1f} output tok/s, "
-        f"{m.requests_per_s:.2f} req/s, p50 latency {m.latency_ms.p50:,.0f} ms{note}"
+        f"{m.requests_per_s:.2f} req/s, p50 latency {m.latency_ms.p50:,.0f} ms"
     )
+    kv = r.kv or {}
+    if kv.get("reserved_bytes_peak"):
+        line += f"; KV {kv['reserved_bytes_peak'] / 2**30:,.2f} GiB set aside"
+        if kv.get("utilization_at_peak") is not None:
+            line += f", {kv['utilization_at_peak']:.1%} of it holding tokens at peak"
+    mem = r.memory
+    peak = mem and (mem.peak_process_used_mib or mem.peak_device_used_mib)
+    if peak:
+        line += f"; peak GPU memory {peak:,.0f} MiB"
+    elif mem and mem.peak_host_rss_mib:
+        line += f"; peak host memory {mem.peak_host_rss_mib:,.0f} MiB"
+    return line + note

@@ -1,13 +1,46 @@
 """Copy everything written to this process's stdout/stderr — child processes included, such as vLLM's
-engine core — into a log file beside the results, while still showing it where it was going."""
+engine core — into a log file beside the results, while still showing it where it was going.
+
+The log keeps every line; the console is spared the engines' own INFO/WARNING/DEBUG log lines (dozens per
+vLLM start, some thousands of characters long), which stay in the log. A progress bar redrawn with
+carriage returns is logged as its last state, and shown that way too when the console is not a terminal."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 from pathlib import Path
+
+# vLLM's log format, after an optional "(EngineCore pid=12) " process prefix and colour codes.
+_COLOUR = rb"(?:\x1b\[[0-9;]*m)*"
+_PROCESS = rb"(?:\([\w.-]+ pid=\d+\))?"
+_ENGINE_LOG = re.compile(rb"^" + _COLOUR + _PROCESS + _COLOUR + rb" ?(?:INFO|WARNING|DEBUG) \d\d-\d\d ")
+
+
+def console_quiet(line: bytes) -> bool:
+    """Whether a line is an engine's own log line, for the log file only."""
+    return _ENGINE_LOG.match(line) is not None
+
+
+def last_redraw(line: bytes) -> bytes:
+    """A line as it last looked: what follows its last carriage return (a progress bar's final state)."""
+    end = b"\n" if line.endswith(b"\n") else b""
+    body = line[: len(line) - len(end)].rstrip(b"\r")
+    return body.rsplit(b"\r", 1)[-1] + end
+
+
+class _Lines:
+    """Complete lines from a byte stream, and the partial line so far."""
+
+    def __init__(self) -> None:
+        self.partial = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        return [line + b"\n" for line in lines]
 
 
 @contextlib.contextmanager
@@ -19,22 +52,42 @@ def tee_output(log_path: Path):
     saved, threads, readers = {}, [], []
 
     def pump(read_end: int, target: int) -> None:
+        tty = os.isatty(target)
+        lines, shown = _Lines(), 0  # bytes of the partial line already on a terminal
+
+        def emit(data: bytes, to_log: bool, to_console: bool) -> None:
+            if to_log:
+                with lock:
+                    try:
+                        log.write(last_redraw(data))
+                    except OSError:
+                        pass  # a full or read-only disk must not stop the output reaching the terminal
+            if to_console and data:
+                try:
+                    os.write(target, data if tty else last_redraw(data))
+                except OSError:
+                    pass
+
         while True:
             try:
                 chunk = os.read(read_end, 65536)
             except OSError:
-                return
+                chunk = b""
             if not chunk:
+                if lines.partial:
+                    quiet = console_quiet(lines.partial)
+                    emit(lines.partial, True, False)
+                    emit(lines.partial[shown:], False, not quiet)
                 return
-            with lock:
-                try:
-                    log.write(chunk)
-                except OSError:
-                    pass  # a full or read-only disk must not stop the output reaching the terminal
-            try:
-                os.write(target, chunk)
-            except OSError:
-                pass
+            for line in lines.feed(chunk):
+                emit(line, True, False)
+                if not console_quiet(line):
+                    emit(line[shown:], False, True)
+                shown = 0
+            # A progress bar redraws without a newline: a terminal sees it move.
+            if tty and lines.partial and not console_quiet(lines.partial):
+                emit(lines.partial[shown:], False, True)
+                shown = len(lines.partial)
 
     for fd in (1, 2):
         saved[fd] = os.dup(fd)

@@ -267,3 +267,18 @@ def test_result_files_are_data_only(tmp_path, checked):
         load_result(evil)
     assert "does not match the schema" in str(e.value)
     checked.append(str(evil))
+
+
+def test_ctrl_c_while_building_the_model_exits_130(tmp_path, checked):
+    """Interrupted before any scenario (a 1.2B synthetic model takes a while to build on a CPU): 130 and one
+    line, as documented, not click's 'Aborted!' and exit 1; no half-built model left in the cache."""
+    cache = tmp_path / "cache"
+    p = start_cli("prepare", "--suite", "smoke", "--model", "synthetic:llama-1b",
+                  env={**os.environ, "PAGEDBENCH_CACHE": str(cache)})
+    assert wait_for(lambda: any((cache / "models").glob(".llama-1b-*")), 120), p.communicate()[1][-2000:]
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    checked.append("ctrl-c during model build")
+    assert p.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "Interrupted." and "Aborted!" not in err and "Traceback" not in err
+    assert not list((cache / "models").iterdir())

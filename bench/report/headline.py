@@ -115,7 +115,7 @@ def group_headline(group: Group) -> tuple[list[str], Table | None]:
         only = "HF" if vllm is None else "vLLM"
         ran = ", ".join(f"{row.label} ({row.first.scenario})" for row in group.rows) or "no successful scenario"
         return [f"{where}: only {only} ran this workload ({ran}); nothing to compare it with."], None
-    lines = []
+    lines, at_budget = [], []
     value, certainty = ratio(vllm, hf)
     h, v = Side(hf), Side(vllm)
     lines.append(
@@ -148,9 +148,9 @@ def group_headline(group: Group) -> tuple[list[str], Table | None]:
                 f"{hf_held} and vLLM kept up to {vb.sequences:,.0f} running at once "
                 f"({vb.sequences / hb.sequences:.1f}× as many), "
             )
-        lines.append(
-            f"At the same memory budget of {budget:g} GiB: {fits}with vLLM at **{tps:.2f}×** HF's output "
-            f"throughput ({tps_certainty})."
+        at_budget.append(
+            f"{where}, at the same memory budget of {budget:g} GiB: {fits}with vLLM at **{tps:.2f}×** HF's "
+            f"output throughput ({tps_certainty})."
         )
         if (hf_b, vllm_b) != (hf, vllm):
             rows += [side_row(f"HF at {budget:g} GiB", hb), side_row(f"vLLM at {budget:g} GiB", vb)]
@@ -172,13 +172,15 @@ def group_headline(group: Group) -> tuple[list[str], Table | None]:
         "over the bytes it had set aside for KV (HF: its cache tensors; vLLM: its whole block pool); of handed "
         "out — over the bytes its allocator gave to sequences (HF: every row's slots; vLLM: allocated blocks).",
     )
-    return lines, table
+    # The capacity answer, when there is one, is the question PagedBench asks: it comes first.
+    return at_budget + lines, table
 
 
 def headline(c: Collection) -> tuple[list[str], list[Table]]:
     """The answer first: one entry per workload both stacks ran, then the workloads only one stack ran."""
     lines, tables, single = [], [], []
-    for group in c.groups:
+    # Groups with an equal-memory comparison first.
+    for group in sorted(c.groups, key=lambda g: not _pairs_at_equal_memory(g)):
         sentences, table = group_headline(group)
         if table is None:
             single += sentences

@@ -33,7 +33,8 @@ def test_the_first_section_is_the_comparison_at_equal_memory(report):
     assert hf["config"]["memory_budget_gib"] == vllm["config"]["memory_budget_gib"] == 7
     ratio = vllm["metrics"]["output_tokens_per_s"] / hf["metrics"]["output_tokens_per_s"]
     rows, running = hf["kv"]["capacity"]["max_batch"], vllm["kv"]["peak_running"]
-    sentence = next(line for line in first.splitlines() if "same memory budget of 7 GiB" in line)
+    sentence = first.split("\n\n")[1].splitlines()[0]  # the first sentence: the capacity answer
+    assert "same memory budget of 7 GiB" in sentence
     assert f"**{ratio:.2f}×**" in sentence and "single runs" in sentence
     assert f"HF fitted at most {rows:,}" in sentence and f"up to {running:,.0f} running" in sentence
     assert f"({running / rows:.1f}× as many)" in sentence

@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
-from bench.report.collect import Group
-
-GIB = 2**30
+from bench.report.collect import Group, sampled
 
 
 def _uri(fig) -> str:
@@ -31,8 +29,9 @@ def throughput(group: Group):
         xerr=[v.ci95 or 0 for v in values],
         color=["#4c72b0" if r.first.stack == "hf" else "#dd8452" for r in rows],
     )
-    for i, v in enumerate(values):
-        ax.text(v.mean, i, f" {v.mean:,.0f}", va="center", fontsize=8)
+    for i, v in enumerate(values):  # the label clear of the error bar
+        ax.text(v.mean + (v.ci95 or 0), i, f" {v.mean:,.0f}", va="center", fontsize=8)
+    ax.set_xlim(left=0)  # bars from zero: a small difference looks small
     ax.set_xlabel("output tokens / s (higher is better)")
     ax.invert_yaxis()
     return "Output throughput per stack and mode", _uri(fig)
@@ -44,10 +43,13 @@ def throughput_vs_batch(group: Group):
     points = sorted(
         (r.first.config.get("batch_size"), r.stat("output_tokens_per_s").mean)
         for r in group.rows
-        if r.first.stack == "hf" and r.first.mode == "padded" and isinstance(r.first.config.get("batch_size"), int)
+        if r.first.stack == "hf"
+        and r.first.mode == "padded"
+        and sampled(r.first)
+        and isinstance(r.first.config.get("batch_size"), int)
     )
-    if len(points) < 2:
-        return None
+    if len({size for size, _ in points}) < 2:
+        return None  # a line needs two batch sizes
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label="hf padded")
     for r in group.rows:
@@ -88,33 +90,60 @@ def latency(group: Group):
     return "Latency distribution (p50, p90, p99, max)", _uri(fig)
 
 
+PHASE_COLOURS = {"load": "#e8e8e8", "warmup": "#fff2cc", "capacity search": "#f4cccc", "run": "#d9ead3"}
+TIMED = ("capacity search", "run")  # what the chart shows; load and warm-up are said in the title
+
+
 def memory_timelines(group: Group):
+    """Memory during the timed run of each scenario (and the capacity search before it, for `batch_size:
+    max`): a long load or warm-up would squeeze the run into a sliver, so their length is told instead."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     rows = [r for r in group.rows if r.first.memory and r.first.memory.timeline][:8]
     if not rows:
         return None
-    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.9 * len(rows)), squeeze=False)
-    colors = {"load": "#e8e8e8", "warmup": "#fff2cc", "run": "#d9ead3"}
+    height = 1.6 * len(rows) + 0.6
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, height), squeeze=False)
+    shown: set[str] = set()
     for ax, r in zip(axes[:, 0], rows):
         mem = r.first.memory
         readings = [s for s in mem.timeline if s.device_used_mib is not None or s.host_rss_mib is not None]
-        t = [s.t_s for s in readings] or [0.0]
-        gpu = [s.process_used_mib if s.process_used_mib is not None else s.device_used_mib for s in readings]
+        timed = [p for p in mem.phases if p.name in TIMED]
+        end_of = lambda p: p.end_s if p.end_s is not None else (readings[-1].t_s if readings else p.start_s)  # noqa: E731
+        lo = min((p.start_s for p in timed), default=readings[0].t_s if readings else 0.0)
+        hi = max((end_of(p) for p in timed), default=readings[-1].t_s if readings else 1.0)
+        pad = max(hi - lo, 1e-3) * 0.03
+        window = [s for s in readings if lo - pad <= s.t_s <= hi + pad] or readings
+        t = [s.t_s for s in window]
+        gpu = [s.process_used_mib if s.process_used_mib is not None else s.device_used_mib for s in window]
         if any(v is not None for v in gpu):
-            ax.plot(t, [v or 0 for v in gpu], color="#4c72b0", label="GPU used MiB (NVML)")
+            values = [v or 0 for v in gpu]
+            ax.plot(t, values, color="#4c72b0", label="GPU used MiB (NVML)")
         else:
-            ax.plot(t, [s.host_rss_mib or 0 for s in readings] or [0], color="#55a868", label="host RSS MiB (no GPU)")
+            values = [s.host_rss_mib or 0 for s in window]
+            ax.plot(t, values, color="#55a868", label="host RSS MiB (no GPU)")
         for p in mem.phases:
-            if p.name in colors:
-                ax.axvspan(p.start_s, p.end_s or t[-1], color=colors[p.name], zorder=0)
-                ax.text(p.start_s, ax.get_ylim()[1] * 0.92, p.name, fontsize=7)
-        ax.set_title(f"{r.label} ({r.first.scenario})", fontsize=9, loc="left")
+            if p.name in TIMED:
+                ax.axvspan(max(p.start_s, lo - pad), min(end_of(p), hi + pad), color=PHASE_COLOURS[p.name], zorder=0)
+                shown.add(p.name)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(0, max(values, default=0) * 1.15 or 1)  # a flat line at its peak stays off the frame
+        before = sum(end_of(p) - p.start_s for p in mem.phases if p.name in ("load", "warmup"))
+        ax.set_title(
+            f"{r.label} ({r.first.scenario})" + (f" — load and warm-up before it: {before:,.1f} s" if before else ""),
+            fontsize=9,
+            loc="left",
+        )
         ax.set_ylabel("MiB")
-        ax.legend(fontsize=7, loc="lower right")
     axes[-1, 0].set_xlabel("seconds since the scenario started")
-    fig.subplots_adjust(hspace=0.6)
-    return "Memory over time, with phases", _uri(fig)
+    handles = [Patch(color=PHASE_COLOURS[name], label=name) for name in TIMED if name in shown]
+    line = axes[0, 0].get_lines()[0]
+    labels = [line.get_label(), *(h.get_label() for h in handles)]
+    # One legend above the charts, in room kept for it: no label sits on the data.
+    fig.legend([line, *handles], labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.subplots_adjust(hspace=0.7, top=1 - 0.45 / height)
+    return "Memory over the timed run", _uri(fig)
 
 
 def kv(group: Group):

@@ -58,7 +58,8 @@ class HfRunner(Runner):
         return memory
 
     def set_probe(self, sampler) -> None:
-        self.paged_sampler = sampler  # paged mode reports its pool usage through the sampler
+        # Paged mode reports its pool usage through the sampler; `batch_size: max` marks its search.
+        self.sampler = sampler
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -108,7 +109,12 @@ class HfRunner(Runner):
     def _run_largest(self, requests: Sequence[Request]) -> RunOutput:
         """batch_size: max. Search the largest batch, then run the workload at it; if a batch the search
         did not probe runs out of memory, step the size down and run again. Every attempt is recorded."""
+        sampler = getattr(self, "sampler", None)
+        if sampler is not None:
+            sampler.mark("capacity search")  # charts show it apart from the timed run
         size, capacity = self._largest_batch(requests)
+        if sampler is not None:
+            sampler.mark("run")
         while True:
             try:
                 out = self._run_batches(requests, size, warmup=False)

@@ -77,7 +77,7 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
         torch.cuda.reset_peak_memory_stats()
     results: dict[str, Any] = {}
     pool: dict[str, Any] = {}
-    sampler = getattr(runner, "paged_sampler", None) if not warmup else None
+    sampler = getattr(runner, "sampler", None) if not warmup else None
     with hf.continuous_batching_context_manager(generation_config=config, block=True, timeout=60) as manager:
         cache = _cache(manager)
         if cache is not None:
@@ -125,7 +125,7 @@ def run_paged(runner, requests: Sequence[Request], sampling: Workload, *, warmup
     kv = None
     if not warmup:
         bpt = kv_bytes_per_token(hf.config.to_dict(), runner.model.dtype)
-        peak = getattr(runner, "paged_sampler", None)
+        peak = getattr(runner, "sampler", None)
         peak_usage = peak.engine_peak("kv_usage", {"run"}) if peak else None
         fill = block_fill(requests, pool["block_size"]) if pool.get("block_size") else None
         kv = {

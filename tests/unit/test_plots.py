@@ -1,0 +1,43 @@
+"""Every chart of the reports built from the committed GPU results: a sane size, not mostly blank, and no
+chart drawn from too little (a line through one batch size)."""
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+
+from bench.report.collect import collect
+from bench.report.plots import figures
+
+PIL = pytest.importorskip("PIL.Image")
+EVIDENCE = sorted((Path(__file__).resolve().parents[2] / "docs" / "results").glob("*/"))
+
+
+def blank_share(png: bytes) -> float:
+    """Share of the image's pixel rows that are entirely white."""
+    image = PIL.open(io.BytesIO(png)).convert("L")
+    width, height = image.size
+    data = image.tobytes()
+    rows = [data[y * width : (y + 1) * width] for y in range(height)]
+    return sum(1 for row in rows if min(row) >= 250) / height
+
+
+@pytest.mark.parametrize("evidence", EVIDENCE, ids=[p.name for p in EVIDENCE])
+def test_charts_are_sized_and_drawn(evidence):
+    c = collect(evidence)
+    assert c.groups
+    for g in c.groups:
+        made = figures(g)
+        titles = [title for title, _ in made]
+        for title, uri in made:
+            png = base64.b64decode(uri.split(",", 1)[1])
+            width, height = PIL.open(io.BytesIO(png)).size
+            assert 300 <= width <= 1400 and 150 <= height <= 1600, (evidence.name, g.model, title, width, height)
+            assert blank_share(png) < 0.5, (evidence.name, g.model, title, blank_share(png))
+        sizes = {
+            r.first.config.get("batch_size")
+            for r in g.rows
+            if r.first.stack == "hf" and r.first.mode == "padded" and isinstance(r.first.config.get("batch_size"), int)
+        }
+        assert ("Throughput vs batch size" in titles) == (len(sizes) >= 2), (g.model, sizes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.report.collect import SHORT_RUN_S, Collection, Group, Row, Stat, pick_baseline, verdict
+from bench.report.collect import CV_FLAG, SHORT_RUN_S, Collection, Group, Row, Stat, pick_baseline, verdict
 
 GIB = 2**30
 
@@ -235,16 +235,24 @@ def summary(group: Group, baseline_spec: str) -> list[str]:
                     f"{row.label} reserved {kv['reserved_bytes_peak'] / GIB:,.1f} GiB of KV pool and "
                     f"used at most {pct(kv['peak_usage'])} of it during this workload."
                 )
-        for row in group.rows:
-            s = row.stat("elapsed_s").mean
-            if s < SHORT_RUN_S:
-                lines.append(
-                    f"{row.label} ({row.first.scenario}) ran for {s:.1f} s: under {SHORT_RUN_S:.0f} s, "
-                    "its figures carry start-up and sampling noise; use a larger workload to confirm."
-                )
-            t = row.stat("output_tokens_per_s")
-            if t.noisy:
-                lines.append(f"{row.label}: throughput varied by {t.cv:.0%} (CV) over {t.n} repeats.")
+        # Each warning once, with the rows it applies to.
+        short = [
+            f"{row.label} ({row.first.scenario}, {row.stat('elapsed_s').mean:.1f} s)"
+            for row in group.rows
+            if row.stat("elapsed_s").mean < SHORT_RUN_S
+        ]
+        if short:
+            lines.append(
+                f"Timed runs under {SHORT_RUN_S:.0f} s, whose figures carry start-up and sampling noise (use a "
+                f"larger workload to confirm them): {', '.join(short)}."
+            )
+        noisy = [
+            f"{row.label} ({row.stat('output_tokens_per_s').cv:.0%} over {row.stat('output_tokens_per_s').n})"
+            for row in group.rows
+            if row.stat("output_tokens_per_s").noisy
+        ]
+        if noisy:
+            lines.append(f"Throughput varied by more than {CV_FLAG:.0%} (CV) over repeats: {', '.join(noisy)}.")
     lines += capacity_sentences(group)
     for r in group.failed:
         reason = (r.error or "").splitlines()[0][:160]

@@ -44,7 +44,7 @@ def test_repeats_are_one_row_with_a_confidence_interval(tmp_path):
 def test_noisy_repeats_are_flagged(tmp_path):
     repeated(tmp_path, [2.0, 2.6, 1.6])
     md = markdown(collect(tmp_path), "hf:padded")
-    assert "⚠ CV" in md and "throughput varied by" in md
+    assert "⚠ CV" in md and "Throughput varied by more than 5% (CV) over repeats: hf padded (24% over 3)" in md
 
 
 def test_quiet_repeats_show_their_cv_and_startup_is_apart(tmp_path):

@@ -157,3 +157,18 @@ def test_budget_and_fraction_are_exclusive(tmp_path):
         tmp_path, BASE.replace("batch_size: 2,", "batch_size: 2, memory_budget_gib: 4, memory_fraction: 0.5,")
     )
     assert "not both" in msg
+
+
+def test_every_suite_key_is_documented_in_the_readme():
+    from pathlib import Path
+
+    from bench.config import Lognormal, Normal, Scenario, Suite, Uniform, Workload
+
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Suite files", 1)[1].split("\n## ", 1)[0]
+    code = " ".join(re.findall(r"`([^`]+)`", section))  # keys are documented as code
+    for model in (Suite, Workload, Scenario, Uniform, Normal, Lognormal):
+        for key in model.model_fields:
+            assert re.search(rf"\b{key}\b", code), f"{model.__name__}.{key} is not documented"

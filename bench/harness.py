@@ -424,7 +424,8 @@ def _one_line(r: Result) -> str:
     kv = r.kv or {}
     if kv.get("reserved_bytes_peak"):
         size = kv["reserved_bytes_peak"]
-        line += f"; KV {size / 2**30:,.2f} GiB set aside" if size >= 2**30 else f"; KV {size / 2**20:,.1f} MiB set aside"
+        line += f"; KV {size / 2**30:,.2f} GiB" if size >= 2**30 else f"; KV {size / 2**20:,.1f} MiB"
+        line += " set aside"
         if kv.get("utilization_at_peak") is not None:
             line += f", {kv['utilization_at_peak']:.1%} of it holding tokens at peak"
     mem = r.memory

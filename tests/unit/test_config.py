@@ -160,11 +160,10 @@ def test_budget_and_fraction_are_exclusive(tmp_path):
 
 
 def test_every_suite_key_is_documented_in_the_readme():
+    import re
     from pathlib import Path
 
     from bench.config import Lognormal, Normal, Scenario, Suite, Uniform, Workload
-
-    import re
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("### Suite files", 1)[1].split("\n## ", 1)[0]

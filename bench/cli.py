@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -31,6 +33,16 @@ class _Group(click.Group):
             # Outside a run's own handling (which records the scenario in flight), e.g. building a model.
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+
+
+class _Finite(click.FloatRange):
+    """A float range that also refuses nan and inf (nan passes every comparison a range makes)."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,10 +98,12 @@ def _suite_options(fn):
     envvar="PAGEDBENCH_DEVICE",
     help="Where the stack runs (cuda: stop unless a GPU is visible). [env PAGEDBENCH_DEVICE]",
 )
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True, help="Run every scenario N times.")
+@click.option(
+    "--repeats", type=click.IntRange(min=1, max=1000), default=1, show_default=True, help="Run every scenario N times."
+)
 @click.option(
     "--sample-interval-ms",
-    type=click.FloatRange(min=5, max=5000),
+    type=_Finite(min=5, max=5000),
     default=50.0,
     show_default=True,
     help="Telemetry sampling interval.",
@@ -183,8 +197,11 @@ def _fresh_run_id(out: Path, option: str, run_id: str | None, suffixes: tuple[st
     """A run id whose directories under `out` hold no results yet (a new timestamped one by default)."""
     from bench.results import new_run_id
 
-    if run_id is not None and (not run_id or "/" in run_id or run_id.startswith(".")):
-        raise UserError(f"--run-id {run_id!r}: use a plain directory name")
+    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", run_id):
+        raise UserError(
+            f"--run-id {run_id!r}: use a plain directory name of letters, digits, '.', '_' and '-' "
+            "(at most 100, not starting with '.' or '-')"
+        )
     if out.exists() and not out.is_dir():
         raise UserError(f"{option} {out}: exists and is not a directory")
     run_id = run_id or new_run_id()
@@ -199,7 +216,7 @@ def _fresh_run_id(out: Path, option: str, run_id: str | None, suffixes: tuple[st
 @click.option("--stack", required=True, type=click.Choice(["hf", "vllm"]))
 @_suite_options
 @click.option("--scenario", required=True, help="The scenario to check (fixed-batch HF modes or vLLM).")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1, max=1000), default=3, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option(
     "--overhead/--no-overhead",
@@ -308,7 +325,7 @@ def collect_(results, out, baseline, no_plots, strict):
 @click.option("--max-regression", default="5%", show_default=True, help="Allowed change in the worse direction.")
 @click.option(
     "--min-run-s",
-    type=click.FloatRange(min=0, max=86400),
+    type=_Finite(min=0, max=86400),
     default=None,
     help="Timed runs shorter than this are too noisy to gate on: a change beyond the threshold is flagged, "
     "not called a regression. [default: 30, the report's threshold for a run too short to trust]",
@@ -410,7 +427,7 @@ def env(as_json):
 
 @main.command()
 @click.option(
-    "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between rows."
+    "--interval", type=_Finite(min=0.1, max=3600), default=1.0, show_default=True, help="Seconds between rows."
 )
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N rows (default: until Ctrl-C).")
 def monitor(interval, count):

@@ -9,18 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.errors import UserError
+from bench.files import UnreadableFile, read_yaml
 from bench.models import parse_model
 from bench.runners.registry import RUNNERS
 
 SUITES_DIR = Path(__file__).parent / "suites"
+# Upper bounds, far above any real benchmark, so that a typo cannot exhaust memory before a check runs.
+MAX_TOKENS = 10_000_000  # one sequence's prompt or output, or a model's length
+MAX_REQUESTS = 10_000_000
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number a user gives is finite (NaN passes every comparison, so no range would catch it).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- lengths -------------------------------------------------------------------------------------------
@@ -28,7 +32,7 @@ class Strict(BaseModel):
 
 class Fixed(Strict):
     dist: Literal["fixed"] = "fixed"
-    value: int = Field(ge=1)
+    value: int = Field(ge=1, le=MAX_TOKENS)
 
     @property
     def upper(self) -> int:
@@ -36,8 +40,8 @@ class Fixed(Strict):
 
 
 class _Clipped(Strict):
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
+    min: int = Field(ge=1, le=MAX_TOKENS)
+    max: int = Field(ge=1, le=MAX_TOKENS)
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -56,14 +60,14 @@ class Uniform(_Clipped):
 
 class Normal(_Clipped):
     dist: Literal["normal"]
-    mean: float = Field(gt=0)
-    std: float = Field(gt=0)
+    mean: float = Field(gt=0, le=MAX_TOKENS)
+    std: float = Field(gt=0, le=MAX_TOKENS)
 
 
 class Lognormal(_Clipped):
     dist: Literal["lognormal"]
-    median: float = Field(gt=0)
-    sigma: float = Field(gt=0)
+    median: float = Field(gt=0, le=MAX_TOKENS)
+    sigma: float = Field(gt=0, le=20)
 
 
 Length = Annotated[Fixed | Uniform | Normal | Lognormal, Field(discriminator="dist")]
@@ -87,8 +91,8 @@ class Workload(Strict):
     prompts: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     prompt_len: Length | None = None
     output_len: Length
-    requests: int | None = Field(default=None, ge=1)
-    seed: int = Field(default=0, ge=0)
+    requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
 
@@ -115,28 +119,29 @@ _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
 
 
 class Scenario(Strict):
-    name: str = Field(pattern=_NAME)
+    name: str = Field(pattern=_NAME, max_length=100)  # it names files
     stack: str
     mode: str | None = None
     workload: str
     dtype: Dtype = "auto"
-    max_model_len: int | None = Field(default=None, ge=2)
-    warmup_requests: int = Field(default=2, ge=0)
-    timeout_s: float = Field(default=1800.0, gt=0)
+    max_model_len: int | None = Field(default=None, ge=2, le=MAX_TOKENS)
+    warmup_requests: int = Field(default=2, ge=0, le=MAX_REQUESTS)
+    timeout_s: float = Field(default=1800.0, gt=0, le=7 * 86400)
     # hf
     # "max": search the largest batch that completes within memory_fraction of the GPU (capacity).
-    batch_size: Annotated[int, Field(ge=1)] | Literal["max"] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=MAX_REQUESTS)] | Literal["max"] | None = None
     memory_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
     # The same budget on any card: GiB, turned into memory_fraction (hf) or gpu_memory_utilization (vllm)
     # of the GPU the run finds. Ignored on the CPU.
-    memory_budget_gib: float | None = Field(default=None, gt=0.0)
+    memory_budget_gib: float | None = Field(default=None, gt=0.0, le=1e6)
     # vllm
     gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_seqs: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
     enforce_eager: bool | None = None
     enable_prefix_caching: bool | None = None
-    kv_cache_space_gib: int | None = Field(default=None, ge=1)  # CPU backend: VLLM_CPU_KVCACHE_SPACE (GiB)
-    block_size: int | None = Field(default=None, ge=1)
+    # CPU backend: VLLM_CPU_KVCACHE_SPACE (GiB)
+    kv_cache_space_gib: int | None = Field(default=None, ge=1, le=1_000_000)
+    block_size: int | None = Field(default=None, ge=1, le=4096)
     # fake (harness tests)
     fail: str | None = None
 
@@ -187,7 +192,7 @@ class Scenario(Strict):
 
 
 class Suite(Strict):
-    name: str = Field(pattern=_NAME)
+    name: str = Field(pattern=_NAME, max_length=100)  # it names files
     description: str = ""
     model: str
     workloads: dict[str, Workload] = Field(min_length=1)
@@ -249,11 +254,9 @@ def load_suite(name_or_path: str, model_override: str | None = None) -> Suite:
             )
         path = suites[name_or_path]
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"suite {path}: not valid YAML: {e}") from None
-    except OSError as e:
-        raise UserError(f"suite {path}: cannot read: {e.strerror}") from None
+        data = read_yaml(path)
+    except UnreadableFile as e:
+        raise UserError(f"suite {path}: {e}") from None
     if not isinstance(data, dict):
         raise UserError(f"suite {path}: expected a mapping at the top level")
     if model_override:

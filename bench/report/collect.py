@@ -6,13 +6,13 @@ reason; they never crash the collector and never vanish.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.files import UnreadableFile, read_json
 from bench.results import Result, ResultFileError, scan_results
 
 # Two-sided 95 % Student t quantiles for n - 1 degrees of freedom (no scipy in the collector image).
@@ -190,13 +190,24 @@ def collect(root: Path) -> Collection:
     return Collection(groups_sorted, problems, ok, files, crosschecks)
 
 
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _crosscheck(path: Path) -> dict | None:
-    """A cross-check comparison (`"kind": "crosscheck"`), or None for anything else."""
+    """A cross-check comparison (`"kind": "crosscheck"`) with the fields the report reads, or None."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_json(path)
+    except UnreadableFile:
         return None
     if not isinstance(data, dict) or data.get("kind") != "crosscheck" or not isinstance(data.get("repeats"), list):
+        return None
+    if not all(isinstance(data.get(k), str) for k in ("stack", "scenario")):
+        return None
+    if not all(_number(data.get(k)) for k in ("threshold", "mean_difference")):
+        return None
+    fields = ("difference", "plain_tokens_per_s", "pagedbench_tokens_per_s")
+    if not all(isinstance(r, dict) and all(_number(r.get(k)) for k in fields) for r in data["repeats"]):
         return None
     return data
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import tempfile
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bench.files import UnreadableFile, read_json
 from bench.results.schema import SCHEMA_VERSION, Result
 
 
@@ -54,13 +54,9 @@ def write_result(result: Result, run_dir: Path) -> Path:
 
 def load_result(path: Path) -> Result:
     try:
-        raw = path.read_text()
-    except OSError as e:
-        raise ResultFileError(f"cannot read: {e.strerror}") from None
-    try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise ResultFileError(f"not valid JSON ({e.msg} at line {e.lineno}); truncated or corrupt") from None
+        data = read_json(path)
+    except UnreadableFile as e:
+        raise ResultFileError(str(e)) from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise ResultFileError("not a PagedBench result (no schema_version)")
     version = data["schema_version"]

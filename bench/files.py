@@ -1,0 +1,107 @@
+"""The one reader of files a user hands PagedBench: suites, result and cross-check files, model configs.
+
+Whatever such a file holds, reading it either gives text or data or raises `UnreadableFile` with one line
+saying why: not a regular file (a named pipe would block for ever), too large, not UTF-8, not valid JSON
+or YAML, numbers JSON does not have (NaN, Infinity), nested past any real file's depth, duplicate keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import yaml
+
+MAX_BYTES = 64 * 2**20  # far above any real suite or result file
+MAX_DEPTH = 64
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be used as what it claims to be; the message is one line for the user."""
+
+
+def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile("not a regular file (a directory, pipe or device)")
+        if info.st_size > max_bytes:
+            raise UnreadableFile(f"{info.st_size:,} bytes, over the {max_bytes:,}-byte limit")
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as e:
+        raise UnreadableFile(f"cannot read: {e.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnreadableFile(f"not UTF-8 text (byte {e.start} is 0x{raw[e.start]:02x})") from None
+
+
+def _depth(value, limit: int = MAX_DEPTH) -> int:
+    """How deeply lists and mappings nest (iteratively: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_json(text: str):
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as e:
+        where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise UnreadableFile(f"not valid JSON ({getattr(e, 'msg', e)}{where}); truncated or corrupt") from None
+    if _depth(data) > MAX_DEPTH:
+        raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def read_json(path: Path):
+    return parse_json(read_text(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML lets the last one win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", key_node.start_mark
+                ) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path):
+    text = read_text(path)
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep") from None
+    except yaml.YAMLError as e:
+        raise UnreadableFile(f"not valid YAML: {' '.join(str(e).split())}") from None
+    if _depth(data) > MAX_DEPTH:
+        raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep")
+    return data

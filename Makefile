@@ -113,6 +113,10 @@ test: $(STAMP) ## Run the test suite (real HF and vLLM engines on the CPU; the c
 reliability: $(STAMP) ## Run the bad-input and fault-injection battery and print its figures (part of make test)
 	$(BIN)/python -m pytest tests/reliability -q -p no:cacheprovider
 
+.PHONY: fuzz
+fuzz: $(STAMP) ## Fuzz suites, result trees and CLI options for longer than make test does (thousands of examples each)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/reliability/test_fuzz.py -q -p no:cacheprovider
+
 .PHONY: lint
 lint: $(STAMP) ## Lint the code, compose.yaml (a real compose parser) and the Dockerfiles
 	$(BIN)/ruff check bench tests

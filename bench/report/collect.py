@@ -164,11 +164,33 @@ def collect(root: Path) -> Collection:
         if not item.is_measurement:
             problems.append((rel, f"{item.stack} runner: not a measurement, no figures shown"))
             continue
+        unreadable = _unreadable(item)
+        if unreadable:
+            problems.append((rel, unreadable))
+            continue
         if item.status != "ok":
             problems.append((rel, f"{item.status}: {item.error}"))
         ok.append(item)
     if files == 0:
         raise UserError(f"no result files (*.json) under {root}")
+    return Collection(_groups(ok), problems, ok, files, crosschecks)
+
+
+def _unreadable(r: Result) -> str | None:
+    """Why the report cannot show a schema-valid result (a free-form section holding a value of a type the
+    report does not expect), or None. Rendering it alone is the test: every table and the CSV row."""
+    from bench.report.render import csv_rows, markdown
+
+    try:
+        alone = Collection(_groups([r]), [], [r], 1)
+        markdown(alone, "hf:sequential")
+        list(csv_rows(alone))
+    except (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError) as e:
+        return f"a field holds a value of an unexpected type ({type(e).__name__}: {str(e)[:120]}): not shown"
+    return None
+
+
+def _groups(ok: list[Result]) -> list[Group]:
     groups: dict[tuple[str, str], Group] = {}
     for r in ok:
         g = groups.setdefault(
@@ -186,8 +208,7 @@ def collect(root: Path) -> Collection:
             g.rows.append(Row([r]))
     for g in groups.values():
         g.rows.sort(key=_row_order)
-    groups_sorted = sorted(groups.values(), key=lambda g: (g.model, g.workload_hash))
-    return Collection(groups_sorted, problems, ok, files, crosschecks)
+    return sorted(groups.values(), key=lambda g: (g.model, g.workload_hash))
 
 
 def _number(x) -> bool:

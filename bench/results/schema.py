@@ -141,6 +141,16 @@ class Result(_Model):
     log_file: str | None = None
 
     @model_validator(mode="after")
+    def _identity_typed(self):
+        """The free-form sections' keys that say what may be compared with what (workload, GPU)."""
+        if not isinstance(self.workload.get("hash"), str) or not self.workload["hash"]:
+            raise ValueError("workload.hash must be a non-empty string")
+        gpu = self.environment.get("gpu")
+        if gpu is not None and not (isinstance(gpu, dict) and isinstance(gpu.get("name") or "", str)):
+            raise ValueError("environment.gpu must be null or a mapping whose name is a string")
+        return self
+
+    @model_validator(mode="after")
     def _status_consistent(self):
         if self.status == "ok":
             if self.metrics is None or self.check is None or not self.check.passed:

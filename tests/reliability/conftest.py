@@ -19,7 +19,8 @@ def pytest_terminal_summary(terminalreporter):
 
     tried = count(passed, "bad_input") + count(failed, "bad_input")
     faults = count(passed, "fault") + count(failed, "fault")
-    if not tried and not faults:
+    fuzzed = count(passed, "fuzz") + count(failed, "fuzz")
+    if not tried and not faults and not fuzzed:
         return
     terminalreporter.write_sep("=", "reliability figures")
     terminalreporter.write_line(
@@ -27,3 +28,13 @@ def pytest_terminal_summary(terminalreporter):
         f"{faults} faults injected, {count(passed, 'fault')} survived with results kept; "
         f"{len(CHECKED_FILES)} result files checked"
     )
+    if fuzzed:
+        import os
+
+        from hypothesis import settings
+
+        profile = os.environ.get("HYPOTHESIS_PROFILE", "default")
+        terminalreporter.write_line(
+            f"fuzzing: {count(passed, 'fuzz')} of {fuzzed} properties held, each over up to "
+            f"{settings.get_profile(profile).max_examples} generated examples (profile {profile})"
+        )

@@ -42,6 +42,12 @@ SUITE_CASES = [
     ("undefined-workload", ("workload: w}", "workload: v}"), "'v' is not defined"),
     ("distribution-unknown", ("dist: uniform", "dist: zipf"), "workloads.w.prompt_len"),
     ("not-yaml", ("name: bad", "name: [bad"), "not valid YAML"),
+    ("infinite-sigma", ("dist: uniform, min: 4", "dist: lognormal, median: 8, sigma: .inf, min: 4"), "finite number"),
+    ("nan-timeout", ("workload: w}", "workload: w, timeout_s: .nan}"), "scenarios.0.timeout_s"),
+    ("requests-exhausting-memory", ("requests: 4", "requests: 1000000000000"), "workloads.w.requests"),
+    ("seed-overflowing", ("requests: 4", "requests: 4\n    seed: 1099511627776"), "workloads.w.seed"),
+    ("duplicate-key", ("requests: 4", "requests: 4\n    requests: 8"), "'requests' is given twice"),
+    ("name-too-long-for-a-file", ("{name: a,", "{name: " + "a" * 300 + ","), "scenarios.0.name"),
 ]
 
 
@@ -173,3 +179,42 @@ def test_device_cuda_without_gpu(tmp_path):
         run_cli("run", "--stack", "hf", "--suite", "smoke", "--device", "cuda", "--out", tmp_path), 2, "no CUDA device"
     )
     assert not files_in(tmp_path)
+
+
+def test_suite_not_utf8(tmp_path):
+    (tmp_path / "s.yaml").write_bytes(b"name: caf\xe9\nmodel: x\n")
+    clean_error(run_cli("run", "--stack", "hf", "--suite", tmp_path / "s.yaml"), 2, "not UTF-8 text")
+
+
+@pytest.mark.parametrize("run_id", ["a\nb", "x" * 300, "-x", "tab\there"], ids=["newline", "long", "dash", "tab"])
+def test_run_id_the_file_system_refuses(tmp_path, run_id):
+    r = run_cli("run", "--stack", "fake", "--suite", "smoke", "--out", tmp_path / "out", "--run-id", run_id)
+    clean_error(r, 2, "plain directory name")
+    assert not (tmp_path / "out").exists() or not files_in(tmp_path / "out")
+
+
+def test_non_finite_option(tmp_path):
+    r = run_cli("run", "--stack", "fake", "--suite", "smoke", "--out", tmp_path / "out", "--sample-interval-ms", "nan")
+    clean_error(r, 2, "not a finite number")
+
+
+def test_collect_reports_files_it_cannot_use(tmp_path):
+    """Not UTF-8, NaN figures, nesting past any real file, a named pipe: each a problem, the rest reported."""
+    from bench.results import write_result
+    from tests.unit.test_results import ok_result
+
+    res = tmp_path / "res"
+    write_result(ok_result(), res)
+    good = (res / "hf-a-r0.json").read_text()
+    (res / "latin1.json").write_bytes(good.replace('"suite": "s"', '"suite": "caf\xe9"').encode("latin-1"))
+    (res / "nan.json").write_text(good.replace('"output_tokens_per_s": 4.0', '"output_tokens_per_s": NaN'))
+    (res / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (res / "no-hash.json").write_text(good.replace('"hash": "h"', '"hash": null'))
+    os.mkfifo(res / "pipe.json")
+    r = run_cli("collect", res, "--out", tmp_path / "r", timeout=120)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    report = (tmp_path / "r" / "report.md").read_text()
+    for name, why in [("latin1.json", "not UTF-8"), ("nan.json", "NaN is not a number JSON allows"),
+                      ("deep.json", "nested more than"), ("no-hash.json", "workload.hash"),
+                      ("pipe.json", "not a regular file")]:
+        assert f"`{name}`: " in report and why in report.split(f"`{name}`: ", 1)[1].splitlines()[0], name

@@ -1,0 +1,223 @@
+"""Property-based fuzzing of everything a user hands PagedBench: suite files, result trees, CLI options.
+
+The property, for every generated example: the documented outcome (a value, or a UserError that the CLI
+turns into exit 2; exit codes in {0, 1, 2, 3}), never another exception or a traceback, within a time
+bound, and files that were there before left byte-identical. `make test` runs a few hundred examples;
+`make fuzz` (HYPOTHESIS_PROFILE=fuzz) runs 10,000 or more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.cli import main
+from bench.config import load_suite
+from bench.errors import UserError
+from bench.files import UnreadableFile, read_json, read_yaml
+from bench.report.collect import collect
+from bench.report.render import markdown
+from bench.results import write_result
+from tests.unit.test_results import ok_result
+
+pytestmark = pytest.mark.fuzz
+
+settings.register_profile(
+    "default", max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.register_profile(
+    "fuzz", max_examples=4000, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+VALID_SUITE = {
+    "name": "f",
+    "model": "synthetic:tiny-llama",
+    "workloads": {"w": {"requests": 4, "seed": 1, "prompt_len": 8, "output_len": 4}},
+    "scenarios": [{"name": "a", "stack": "fake", "workload": "w", "warmup_requests": 0}],
+}
+
+# Values a hand-written file might hold where another was expected.
+odd_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(["max", "nan", "inf", "-1", "1e309", "0x10", "∞", "\u202e", "a\nb"]),
+)
+odd_values = st.recursive(odd_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.text(max_size=8), inner, max_size=3), max_leaves=8)
+
+
+def paths(data, prefix=()):
+    """Every (path, value) of a nested structure."""
+    yield prefix, data
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from paths(v, (*prefix, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from paths(v, (*prefix, i))
+
+
+@st.composite
+def mutated_suites(draw):
+    data = json.loads(json.dumps(VALID_SUITE))
+    for _ in range(draw(st.integers(1, 3))):
+        spots = list(paths(data))
+        where, _ = draw(st.sampled_from(spots))
+        value = draw(odd_values)
+        if not where:
+            data = value
+            continue
+        parent = data
+        for part in where[:-1]:
+            parent = parent[part]
+        parent[where[-1]] = value
+    return data
+
+
+def dump(data) -> str:
+    try:
+        return yaml.safe_dump(data, allow_unicode=True)
+    except (yaml.YAMLError, ValueError):
+        return json.dumps(data, default=str)
+
+
+@given(mutated_suites())
+def test_a_mutated_suite_loads_or_is_a_user_error(tmp_path, data):
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(data))
+    try:
+        suite = load_suite(str(path))
+    except UserError as e:
+        assert str(e).strip()
+        return
+    for w in suite.workloads.values():  # what loads is finite and bounded
+        assert w.num_requests <= 10_000_000 and math.isfinite(w.temperature)
+    for s in suite.scenarios:
+        assert math.isfinite(s.timeout_s)
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_as_a_suite_are_a_user_error_or_a_suite(tmp_path, raw):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(raw)
+    try:
+        load_suite(str(path))
+    except UserError:
+        pass
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_read_as_json_or_yaml_are_data_or_unreadable(tmp_path, raw):
+    path = tmp_path / "f"
+    path.write_bytes(raw)
+    for reader in (read_json, read_yaml):
+        try:
+            reader(path)
+        except UnreadableFile as e:
+            assert "\n" not in str(e)
+
+
+@st.composite
+def mutated_results(draw):
+    """A valid result file's bytes, then damaged: truncated, bytes flipped, a value replaced, NaN, nesting."""
+    text = ok_result().model_dump_json(indent=1, exclude_none=True)
+    kind = draw(st.sampled_from(["truncate", "flip", "replace", "nan", "nest", "bytes"]))
+    if kind == "truncate":
+        return text.encode()[: draw(st.integers(0, len(text)))]
+    if kind == "flip":
+        raw = bytearray(text.encode())
+        for _ in range(draw(st.integers(1, 5))):
+            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+        return bytes(raw)
+    data = json.loads(text)
+    if kind == "replace":
+        where, _ = draw(st.sampled_from([p for p in paths(data) if p[0]]))
+        parent = data
+        for part in where[:-1]:
+            parent = parent[part]
+        parent[where[-1]] = draw(odd_values)
+        return json.dumps(data, default=str).encode()
+    if kind == "nan":
+        return text.replace('"output_tokens_per_s": 4.0', '"output_tokens_per_s": NaN').encode()
+    if kind == "nest":
+        depth = draw(st.integers(50, 5000))
+        return ("[" * depth + "]" * depth).encode()
+    return draw(st.binary(max_size=300))
+
+
+@given(st.lists(mutated_results(), min_size=1, max_size=4))
+def test_collect_survives_any_result_tree(tmp_path, files):
+    root = tmp_path / "res"
+    root.mkdir(exist_ok=True)
+    for old in root.iterdir():
+        old.unlink()
+    write_result(ok_result(scenario="good"), root)
+    good = (root / "hf-good-r0.json").read_bytes()
+    for i, raw in enumerate(files):
+        (root / f"f{i}.json").write_bytes(raw)
+    c = collect(root)
+    assert c.files == len(files) + 1
+    assert len(c.results) + len(c.problems) >= c.files - len(c.crosschecks)
+    assert any(r.scenario == "good" for r in c.results)
+    markdown(c, "hf:sequential")
+    assert (root / "hf-good-r0.json").read_bytes() == good
+
+
+def test_collect_lists_a_named_pipe_and_a_dangling_link_as_problems(tmp_path):
+    root = tmp_path / "res"
+    write_result(ok_result(), root)
+    os.mkfifo(root / "pipe.json")
+    (root / "gone.json").symlink_to(tmp_path / "nowhere.json")
+    c = collect(root)
+    problems = dict(c.problems)
+    assert "regular file" in problems["pipe.json"] and "cannot read" in problems["gone.json"]
+    assert len(c.results) == 1
+
+
+option_values = st.one_of(
+    st.sampled_from(["nan", "inf", "-inf", "1e309", "0", "-1", "", " ", "5%", "NaN%", "1e9", "\x00", "a\nb"]),
+    st.text(max_size=12),
+    st.integers(-(2**66), 2**66).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+)
+
+
+@settings(max_examples=60, deadline=None)  # up to 1,000 fake repeats legitimately take a while
+@given(
+    st.sampled_from(["--sample-interval-ms", "--repeats", "--run-id", "--device", "--busy-gpu"]),
+    option_values,
+)
+def test_run_options_exit_as_documented(tmp_path, option, value):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(VALID_SUITE))
+    out = tmp_path / "out"
+    before = sorted(p.name for p in out.rglob("*")) if out.exists() else []
+    result = CliRunner().invoke(
+        main, ["run", "--stack", "fake", "--suite", str(suite), "--out", str(out), option, value]
+    )
+    assert result.exit_code in (0, 1, 2, 3), (option, value, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (option, value, result.exception)
+    if result.exit_code == 2 and out.exists():
+        assert sorted(p.name for p in out.rglob("*")) == before, "a refused run left files behind"
+
+
+@settings(max_examples=60)
+@given(option_values)
+def test_compare_thresholds_exit_as_documented(tmp_path, value):
+    root = tmp_path / "res"
+    if not root.exists():
+        write_result(ok_result(), root)
+    result = CliRunner().invoke(main, ["compare", str(root), str(root), "--max-regression", value])
+    assert result.exit_code in (0, 1, 2), (value, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (value, result.exception)

@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.breakdown import memory_breakdown, weights_mib
 from bench.config import Scenario, Suite
 from bench.errors import ResultWriteError, UserError
+from bench.files import UnreadableFile, read_json
 from bench.metrics import check_output, compute_metrics, describe_mismatch
 from bench.models import ModelRef, parse_model
 from bench.models.reference import max_position
@@ -105,9 +106,15 @@ def resolve_device(requested: str, stack: str) -> str:
 def materialize(ref: ModelRef) -> Path:
     """A local directory for the model (synthetic: built once into the cache; hub: downloaded)."""
     if ref.source == "synthetic":
-        from bench.models.synthetic import ensure_synthetic
+        from bench.models.synthetic import cache_root, ensure_synthetic
 
-        return ensure_synthetic(ref.preset, ref.seed)
+        try:
+            return ensure_synthetic(ref.preset, ref.seed)
+        except OSError as e:  # PAGEDBENCH_CACHE is a file, read-only, full
+            raise UserError(
+                f"model cache {cache_root()}: cannot build {ref.spec} there: {e.strerror or e}; set "
+                "PAGEDBENCH_CACHE to a writable directory"
+            ) from None
     if ref.source == "local":
         return ref.path
     from huggingface_hub import snapshot_download
@@ -116,6 +123,17 @@ def materialize(ref: ModelRef) -> Path:
         return Path(snapshot_download(ref.spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
     except Exception as e:  # offline host, unknown repo, gated model without a token
         raise UserError(f"model {ref.spec!r}: cannot download from the hub: {type(e).__name__}: {e}") from None
+
+
+def model_config(path: Path) -> dict:
+    """The model directory's config.json, which must be a JSON object."""
+    try:
+        config = read_json(path / "config.json")
+    except UnreadableFile as e:
+        raise UserError(f"model {path}: config.json: {e}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"model {path}: config.json is not a JSON object")
+    return config
 
 
 def resolve_dtype(requested: str, config: dict, device: str) -> str:
@@ -135,7 +153,7 @@ class _Context:
         self.ref = parse_model(suite.model)
         self.device = resolve_device(opts.device, opts.stack)
         self.path = materialize(self.ref)
-        self.config = json.loads((self.path / "config.json").read_text())
+        self.config = model_config(self.path)
         self.max_position = self.ref.max_position or max_position(self.config)
         if self.max_position is None:
             raise UserError("the model's config names no maximum length; set max_model_len in the scenario")
@@ -153,7 +171,10 @@ class _Context:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+            except (OSError, ValueError, TypeError, KeyError) as e:  # a corrupt tokenizer.json, say
+                raise UserError(f"model {self.path}: its tokenizer cannot be loaded: {type(e).__name__}: {e}") from None
         return self._tokenizer
 
     def token_pool(self) -> range | list[int]:

@@ -6,12 +6,12 @@ transformers model, or `synthetic:<preset>[@<seed>]`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.files import UnreadableFile, read_json
 from bench.models.presets import PRESETS, Preset
 
 _SYNTHETIC = re.compile(r"^synthetic:(?P<preset>[A-Za-z0-9_.-]+)(?:@(?P<seed>\d+))?$")
@@ -50,9 +50,10 @@ def max_position(config: dict) -> int | None:
 
 def max_position_from_config(config_file: Path) -> int | None:
     try:
-        return max_position(json.loads(config_file.read_text()))
-    except (OSError, ValueError):
+        config = read_json(config_file)
+    except UnreadableFile:
         return None
+    return max_position(config) if isinstance(config, dict) else None
 
 
 def parse_model(spec: str) -> ModelRef:
@@ -75,6 +76,14 @@ def parse_model(spec: str) -> ModelRef:
             raise UserError(f"model {spec!r}: no weights (*.safetensors or *.bin) in the directory")
         if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
             raise UserError(f"model {spec!r}: no tokenizer (tokenizer.json) in the directory")
+        for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+            if (path / name).exists():
+                try:
+                    data = read_json(path / name)
+                except UnreadableFile as e:
+                    raise UserError(f"model {spec!r}: {name}: {e}") from None
+                if not isinstance(data, dict):
+                    raise UserError(f"model {spec!r}: {name} is not a JSON object")
         return ModelRef(spec=spec, source="local", path=path.resolve())
     if _HUB_ID.match(spec):
         return ModelRef(spec=spec, source="hub")

@@ -218,3 +218,41 @@ def test_collect_reports_files_it_cannot_use(tmp_path):
                       ("deep.json", "nested more than"), ("no-hash.json", "workload.hash"),
                       ("pipe.json", "not a regular file")]:
         assert f"`{name}`: " in report and why in report.split(f"`{name}`: ", 1)[1].splitlines()[0], name
+
+
+def test_model_cache_that_is_a_file(tmp_path):
+    (tmp_path / "cache").write_text("not a directory")
+    out = tmp_path / "out"
+    r = run_cli("run", "--stack", "hf", "--suite", "smoke", "--out", out, "--run-id", "x",
+                env={"PAGEDBENCH_CACHE": str(tmp_path / "cache")})
+    clean_error(r, 2, "set PAGEDBENCH_CACHE to a writable directory")
+    assert not (out / "x").exists(), "an empty run directory and log were left behind"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from bench.models.presets import PRESETS
+    from bench.models.synthetic import ensure_synthetic
+
+    return ensure_synthetic(PRESETS["tiny-llama"], 0, root=tmp_path_factory.mktemp("models"))
+
+
+@pytest.mark.parametrize(
+    "name, content, text",
+    [
+        ("config.json", '{"model_type": "llama", ', "config.json: not valid JSON"),
+        ("config.json", "[1, 2]", "config.json is not a JSON object"),
+        ("tokenizer.json", "\x00\x01garbage", "tokenizer.json: not valid JSON"),
+    ],
+    ids=["config-truncated", "config-a-list", "tokenizer-corrupt"],
+)
+def test_local_model_with_a_broken_file(tmp_path, tiny_model, name, content, text):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    (model / name).write_text(content)
+    out = tmp_path / "out"
+    r = run_cli("run", "--stack", "hf", "--suite", "smoke", "--model", model, "--out", out, "--run-id", "x")
+    clean_error(r, 2, text)
+    assert not (out / "x").exists()

@@ -193,6 +193,18 @@ def prepare(suite_name, model):
     click.echo(f"{suite.model}: {path}")
 
 
+def _writable_file(path: Path, option: str) -> None:
+    """A file that can be written at `path`: not a directory, its directory there (made) and writable."""
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{option} {path}: cannot create {path.parent}: {e.strerror}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UserError(f"{option} {path}: {path.parent} is not writable")
+
+
 def _fresh_run_id(out: Path, option: str, run_id: str | None, suffixes: tuple[str, ...] = ("",)) -> str:
     """A run id whose directories under `out` hold no results yet (a new timestamped one by default)."""
     from bench.results import new_run_id
@@ -243,11 +255,15 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
     suite = load_suite(suite_name, model_override=model)
     if results is not None:
         run_id = _fresh_run_id(results, "--results", run_id, ("", "-no-sampler"))
+    if out is not None:
+        _writable_file(out, "--out")  # before minutes of measurement, not after
 
     def save(report: dict) -> None:
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(out, json.dumps(report, indent=1, default=str), replace=True)
+            try:
+                write_atomic(out, json.dumps(report, indent=1, default=str), replace=True)
+            except OSError as e:
+                raise ResultWriteError(f"--out {out}: cannot write the comparison: {e.strerror or e}") from None
 
     try:
         report = crosscheck(

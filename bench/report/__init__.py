@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
+from bench.errors import ResultWriteError
 from bench.report.collect import Collection, collect
+from bench.results.store import write_atomic
 
 
 def write_report(results: Path, out: Path, baseline: str = "hf:sequential", plots: bool = True) -> Collection:
-    from bench.report.render import html_report, markdown, write_csv
+    """Write report.md, results.csv and report.html into `out`. Each file is replaced whole (a reader sees
+    the old one or the new one), and the three are written under a lock, so that two collectors into one
+    directory never leave files of different inputs side by side. A write that fails is ResultWriteError,
+    saying which files were written."""
+    from bench.report.render import csv_text, html_report, markdown
 
     c = collect(results)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown(c, baseline))
-    write_csv(c, out / "results.csv")
     figures = {}
     if plots:
         from bench.report.plots import figures as make_figures
 
         figures = {g.workload_hash + g.model: make_figures(g) for g in c.groups}
-    (out / "report.html").write_text(html_report(c, baseline, figures))
+    texts = {
+        "report.md": markdown(c, baseline),
+        "results.csv": csv_text(c),
+        "report.html": html_report(c, baseline, figures),
+    }
+    written: list[str] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / ".pagedbench-report.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for name, text in texts.items():
+                write_atomic(out / name, text, replace=True)
+                written.append(name)
+    except OSError as e:
+        kept = f"; written: {', '.join(written)}" if written else "; nothing was written"
+        raise ResultWriteError(f"cannot write the report into {out}: {e.strerror or e}{kept}") from None
     return c

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 
 from bench.report.collect import Collection, Group
 from bench.report.headline import headline
@@ -150,12 +150,13 @@ def csv_rows(c: Collection):
         }
 
 
-def write_csv(c: Collection, path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        for row in csv_rows(c):
-            w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+def csv_text(c: Collection) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in csv_rows(c):
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
 
 
 # --- HTML ----------------------------------------------------------------------------------------------

@@ -284,3 +284,58 @@ def test_ctrl_c_while_building_the_model_exits_130(tmp_path, checked):
     assert p.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == "Interrupted." and "Aborted!" not in err and "Traceback" not in err
     assert not list((cache / "models").iterdir())
+
+
+def _results_for_a_report(root: Path, n: int) -> Path:
+    from bench.results import write_result
+    from tests.unit.test_results import ok_result
+
+    for i in range(n):
+        write_result(ok_result(scenario=f"s{i}"), root)
+    return root
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="needs root to mount a small filesystem")
+def test_report_on_a_full_disk_is_exit_3_and_no_truncated_file(tmp_path, checked):
+    res = _results_for_a_report(tmp_path / "res", 3)
+    with mounted_tmpfs(tmp_path / "disk", "size=12k") as disk:
+        r = run_cli("collect", res, "--out", disk / "report")
+        checked.append("report on a full disk")
+        assert r.returncode == 3, (r.returncode, r.stderr[-2000:])
+        assert "cannot write the report" in r.stderr and "Traceback" not in r.stderr
+        complete = {  # what a whole file of each kind looks like
+            "report.md": lambda text: "## Problems" in text and text.endswith("\n"),
+            "results.csv": lambda text: len(text.splitlines()) == 4,
+            "report.html": lambda text: text.endswith("</html>"),
+        }
+        for name, whole in complete.items():
+            f = disk / "report" / name
+            assert not f.exists() or whole(f.read_text()), f"{name} was left part-written"
+        assert not list((disk / "report").glob("*.tmp")) and not list((disk / "report").glob(".*.tmp"))
+
+
+def test_crosscheck_output_checked_before_measuring(tmp_path, checked):
+    (tmp_path / "out.json").mkdir()
+    t = time.monotonic()
+    r = run_cli("crosscheck", "--stack", "hf", "--suite", "smoke", "--scenario", "hf-padded-b4", "--out",
+                tmp_path / "out.json")
+    checked.append("crosscheck --out a directory")
+    assert r.returncode == 2 and "is a directory" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert time.monotonic() - t < 60  # refused before the engine loaded
+
+
+def test_two_collects_into_one_directory_leave_one_consistent_report(tmp_path, checked):
+    a = _results_for_a_report(tmp_path / "a", 2)
+    b = _results_for_a_report(tmp_path / "b", 5)
+    out = tmp_path / "report"
+    for _ in range(3):
+        procs = [start_cli("collect", src, "--out", out) for src in (a, b, a, b)]
+        for p in procs:
+            p.communicate(timeout=120)
+            assert p.returncode == 0
+        md = (out / "report.md").read_text()
+        html = (out / "report.html").read_text()
+        rows = (out / "results.csv").read_text().strip().splitlines()
+        n = int(md.split(" result files")[0].rsplit(" ", 1)[1])
+        assert f"from {n} result files" in html and len(rows) == n + 1, (n, len(rows))
+    checked.append("two collects into one directory")

@@ -381,6 +381,10 @@ def _metrics(ctx: _Context, s: Scenario, lm: LoadedModel, w: BuiltWorkload, out,
 
 
 def _raise_interrupted(signum, frame):
+    # A second Ctrl-C (a key held, a terminal's double send) must not cut short the recording of the
+    # scenario in flight: further signals wait until run_suite restores the handlers on its way out.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     raise Interrupted()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import select
+import signal
 import sys
 import time
 
@@ -54,6 +55,7 @@ def measure(gpu: Gpu | None, process: psutil.Process) -> dict[str, float | None]
 
 
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run it serves handles Ctrl-C and then stops it
     pid, interval_s, path = int(argv[0]), float(argv[1]), argv[2]
     gpu = Gpu() if "--no-gpu" not in argv[3:] else None
     try:

@@ -28,6 +28,18 @@ from bench.telemetry.monitor import measure
 MAX_TIMELINE = 2000  # samples kept in the result; peaks are taken over all samples
 
 
+MONITOR_PREFIX = "pagedbench-monitor-"
+
+
+def _remove_stale_monitor_files() -> None:
+    """Readings left in the temporary directory by runs that were killed (their process is gone)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{MONITOR_PREFIX}*-*.jsonl"):
+        owner = path.name.removeprefix(MONITOR_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 class Sampler:
     def __init__(self, interval_ms: float = 50.0, gpu: Gpu | None = None, background: bool = True) -> None:
         if interval_ms <= 0:
@@ -71,7 +83,8 @@ class Sampler:
             self._thread.start()
 
     def _start_monitor(self) -> None:
-        fd, name = tempfile.mkstemp(prefix="pagedbench-monitor-", suffix=".jsonl")
+        _remove_stale_monitor_files()
+        fd, name = tempfile.mkstemp(prefix=f"{MONITOR_PREFIX}{os.getpid()}-", suffix=".jsonl")
         os.close(fd)
         self._monitor_file = Path(name)
         args = [str(os.getpid()), repr(self.interval_s), name] + ([] if self.gpu.available else ["--no-gpu"])
@@ -79,6 +92,7 @@ class Sampler:
             [sys.executable, "-m", "bench.telemetry.monitor", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C is for the run, which stops the monitor itself
             env={
                 **os.environ,
                 "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),

@@ -339,3 +339,67 @@ def test_two_collects_into_one_directory_leave_one_consistent_report(tmp_path, c
         n = int(md.split(" result files")[0].rsplit(" ", 1)[1])
         assert f"from {n} result files" in html and len(rows) == n + 1, (n, len(rows))
     checked.append("two collects into one directory")
+
+
+def _long_fake_suite(tmp_path) -> Path:
+    return suite(
+        tmp_path,
+        """
+        name: ctrlc
+        model: synthetic:tiny-llama
+        workloads:
+          quick: {requests: 4, prompt_len: 8, output_len: 4}
+          long: {requests: 400, prompt_len: 64, output_len: 64}
+        scenarios:
+          - {name: first, stack: hf, mode: padded, batch_size: 4, workload: quick, warmup_requests: 0}
+          - {name: second, stack: hf, mode: sequential, workload: long, warmup_requests: 0}
+    """,
+    )
+
+
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_ctrl_c_from_a_terminal_is_130_without_tracebacks(tmp_path, checked, presses):
+    """A terminal sends SIGINT to the whole process group: the monitor child must not print a traceback, and
+    a second press a few milliseconds later must not turn 130 into 1 or a death by signal."""
+    out = tmp_path / "out"
+    p = start_cli("run", "--stack", "hf", "--suite", _long_fake_suite(tmp_path), "--out", out, "--run-id", "r",
+                  start_new_session=True)
+    assert wait_for(lambda: (out / "r" / "hf-first-r0.json").exists(), 120), p.communicate()[1][-2000:]
+    time.sleep(2)  # inside the second scenario, with the monitor running
+    for _ in range(presses):
+        os.killpg(p.pid, signal.SIGINT)
+        time.sleep(0.005)
+    _, err = p.communicate(timeout=120)
+    checked.append(f"ctrl-c x{presses}")
+    assert p.returncode == 130, (p.returncode, err[-2000:])
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "Aborted!" not in err, err[-2000:]
+    assert "Traceback" not in (out / "r" / "hf.log").read_text()
+    results = {r.scenario: r for r in valid_results(out, checked)}
+    assert results["second"].status == "interrupted"
+
+
+def test_a_killed_runs_monitor_file_is_removed_by_the_next_run(tmp_path, checked):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    dead = psutil.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp / f"pagedbench-monitor-{dead.pid}-abc.jsonl"
+    stale.write_text('{"t": 1}\n')
+    mine = tmp / f"pagedbench-monitor-{os.getpid()}-abc.jsonl"  # a live run's file stays
+    mine.write_text('{"t": 1}\n')
+    s = suite(
+        tmp_path,
+        """
+        name: m
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 2, prompt_len: 8, output_len: 4}
+        scenarios:
+          - {name: a, stack: fake, workload: w, warmup_requests: 0}
+    """,
+    )
+    r = run_cli("run", "--stack", "fake", "--suite", s, "--out", tmp_path / "out", env={"TMPDIR": str(tmp)})
+    checked.append("stale monitor file")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not stale.exists() and mine.exists()
+    assert [p.name for p in tmp.glob("pagedbench-monitor-*")] == [mine.name]

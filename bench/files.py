@@ -2,7 +2,8 @@
 
 Whatever such a file holds, reading it either gives text or data or raises `UnreadableFile` with one line
 saying why: not a regular file (a named pipe would block for ever), too large, not UTF-8, not valid JSON
-or YAML, numbers JSON does not have (NaN, Infinity), nested past any real file's depth, duplicate keys.
+or YAML, numbers JSON does not have (NaN, Infinity), nested past any real file's depth, more values than
+any real file once YAML aliases are expanded, duplicate keys.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 
 MAX_BYTES = 64 * 2**20  # far above any real suite or result file
 MAX_DEPTH = 64
+MAX_SIZE = 1_000_000  # values, aliases expanded
 
 
 class UnreadableFile(Exception):
@@ -39,17 +41,40 @@ def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
         raise UnreadableFile(f"not UTF-8 text (byte {e.start} is 0x{raw[e.start]:02x})") from None
 
 
-def _depth(value, limit: int = MAX_DEPTH) -> int:
-    """How deeply lists and mappings nest (iteratively: no recursion limit to hit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
+def _shape(value) -> tuple[int, int]:
+    """(depth, size) of nested lists and mappings, the size counting every element as a reader would walk
+    them: YAML aliases share one object many times over (a few lines can stand for billions of elements).
+    Each shared object is measured once."""
+    memo: dict[int, tuple[int, int]] = {}
+
+    def measure(item) -> tuple[int, int]:
+        if not isinstance(item, dict | list):
+            return 0, 1
+        if id(item) in memo:
+            return memo[id(item)]
+        memo[id(item)] = (MAX_DEPTH + 1, MAX_SIZE + 1)  # a cycle is too deep
+        children = list(item.values()) if isinstance(item, dict) else item
+        depth, size = 1, 1
+        for child in children:
+            d, n = measure(child)
+            depth, size = max(depth, d + 1), size + n
+            if depth > MAX_DEPTH or size > MAX_SIZE:
+                break
+        memo[id(item)] = (depth, size)
+        return depth, size
+
+    try:
+        return measure(value)
+    except RecursionError:
+        return MAX_DEPTH + 1, 0
+
+
+def _check_shape(data) -> None:
+    depth, size = _shape(data)
+    if depth > MAX_DEPTH:
+        raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep")
+    if size > MAX_SIZE:
+        raise UnreadableFile(f"more than {MAX_SIZE:,} values once its aliases are expanded")
 
 
 def _no_constant(name: str):
@@ -64,8 +89,7 @@ def parse_json(text: str):
     except ValueError as e:
         where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
         raise UnreadableFile(f"not valid JSON ({getattr(e, 'msg', e)}{where}); truncated or corrupt") from None
-    if _depth(data) > MAX_DEPTH:
-        raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep")
+    _check_shape(data)
     return data
 
 
@@ -102,6 +126,5 @@ def read_yaml(path: Path):
         raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep") from None
     except yaml.YAMLError as e:
         raise UnreadableFile(f"not valid YAML: {' '.join(str(e).split())}") from None
-    if _depth(data) > MAX_DEPTH:
-        raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep")
+    _check_shape(data)
     return data

@@ -256,3 +256,12 @@ def test_local_model_with_a_broken_file(tmp_path, tiny_model, name, content, tex
     r = run_cli("run", "--stack", "hf", "--suite", "smoke", "--model", model, "--out", out, "--run-id", "x")
     clean_error(r, 2, text)
     assert not (out / "x").exists()
+
+
+def test_suite_yaml_alias_bomb(tmp_path):
+    """Nine lines of aliases standing for a billion values: refused at once, not expanded."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (tmp_path / "s.yaml").write_text("\n".join(lines) + "\nname: bomb\nmodel: synthetic:tiny-llama\n")
+    r = run_cli("run", "--stack", "fake", "--suite", tmp_path / "s.yaml", timeout=60)
+    clean_error(r, 2, "once its aliases are expanded")

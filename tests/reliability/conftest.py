@@ -35,6 +35,7 @@ def pytest_terminal_summary(terminalreporter):
 
         profile = os.environ.get("HYPOTHESIS_PROFILE", "default")
         terminalreporter.write_line(
-            f"fuzzing: {count(passed, 'fuzz')} of {fuzzed} properties held, each over up to "
-            f"{settings.get_profile(profile).max_examples} generated examples (profile {profile})"
+            f"fuzzing: {count(passed, 'fuzz')} of {fuzzed} properties held over up to "
+            f"{settings.get_profile(profile).max_examples} generated examples each (the CLI ones 60; "
+            f"profile {profile})"
         )

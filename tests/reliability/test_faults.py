@@ -58,8 +58,9 @@ def suite(tmp_path, text) -> Path:
     return p
 
 
-def test_sigterm_mid_suite_keeps_finished_results(tmp_path, checked):
-    s = suite(
+def interruptible_suite(tmp_path) -> Path:
+    """A quick scenario, a long one to interrupt, and one that must then not run."""
+    return suite(
         tmp_path,
         """
         name: term
@@ -73,6 +74,10 @@ def test_sigterm_mid_suite_keeps_finished_results(tmp_path, checked):
           - {name: third, stack: hf, mode: padded, batch_size: 4, workload: quick, warmup_requests: 0}
     """,
     )
+
+
+def test_sigterm_mid_suite_keeps_finished_results(tmp_path, checked):
+    s = interruptible_suite(tmp_path)
     out = tmp_path / "out"
     p = start_cli("run", "--stack", "hf", "--suite", s, "--out", out, "--run-id", "r")
     assert wait_for(lambda: (out / "r" / "hf-first-r0.json").exists(), 120), p.communicate()[1][-2000:]
@@ -341,28 +346,12 @@ def test_two_collects_into_one_directory_leave_one_consistent_report(tmp_path, c
     checked.append("two collects into one directory")
 
 
-def _long_fake_suite(tmp_path) -> Path:
-    return suite(
-        tmp_path,
-        """
-        name: ctrlc
-        model: synthetic:tiny-llama
-        workloads:
-          quick: {requests: 4, prompt_len: 8, output_len: 4}
-          long: {requests: 400, prompt_len: 64, output_len: 64}
-        scenarios:
-          - {name: first, stack: hf, mode: padded, batch_size: 4, workload: quick, warmup_requests: 0}
-          - {name: second, stack: hf, mode: sequential, workload: long, warmup_requests: 0}
-    """,
-    )
-
-
 @pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
 def test_ctrl_c_from_a_terminal_is_130_without_tracebacks(tmp_path, checked, presses):
     """A terminal sends SIGINT to the whole process group: the monitor child must not print a traceback, and
     a second press a few milliseconds later must not turn 130 into 1 or a death by signal."""
     out = tmp_path / "out"
-    p = start_cli("run", "--stack", "hf", "--suite", _long_fake_suite(tmp_path), "--out", out, "--run-id", "r",
+    p = start_cli("run", "--stack", "hf", "--suite", interruptible_suite(tmp_path), "--out", out, "--run-id", "r",
                   start_new_session=True)
     assert wait_for(lambda: (out / "r" / "hf-first-r0.json").exists(), 120), p.communicate()[1][-2000:]
     time.sleep(2)  # inside the second scenario, with the monitor running
@@ -375,7 +364,7 @@ def test_ctrl_c_from_a_terminal_is_130_without_tracebacks(tmp_path, checked, pre
     assert "Traceback" not in err and "KeyboardInterrupt" not in err and "Aborted!" not in err, err[-2000:]
     assert "Traceback" not in (out / "r" / "hf.log").read_text()
     results = {r.scenario: r for r in valid_results(out, checked)}
-    assert results["second"].status == "interrupted"
+    assert results["second"].status == "interrupted" and "third" not in results
 
 
 def test_a_killed_runs_monitor_file_is_removed_by_the_next_run(tmp_path, checked):

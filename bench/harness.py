@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bench.breakdown import memory_breakdown, weights_mib
 from bench.config import Scenario, Suite
 from bench.errors import ResultWriteError, UserError
@@ -347,17 +349,28 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         for k, v in out.memory.items():
             setattr(memory, k, v)
         memory.breakdown = memory_breakdown(memory, out.kv, ctx.path)
-    return Result(
-        **base,
-        status=status,
-        error=error,
-        finished_at=now_iso(),
-        timing=timing,
-        metrics=_metrics(ctx, s, lm, w, out, memory, base["model"].kv_bytes_per_token) if status == "ok" else None,
-        check=check,
-        memory=memory,
-        kv=out.kv if out is not None else partial_kv,
-    )
+    try:
+        return Result(
+            **base,
+            status=status,
+            error=error,
+            finished_at=now_iso(),
+            timing=timing,
+            metrics=_metrics(ctx, s, lm, w, out, memory, base["model"].kv_bytes_per_token) if status == "ok" else None,
+            check=check,
+            memory=memory,
+            kv=out.kv if out is not None else partial_kv,
+        )
+    except ValidationError as e:  # a figure that is no number (NaN, an infinity): not presented as a result
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return Result(
+            **base,
+            status="failed",
+            error=f"FigureInvalid: {where}: {first['msg']} (the measurement gave no usable number)",
+            finished_at=now_iso(),
+            timing=timing,
+        )
 
 
 def _metrics(ctx: _Context, s: Scenario, lm: LoadedModel, w: BuiltWorkload, out, memory, bpt) -> Metrics:

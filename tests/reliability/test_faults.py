@@ -392,3 +392,39 @@ def test_a_killed_runs_monitor_file_is_removed_by_the_next_run(tmp_path, checked
     assert r.returncode == 0, r.stderr[-2000:]
     assert not stale.exists() and mine.exists()
     assert [p.name for p in tmp.glob("pagedbench-monitor-*")] == [mine.name]
+
+
+def test_a_figure_that_is_no_number_fails_the_scenario_not_the_run(tmp_path, checked, monkeypatch):
+    """A measurement giving NaN (a zero-length clock, a broken reading) is a failed scenario with its reason,
+    and the run goes on; it is never written as a result with figures."""
+    import bench.harness as harness
+    from bench.config import load_suite
+
+    real = harness.compute_metrics
+
+    def nan_once(w, out):
+        m = real(w, out)
+        if not getattr(nan_once, "done", False):
+            nan_once.done = True
+            return m.model_validate(m.model_dump() | {"elapsed_s": float("nan")})
+        return m
+
+    monkeypatch.setattr(harness, "compute_metrics", nan_once)
+    s = suite(
+        tmp_path,
+        """
+        name: nan
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 2, prompt_len: 8, output_len: 4}
+        scenarios:
+          - {name: a, stack: fake, workload: w, warmup_requests: 0}
+          - {name: b, stack: fake, workload: w, warmup_requests: 0}
+    """,
+    )
+    summary = harness.run_suite(load_suite(str(s)), harness.RunOptions(stack="fake", out=tmp_path / "out", run_id="r"),
+                                progress=lambda m: None)
+    checked.append("NaN figure")
+    by_name = {r.scenario: r for r in summary.results}
+    assert by_name["a"].status == "failed" and "FigureInvalid: elapsed_s: Input should be a finite number" in by_name["a"].error
+    assert by_name["b"].status == "ok" and summary.exit_code == 1

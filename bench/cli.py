@@ -350,38 +350,17 @@ def compare(baseline, candidate, max_regression, min_run_s):
     """Exit 1 when a metric of CANDIDATE regresses beyond the threshold against BASELINE (same workload, GPU)."""
     from bench.report.collect import SHORT_RUN_S
     from bench.report.compare import compare as run_compare
-    from bench.report.compare import parse_threshold
+    from bench.report.compare import gate, parse_threshold
 
     threshold = parse_threshold(max_regression)
-    min_run_s = SHORT_RUN_S if min_run_s is None else min_run_s
     deltas, unmatched = run_compare(baseline, candidate)
-    verdicts = {id(d): d.verdict(threshold, min_run_s) for d in deltas}
-    click.echo(f"{'scenario':28} {'metric':22} {'baseline':>16} {'candidate':>16} {'change':>16}")
-
-    def value(stat) -> str:
-        return f"{stat.mean:,.2f}" + (f" (n={stat.n})" if stat.n > 1 else "")
-
-    for d in deltas:
-        change = f"{d.change:+.1%}" + (f" ±{d.ci95:.1%}" if d.ci95 is not None else "")
-        flag = {"ok": "", "regression": "  REGRESSION", "inconclusive": "  within noise", "too short": "  too short"}
-        click.echo(
-            f"{d.key[3] + ' ' + d.key[4]:28} {d.metric:22} {value(d.base):>16} {value(d.cand):>16} {change:>16}"
-            f"{flag[verdicts[id(d)]]}"
-        )
+    lines, failed = gate(deltas, threshold, SHORT_RUN_S if min_run_s is None else min_run_s)
+    for line in lines[:-1]:
+        click.echo(line)
     for k in unmatched:
         click.echo(f"  not compared (only on one side): {k[3]} {k[4]} on {k[2]}", err=True)
-    counts = {v: sum(1 for x in verdicts.values() if x == v) for v in ("regression", "inconclusive", "too short")}
-    notes = []
-    if counts["inconclusive"]:
-        notes.append(f"{counts['inconclusive']} worse beyond {threshold:.1%} but within the repeats' noise")
-    if counts["too short"]:
-        notes.append(f"{counts['too short']} worse beyond {threshold:.1%} on runs under {min_run_s:g} s (too short)")
-    verdict = "FAIL" if counts["regression"] else "PASS"
-    click.echo(
-        f"{verdict}: {counts['regression']} regression(s) beyond {threshold:.1%} in {len(deltas)} comparisons"
-        + (f"; not judged: {'; '.join(notes)}" if notes else "")
-    )
-    sys.exit(1 if counts["regression"] else 0)
+    click.echo(lines[-1])
+    sys.exit(1 if failed else 0)
 
 
 @main.command("list")

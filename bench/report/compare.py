@@ -102,3 +102,33 @@ def compare(baseline: Path, candidate: Path) -> tuple[list[Delta], list[tuple]]:
                 deltas.append(Delta(k, m, b, c, shortest))
     unmatched = sorted(set(base) ^ set(cand))
     return deltas, unmatched
+
+
+FLAGS = {"ok": "", "regression": "  REGRESSION", "inconclusive": "  within noise", "too short": "  too short"}
+
+
+def gate(deltas: list[Delta], threshold: float, min_run_s: float) -> tuple[list[str], bool]:
+    """The table of every comparison and a last line whose PASS/FAIL is the gate's verdict."""
+    verdicts = [d.verdict(threshold, min_run_s) for d in deltas]
+
+    def value(stat: Stat) -> str:
+        return f"{stat.mean:,.2f}" + (f" (n={stat.n})" if stat.n > 1 else "")
+
+    lines = [f"{'scenario':28} {'metric':22} {'baseline':>16} {'candidate':>16} {'change':>16}"]
+    for d, v in zip(deltas, verdicts):
+        change = f"{d.change:+.1%}" + (f" ±{d.ci95:.1%}" if d.ci95 is not None else "")
+        lines.append(
+            f"{d.key[3] + ' ' + d.key[4]:28} {d.metric:22} {value(d.base):>16} {value(d.cand):>16} {change:>16}"
+            f"{FLAGS[v]}"
+        )
+    regressions, noisy, short = (verdicts.count(v) for v in ("regression", "inconclusive", "too short"))
+    notes = []
+    if noisy:
+        notes.append(f"{noisy} worse beyond {threshold:.1%} but within the repeats' noise")
+    if short:
+        notes.append(f"{short} worse beyond {threshold:.1%} on runs under {min_run_s:g} s (too short)")
+    lines.append(
+        f"{'FAIL' if regressions else 'PASS'}: {regressions} regression(s) beyond {threshold:.1%} in "
+        f"{len(deltas)} comparisons" + (f"; not judged: {'; '.join(notes)}" if notes else "")
+    )
+    return lines, regressions > 0

@@ -21,10 +21,9 @@ from pydantic import ValidationError
 from bench.breakdown import memory_breakdown, weights_mib
 from bench.config import Scenario, Suite
 from bench.errors import ResultWriteError, UserError
-from bench.files import UnreadableFile, read_json
 from bench.metrics import check_output, compute_metrics, describe_mismatch
 from bench.models import ModelRef, parse_model
-from bench.models.reference import max_position
+from bench.models.reference import max_position, model_json
 from bench.results import Result, new_run_id, write_result
 from bench.results.schema import Metrics, ModelInfo
 from bench.roofline import bandwidth_in_subprocess, roofline
@@ -127,17 +126,6 @@ def materialize(ref: ModelRef) -> Path:
         raise UserError(f"model {ref.spec!r}: cannot download from the hub: {type(e).__name__}: {e}") from None
 
 
-def model_config(path: Path) -> dict:
-    """The model directory's config.json, which must be a JSON object."""
-    try:
-        config = read_json(path / "config.json")
-    except UnreadableFile as e:
-        raise UserError(f"model {path}: config.json: {e}") from None
-    if not isinstance(config, dict):
-        raise UserError(f"model {path}: config.json is not a JSON object")
-    return config
-
-
 def resolve_dtype(requested: str, config: dict, device: str) -> str:
     if requested != "auto":
         return requested
@@ -155,7 +143,7 @@ class _Context:
         self.ref = parse_model(suite.model)
         self.device = resolve_device(opts.device, opts.stack)
         self.path = materialize(self.ref)
-        self.config = model_config(self.path)
+        self.config = model_json(self.path, "config.json")
         self.max_position = self.ref.max_position or max_position(self.config)
         if self.max_position is None:
             raise UserError("the model's config names no maximum length; set max_model_len in the scenario")

@@ -48,12 +48,22 @@ def max_position(config: dict) -> int | None:
     return None
 
 
+def model_json(directory: Path, name: str, spec: str | None = None) -> dict:
+    """One of a model directory's JSON files (config.json, tokenizer.json, ...), which must be an object."""
+    try:
+        data = read_json(directory / name)
+    except UnreadableFile as e:
+        raise UserError(f"model {spec or str(directory)!r}: {name}: {e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"model {spec or str(directory)!r}: {name} is not a JSON object")
+    return data
+
+
 def max_position_from_config(config_file: Path) -> int | None:
     try:
-        config = read_json(config_file)
-    except UnreadableFile:
+        return max_position(model_json(config_file.parent, config_file.name))
+    except UserError:
         return None
-    return max_position(config) if isinstance(config, dict) else None
 
 
 def parse_model(spec: str) -> ModelRef:
@@ -78,12 +88,7 @@ def parse_model(spec: str) -> ModelRef:
             raise UserError(f"model {spec!r}: no tokenizer (tokenizer.json) in the directory")
         for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
             if (path / name).exists():
-                try:
-                    data = read_json(path / name)
-                except UnreadableFile as e:
-                    raise UserError(f"model {spec!r}: {name}: {e}") from None
-                if not isinstance(data, dict):
-                    raise UserError(f"model {spec!r}: {name} is not a JSON object")
+                model_json(path, name, spec)
         return ModelRef(spec=spec, source="local", path=path.resolve())
     if _HUB_ID.match(spec):
         return ModelRef(spec=spec, source="hub")

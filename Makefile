@@ -68,8 +68,10 @@ MIN_RUN_S   ?=
 COMPOSE     ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 HF_CACHE_KEY   := $(subst :,-,$(subst /,-,$(HF_IMAGE)))
 VLLM_CACHE_KEY := $(subst :,-,$(subst /,-,$(VLLM_IMAGE)))
-export SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE
-export HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY COMPOSE_FILE BUILD_NETWORK PREPARE_NETWORK SHM_SIZE
+# What compose reads from the environment (`make compose-env` prints them, for running compose by hand).
+COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION \
+  HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY GIT_SHA GIT_DIRTY \
+  RUN_UID RUN_GID BUILD_NETWORK PREPARE_NETWORK SHM_SIZE SOURCE
 # The OCI source label: the origin's address without any credentials in it.
 export SOURCE    ?= $(shell git config --get remote.origin.url 2>/dev/null | sed 's#//[^@/]*@#//#')
 export COMPOSE_PROJECT_NAME ?= pagedbench
@@ -81,6 +83,7 @@ export GIT_SHA   := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 export GIT_DIRTY := $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 0 || echo 1)
 export RUN_UID   := $(shell id -u)
 export RUN_GID   := $(shell id -g)
+export $(COMPOSE_VARS) # after the ?= above: exporting first would define them empty
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pagedbench-installed
@@ -137,10 +140,6 @@ tools: ## Install Debian's docker-compose, debootstrap and (where no Docker engi
 	else echo "not installed:$$need (the compose checks and the end-to-end test need them; they skip without)"; fi
 
 # --- containers (any Docker host; on an NVIDIA host, the NVIDIA container toolkit) -------------------------
-
-COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION \
-  HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY GIT_SHA GIT_DIRTY \
-  RUN_UID RUN_GID BUILD_NETWORK PREPARE_NETWORK SHM_SIZE SOURCE
 
 .PHONY: compose-env
 compose-env: ## Print what make passes to compose, to run services by hand: eval "$$(make -s compose-env)"

@@ -6,11 +6,11 @@ import fcntl
 from pathlib import Path
 
 from bench.errors import ResultWriteError
-from bench.report.collect import Collection, collect
+from bench.report.collect import DEFAULT_BASELINE, Collection, collect
 from bench.results.store import write_atomic
 
 
-def write_report(results: Path, out: Path, baseline: str = "hf:sequential", plots: bool = True) -> Collection:
+def write_report(results: Path, out: Path, baseline: str = DEFAULT_BASELINE, plots: bool = True) -> Collection:
     """Write report.md, results.csv and report.html into `out`. Each file is replaced whole (a reader sees
     the old one or the new one), and the three are written under a lock, so that two collectors into one
     directory never leave files of different inputs side by side. A write that fails is ResultWriteError,

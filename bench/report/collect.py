@@ -35,6 +35,7 @@ _T95 = {
 }
 CV_FLAG = 0.05
 SHORT_RUN_S = 30.0  # timed runs shorter than this are flagged as too short to trust
+DEFAULT_BASELINE = "hf:sequential"  # the tutorial's baseline: HF one request at a time
 
 
 def t95(dof: int) -> float:
@@ -183,7 +184,7 @@ def _unreadable(r: Result) -> str | None:
 
     try:
         alone = Collection(_groups([r]), [], [r], 1)
-        markdown(alone, "hf:sequential")
+        markdown(alone, DEFAULT_BASELINE)
         list(csv_rows(alone))
     except (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError) as e:
         return f"a field holds a value of an unexpected type ({type(e).__name__}: {str(e)[:120]}): not shown"

@@ -58,6 +58,16 @@ def suite(tmp_path, text) -> Path:
     return p
 
 
+def fake_suite(tmp_path, *names: str, requests: int = 2, output_len: int = 4) -> Path:
+    """A suite of fake-runner scenarios `names` (no engine: the harness, its writers and its signals)."""
+    scenarios = "".join(f"\n  - {{name: {n}, stack: fake, workload: w, warmup_requests: 0}}" for n in names)
+    return suite(
+        tmp_path,
+        "name: fake\nmodel: synthetic:tiny-llama\nworkloads:\n"
+        f"  w: {{requests: {requests}, prompt_len: 8, output_len: {output_len}}}\nscenarios:{scenarios}\n",
+    )
+
+
 def interruptible_suite(tmp_path) -> Path:
     """A quick scenario, a long one to interrupt, and one that must then not run."""
     return suite(
@@ -165,17 +175,7 @@ def mounted_tmpfs(path: Path, options: str):
 
 @pytest.mark.skipif(not ROOT_USER, reason="needs root to mount a small filesystem")
 def test_disk_full_stops_with_a_clear_error(tmp_path, checked):
-    s = suite(
-        tmp_path,
-        """
-        name: full
-        model: synthetic:tiny-llama
-        workloads:
-          w: {requests: 50, prompt_len: 8, output_len: 20}
-        scenarios:
-          - {name: a, stack: fake, workload: w, warmup_requests: 0}
-    """,
-    )
+    s = fake_suite(tmp_path, "a", requests=50, output_len=20)
     with mounted_tmpfs(tmp_path / "disk", "size=48k") as disk:
         r = run_cli("run", "--stack", "fake", "--suite", s, "--out", disk, "--run-id", "r", "--repeats", "40")
         assert r.returncode == 3, r.stderr[-2000:]
@@ -187,17 +187,7 @@ def test_disk_full_stops_with_a_clear_error(tmp_path, checked):
 @pytest.mark.skipif(not ROOT_USER, reason="needs root to mount a read-only filesystem")
 def test_read_only_results_dir(tmp_path, checked):
     # A filesystem can't be remounted read-only under an open log, so this one is read-only from the start.
-    s = suite(
-        tmp_path,
-        """
-        name: ro
-        model: synthetic:tiny-llama
-        workloads:
-          w: {requests: 2, prompt_len: 8, output_len: 4}
-        scenarios:
-          - {name: a, stack: fake, workload: w}
-    """,
-    )
+    s = fake_suite(tmp_path, "a")
     with mounted_tmpfs(tmp_path / "disk", "ro,size=1m") as disk:
         r = run_cli("run", "--stack", "fake", "--suite", s, "--out", disk, "--run-id", "r")
         assert r.returncode == 2 and "cannot write into" in r.stderr and "Read-only" in r.stderr, r.stderr[-2000:]
@@ -205,18 +195,7 @@ def test_read_only_results_dir(tmp_path, checked):
 
 
 def test_two_runs_into_one_directory(tmp_path, checked):
-    s = suite(
-        tmp_path,
-        """
-        name: two
-        model: synthetic:tiny-llama
-        workloads:
-          w: {requests: 20, prompt_len: 8, output_len: 50}
-        scenarios:
-          - {name: a, stack: fake, workload: w, warmup_requests: 0}
-          - {name: b, stack: fake, workload: w, warmup_requests: 0}
-    """,
-    )
+    s = fake_suite(tmp_path, "a", "b", requests=20, output_len=50)
     out = tmp_path / "out"
     procs = [
         start_cli("run", "--stack", "fake", "--suite", s, "--out", out, "--run-id", rid, "--repeats", "3")
@@ -376,17 +355,7 @@ def test_a_killed_runs_monitor_file_is_removed_by_the_next_run(tmp_path, checked
     stale.write_text('{"t": 1}\n')
     mine = tmp / f"pagedbench-monitor-{os.getpid()}-abc.jsonl"  # a live run's file stays
     mine.write_text('{"t": 1}\n')
-    s = suite(
-        tmp_path,
-        """
-        name: m
-        model: synthetic:tiny-llama
-        workloads:
-          w: {requests: 2, prompt_len: 8, output_len: 4}
-        scenarios:
-          - {name: a, stack: fake, workload: w, warmup_requests: 0}
-    """,
-    )
+    s = fake_suite(tmp_path, "a")
     r = run_cli("run", "--stack", "fake", "--suite", s, "--out", tmp_path / "out", env={"TMPDIR": str(tmp)})
     checked.append("stale monitor file")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -410,21 +379,11 @@ def test_a_figure_that_is_no_number_fails_the_scenario_not_the_run(tmp_path, che
         return m
 
     monkeypatch.setattr(harness, "compute_metrics", nan_once)
-    s = suite(
-        tmp_path,
-        """
-        name: nan
-        model: synthetic:tiny-llama
-        workloads:
-          w: {requests: 2, prompt_len: 8, output_len: 4}
-        scenarios:
-          - {name: a, stack: fake, workload: w, warmup_requests: 0}
-          - {name: b, stack: fake, workload: w, warmup_requests: 0}
-    """,
-    )
+    s = fake_suite(tmp_path, "a", "b")
     summary = harness.run_suite(load_suite(str(s)), harness.RunOptions(stack="fake", out=tmp_path / "out", run_id="r"),
                                 progress=lambda m: None)
     checked.append("NaN figure")
     by_name = {r.scenario: r for r in summary.results}
-    assert by_name["a"].status == "failed" and "FigureInvalid: elapsed_s: Input should be a finite number" in by_name["a"].error
+    assert by_name["a"].status == "failed"
+    assert "FigureInvalid: elapsed_s: Input should be a finite number" in by_name["a"].error
     assert by_name["b"].status == "ok" and summary.exit_code == 1

@@ -1,0 +1,31 @@
+"""The committed GPU evidence re-collects to the same figures: the CSV of every evidence directory, written
+by this code, equals the one recorded when those results were first collected (tests/data/recollect/)."""
+
+import csv
+
+import pytest
+
+from bench.report import write_report
+from tests.conftest import ROOT
+
+EVIDENCE = ROOT / "docs" / "results"
+RECORDED = ROOT / "tests" / "data" / "recollect"
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return sorted(csv.DictReader(f), key=lambda r: (r["run_id"], r["stack"], r["scenario"], r["repeat"]))
+
+
+@pytest.mark.parametrize("recorded", sorted(RECORDED.glob("*.csv")), ids=lambda p: p.stem)
+def test_evidence_recollects_to_the_recorded_figures(recorded, tmp_path):
+    write_report(EVIDENCE / recorded.stem, tmp_path, plots=False)
+    now, before = rows(tmp_path / "results.csv"), rows(recorded)
+    assert len(now) == len(before) > 0
+    for a, b in zip(now, before):
+        assert a == b, f"{b['run_id']} {b['scenario']}: {set(a.items()) ^ set(b.items())}"
+
+
+def test_every_evidence_directory_is_recorded():
+    dirs = {p.name for p in EVIDENCE.iterdir() if p.is_dir() and any(p.rglob("*.json"))}
+    assert dirs == {p.stem for p in RECORDED.glob("*.csv")}

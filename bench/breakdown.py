@@ -7,9 +7,9 @@ Every entry says how it was obtained (read from the framework, NVML, or computed
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from bench.results.schema import Memory
+from bench.results.sections import Breakdown, Entry, KvBatches, KvPool
 
 MIB = 2**20
 
@@ -25,11 +25,11 @@ def weights_mib(memory: Memory, model_dir: Path) -> tuple[float, str]:
     return weights_on_disk_mib(model_dir), "computed: safetensors size on disk"
 
 
-def _entry(mib: float | None, how: str) -> dict[str, Any] | None:
-    return None if mib is None else {"mib": round(mib, 1), "how": how}
+def _entry(mib: float | None, how: str) -> Entry | None:
+    return None if mib is None else Entry(mib=round(mib, 1), how=how)
 
 
-def memory_breakdown(memory: Memory, kv: dict[str, Any] | None, model_dir: Path) -> dict[str, Any] | None:
+def memory_breakdown(memory: Memory, kv: KvBatches | KvPool | None, model_dir: Path) -> Breakdown | None:
     """None on a host without an NVIDIA device: there is no GPU memory to break down."""
     if memory.peak_device_used_mib is None:
         return None
@@ -39,16 +39,16 @@ def memory_breakdown(memory: Memory, kv: dict[str, Any] | None, model_dir: Path)
         used = memory.peak_device_used_mib - (memory.device_used_before_mib or 0.0)
         used_how = "NVML device used (peak) minus used before the run"
     weights, weights_how = weights_mib(memory, model_dir)
-    kv_reserved = kv.get("reserved_bytes_peak") / MIB if kv and kv.get("reserved_bytes_peak") else None
+    kv_reserved = kv.reserved_bytes_peak / MIB if kv is not None and kv.reserved_bytes_peak else None
     kv_live = None
-    if kv and kv.get("live_bytes_at_peak") is not None:
-        kv_live = kv["live_bytes_at_peak"] / MIB
-    elif kv_reserved is not None and kv and kv.get("utilization_at_peak") is not None:
-        kv_live = kv_reserved * kv["utilization_at_peak"]
-    out: dict[str, Any] = {
+    if isinstance(kv, KvBatches) and kv.live_bytes_at_peak is not None:
+        kv_live = kv.live_bytes_at_peak / MIB
+    elif kv_reserved is not None and kv.utilization_at_peak is not None:
+        kv_live = kv_reserved * kv.utilization_at_peak
+    out: dict[str, Entry | None] = {
         "process_used": _entry(used, used_how),
         "weights": _entry(weights, weights_how),
-        "kv_reserved": _entry(kv_reserved, kv.get("source", "") if kv else ""),
+        "kv_reserved": _entry(kv_reserved, (kv.source or "") if kv is not None else ""),
         "kv_live": _entry(kv_live, "computed: tokens held at the busiest moment x bytes per token"),
     }
     if memory.torch_peak_allocated_mib is not None:
@@ -67,4 +67,4 @@ def memory_breakdown(memory: Memory, kv: dict[str, Any] | None, model_dir: Path)
         out["other"] = _entry(
             rest, "computed: used - weights - KV reserved (activations, CUDA graphs, CUDA context, allocator slack)"
         )
-    return {k: v for k, v in out.items() if v is not None}
+    return Breakdown(**out)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
-import re
 import shutil
 import sys
 import time
@@ -16,36 +13,12 @@ from pathlib import Path
 import click
 
 from bench import __version__
+from bench.cli_support import Finite, Group, exit_now, fresh_run_id, suite_options, writable_file
 from bench.errors import ResultWriteError, UserError
+from bench.stacks import STACKS, default_baseline
 
 
-class _Group(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(2)
-        except ResultWriteError as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(3)
-        except KeyboardInterrupt:
-            # Outside a run's own handling (which records the scenario in flight), e.g. building a model.
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
-
-
-class _Finite(click.FloatRange):
-    """A float range that also refuses nan and inf (nan passes every comparison a range makes)."""
-
-    def convert(self, value, param, ctx):
-        value = super().convert(value, param, ctx)
-        if not math.isfinite(value):
-            self.fail(f"{value} is not a finite number", param, ctx)
-        return value
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pagedbench")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (tracebacks of failed scenarios).")
 def main(verbose: bool) -> None:
@@ -53,28 +26,9 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
 
 
-def _suite_options(fn):
-    """--suite and --model, shared by the commands that load a suite (also read from the environment)."""
-    fn = click.option(
-        "--model",
-        default=None,
-        envvar="PAGEDBENCH_MODEL",
-        help="Override the suite's model: hub id, local directory or synthetic:<preset>. [env PAGEDBENCH_MODEL]",
-    )(fn)
-    return click.option(
-        "--suite",
-        "suite_name",
-        required=True,
-        envvar="PAGEDBENCH_SUITE",
-        help="A built-in suite name (see `pagedbench list`) or a YAML file. [env PAGEDBENCH_SUITE]",
-    )(fn)
-
-
 @main.command()
-@click.option(
-    "--stack", required=True, type=click.Choice(["hf", "vllm", "fake"]), help="Which stack's scenarios to run."
-)
-@_suite_options
+@click.option("--stack", required=True, type=click.Choice(list(STACKS)), help="Which stack's scenarios to run.")
+@suite_options
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -103,7 +57,7 @@ def _suite_options(fn):
 )
 @click.option(
     "--sample-interval-ms",
-    type=_Finite(min=5, max=5000),
+    type=Finite(min=5, max=5000),
     default=50.0,
     show_default=True,
     help="Telemetry sampling interval.",
@@ -124,9 +78,9 @@ def _suite_options(fn):
 )
 def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_interval_ms, busy_gpu, no_sampler):
     """Run one stack's scenarios of a suite and write one result file per scenario."""
-    from bench.config import load_suite
     from bench.harness import RunOptions, run_suite
     from bench.logcapture import tee_output
+    from bench.suite import load_suite
 
     suite = load_suite(suite_name, model_override=model)
     opts = RunOptions(
@@ -140,7 +94,7 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
         busy_gpu=busy_gpu,
         sampler=not no_sampler,
     )
-    opts.run_id = _fresh_run_id(out, "--out", run_id)
+    opts.run_id = fresh_run_id(out, "--out", run_id)
     run_dir = out / opts.run_id
     created = not run_dir.exists()
     try:
@@ -163,70 +117,25 @@ def run(stack, suite_name, model, out, run_id, only, device, repeats, sample_int
     click.echo(f"{ok}/{len(summary.results)} scenarios ok in {time.perf_counter() - t:.0f} s; results in {run_dir}")
     for r in failed:
         click.echo(f"  {r.scenario}: {r.status}: {r.error}", err=True)
-    _exit(summary.exit_code)
-
-
-def _exit(code: int) -> None:
-    """Exit now. A dead engine can leave non-daemon client threads that would block a normal exit for
-    ever; every result is on disk already."""
-    import threading
-
-    lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if not lingering:
-        sys.exit(code)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
+    exit_now(summary.exit_code)
 
 
 @main.command()
-@_suite_options
+@suite_options
 def prepare(suite_name, model):
     """Build (synthetic) or download (hub) the suite's model into the cache, so runs need no network."""
-    from bench.config import load_suite
-    from bench.harness import materialize
+    from bench.context import materialize
     from bench.models import parse_model
+    from bench.suite import load_suite
 
     suite = load_suite(suite_name, model_override=model)
     path = materialize(parse_model(suite.model))
     click.echo(f"{suite.model}: {path}")
 
 
-def _writable_file(path: Path, option: str) -> None:
-    """A file that can be written at `path`: not a directory, its directory there (made) and writable."""
-    if path.is_dir():
-        raise UserError(f"{option} {path}: is a directory; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{option} {path}: cannot create {path.parent}: {e.strerror}") from None
-    if not os.access(path.parent, os.W_OK):
-        raise UserError(f"{option} {path}: {path.parent} is not writable")
-
-
-def _fresh_run_id(out: Path, option: str, run_id: str | None, suffixes: tuple[str, ...] = ("",)) -> str:
-    """A run id whose directories under `out` hold no results yet (a new timestamped one by default)."""
-    from bench.results import new_run_id
-
-    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", run_id):
-        raise UserError(
-            f"--run-id {run_id!r}: use a plain directory name of letters, digits, '.', '_' and '-' "
-            "(at most 100, not starting with '.' or '-')"
-        )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{option} {out}: exists and is not a directory")
-    run_id = run_id or new_run_id()
-    for suffix in suffixes:
-        run_dir = out / f"{run_id}{suffix}"
-        if run_dir.is_dir() and any(run_dir.glob("*.json")):
-            raise UserError(f"--run-id {run_id}: {run_dir} already holds results; results are never overwritten")
-    return run_id
-
-
 @main.command("crosscheck")
-@click.option("--stack", required=True, type=click.Choice(["hf", "vllm"]))
-@_suite_options
+@click.option("--stack", required=True, type=click.Choice([n for n, spec in STACKS.items() if spec.crosscheck]))
+@suite_options
 @click.option("--scenario", required=True, help="The scenario to check (fixed-batch HF modes or vLLM).")
 @click.option("--repeats", type=click.IntRange(min=1, max=1000), default=3, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
@@ -247,16 +156,16 @@ def _fresh_run_id(out: Path, option: str, run_id: str | None, suffixes: tuple[st
 def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, out, results, run_id):
     """Compare PagedBench's throughput with a minimal hand-timed loop on the same engine and workload.
     Exit 1 when they disagree by more than 3 % or return different token counts."""
-    from bench.config import load_suite
     from bench.crosscheck import crosscheck
     from bench.errors import CrosscheckFailed
     from bench.results.store import write_atomic
+    from bench.suite import load_suite
 
     suite = load_suite(suite_name, model_override=model)
     if results is not None:
-        run_id = _fresh_run_id(results, "--results", run_id, ("", "-no-sampler"))
+        run_id = fresh_run_id(results, "--results", run_id, ("", "-no-sampler"))
     if out is not None:
-        _writable_file(out, "--out")  # before minutes of measurement, not after
+        writable_file(out, "--out")  # before minutes of measurement, not after
 
     def save(report: dict) -> None:
         if out is not None:
@@ -281,7 +190,7 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
     except CrosscheckFailed as e:
         kept = f"; the repeats that finished are in {out}" if out is not None and out.exists() else ""
         click.echo(f"Error: {e}{kept}", err=True)
-        _exit(1)
+        exit_now(1)
     save(report)
     ci = report["difference_ci95"]
     click.echo(
@@ -298,8 +207,8 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
             f"of throughput (spread {report['sampler_overhead_spread']:.2%})"
         )
     if not report["tokens_match"] or report["verdict"] == "disagrees":
-        _exit(1)
-    _exit(0 if report["verdict"] == "agrees" else 3)
+        exit_now(1)
+    exit_now(0 if report["verdict"] == "agrees" else 3)
 
 
 @main.command("collect")
@@ -313,7 +222,7 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
 )
 @click.option(
     "--baseline",
-    default="hf:sequential",
+    default=default_baseline(),
     show_default=True,
     help="Row the ratios refer to, as stack:mode or stack:scenario (falls back to the first HF row).",
 )
@@ -341,7 +250,7 @@ def collect_(results, out, baseline, no_plots, strict):
 @click.option("--max-regression", default="5%", show_default=True, help="Allowed change in the worse direction.")
 @click.option(
     "--min-run-s",
-    type=_Finite(min=0, max=86400),
+    type=Finite(min=0, max=86400),
     default=None,
     help="Timed runs shorter than this are too noisy to gate on: a change beyond the threshold is flagged, "
     "not called a regression. [default: 30, the report's threshold for a run too short to trust]",
@@ -367,9 +276,8 @@ def compare(baseline, candidate, max_regression, min_run_s):
 @click.option("--json", "as_json", is_flag=True)
 def list_(as_json):
     """Built-in suites, synthetic model presets and stacks."""
-    from bench.config import builtin_suites, load_suite
     from bench.models.presets import PRESETS
-    from bench.runners.registry import RUNNERS
+    from bench.suite import builtin_suites, load_suite
 
     suites = {}
     for name in builtin_suites():
@@ -378,7 +286,7 @@ def list_(as_json):
     data = {
         "suites": suites,
         "presets": {p.name: p.description for p in PRESETS.values()},
-        "stacks": {r.name: {"modes": list(r.modes), "description": r.description} for r in RUNNERS.values()},
+        "stacks": {r.name: {"modes": list(r.modes), "description": r.description} for r in STACKS.values()},
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -398,9 +306,10 @@ def list_(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def env(as_json):
     """The environment a run would record: GPU, driver, CUDA, versions, git revision."""
+    from bench.stacks import recorded_packages
     from bench.telemetry.environment import collect
 
-    data = collect()
+    data = collect(packages=recorded_packages())
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -422,7 +331,7 @@ def env(as_json):
 
 @main.command()
 @click.option(
-    "--interval", type=_Finite(min=0.1, max=3600), default=1.0, show_default=True, help="Seconds between rows."
+    "--interval", type=Finite(min=0.1, max=3600), default=1.0, show_default=True, help="Seconds between rows."
 )
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N rows (default: until Ctrl-C).")
 def monitor(interval, count):

@@ -111,9 +111,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, "a mapping key must be a plain value", key_node.start_mark
                 ) from None
             if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

@@ -1,14 +1,14 @@
 """Run one stack's scenarios of a suite: load, warm up, time, check, write a result per scenario.
 
-A failing scenario is recorded as `failed` with its error and the next one runs; an interrupt records
-the current scenario as `interrupted` and stops. Figures are computed only after the returned tokens
-match the workload exactly.
+`run_scenario(ctx, scenario, repeat)` is the one path a timed run takes, shared by `pagedbench run`
+(through `run_suite`), the cross-check and the scripts. A failing scenario is recorded as `failed` with
+its error and the next one runs; an interrupt records the current scenario as `interrupted` and stops.
+Figures are computed only after the returned tokens match the workload exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import traceback
@@ -19,20 +19,20 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bench.breakdown import memory_breakdown, weights_mib
-from bench.config import Scenario, Suite
+from bench.config import ScenarioBase
+from bench.context import RunContext, RunOptions
 from bench.errors import ResultWriteError, UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
-from bench.models import ModelRef, parse_model
-from bench.models.reference import max_position, model_json
 from bench.results import Result, new_run_id, write_result
-from bench.results.schema import Metrics, ModelInfo
-from bench.roofline import bandwidth_in_subprocess, roofline
-from bench.runners import load_runner
-from bench.runners.base import LoadedModel, Runner
-from bench.telemetry import environment
-from bench.telemetry.gpu import Gpu
+from bench.results.schema import Metrics
+from bench.roofline import roofline
+from bench.stacks import load_runner
+from bench.stacks.base import LoadedModel, RunOutput
+from bench.suite import Suite
 from bench.telemetry.sampler import Sampler
-from bench.workload import BuiltWorkload, build_workload
+from bench.workload import BuiltWorkload
+
+__all__ = ["Interrupted", "RunContext", "RunOptions", "RunSummary", "run_scenario", "run_suite", "select_scenarios"]
 
 log = logging.getLogger("pagedbench")
 
@@ -43,19 +43,6 @@ class ScenarioTimeout(Exception):
 
 class Interrupted(BaseException):
     """SIGTERM or Ctrl-C: stop after recording the scenario in flight."""
-
-
-@dataclass
-class RunOptions:
-    stack: str
-    out: Path
-    device: str = "auto"
-    repeats: int = 1
-    only: tuple[str, ...] = ()
-    sample_interval_ms: float = 50.0
-    busy_gpu: str = "warn"  # or "refuse"
-    sampler: bool = True  # background sampling (monitor process and gauge thread)
-    run_id: str | None = None
 
 
 @dataclass
@@ -75,7 +62,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def select_scenarios(suite: Suite, stack: str, only: tuple[str, ...]) -> list[Scenario]:
+def select_scenarios(suite: Suite, stack: str, only: tuple[str, ...]) -> list[ScenarioBase]:
     chosen = [s for s in suite.scenarios if s.stack == stack]
     if only:
         names = {s.name for s in chosen}
@@ -92,152 +79,6 @@ def select_scenarios(suite: Suite, stack: str, only: tuple[str, ...]) -> list[Sc
     return chosen
 
 
-def resolve_device(requested: str, stack: str) -> str:
-    if stack == "fake":
-        return "cpu"
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is visible to torch")
-    return requested
-
-
-def materialize(ref: ModelRef) -> Path:
-    """A local directory for the model (synthetic: built once into the cache; hub: downloaded)."""
-    if ref.source == "synthetic":
-        from bench.models.synthetic import cache_root, ensure_synthetic
-
-        try:
-            return ensure_synthetic(ref.preset, ref.seed)
-        except OSError as e:  # PAGEDBENCH_CACHE is a file, read-only, full
-            raise UserError(
-                f"model cache {cache_root()}: cannot build {ref.spec} there: {e.strerror or e}; set "
-                "PAGEDBENCH_CACHE to a writable directory"
-            ) from None
-    if ref.source == "local":
-        return ref.path
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(ref.spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
-    except Exception as e:  # offline host, unknown repo, gated model without a token
-        raise UserError(f"model {ref.spec!r}: cannot download from the hub: {type(e).__name__}: {e}") from None
-
-
-def resolve_dtype(requested: str, config: dict, device: str) -> str:
-    if requested != "auto":
-        return requested
-    if device == "cpu":
-        return "float32"
-    saved = str(config.get("dtype") or config.get("torch_dtype") or "float32")
-    return saved if saved in ("float16", "bfloat16") else "bfloat16"
-
-
-class _Context:
-    """What every scenario of one run shares: model, workloads, environment, the loaded runner."""
-
-    def __init__(self, suite: Suite, opts: RunOptions, run_dir: Path) -> None:
-        self.suite, self.opts, self.run_dir = suite, opts, run_dir
-        self.ref = parse_model(suite.model)
-        self.device = resolve_device(opts.device, opts.stack)
-        self.path = materialize(self.ref)
-        self.config = model_json(self.path, "config.json")
-        self.max_position = self.ref.max_position or max_position(self.config)
-        if self.max_position is None:
-            raise UserError("the model's config names no maximum length; set max_model_len in the scenario")
-        self.gpu = Gpu()
-        self.environment = environment.collect(self.gpu)
-        self.environment["device"] = self.device
-        self.bandwidth_gbps = bandwidth_in_subprocess() if self.device == "cuda" else None
-        self.environment["copy_bandwidth_gbps"] = self.bandwidth_gbps
-        self._tokenizer = None
-        self.workloads: dict[str, BuiltWorkload] = {}
-        self.runner: Runner | None = None
-        self.runner_key = None
-
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.path)
-            except (OSError, ValueError, TypeError, KeyError) as e:  # a corrupt tokenizer.json, say
-                raise UserError(f"model {self.path}: its tokenizer cannot be loaded: {type(e).__name__}: {e}") from None
-        return self._tokenizer
-
-    def token_pool(self) -> range | list[int]:
-        if self.ref.source == "synthetic":
-            return range(256)  # the byte tokens of the synthetic tokenizer
-        tok = self.tokenizer()
-        special = set(tok.all_special_ids)
-        return [i for i in range(tok.vocab_size) if i not in special]
-
-    def workload(self, name: str) -> BuiltWorkload:
-        """Built once per run; with as many warm-up requests as any scenario using it asks for."""
-        if name not in self.workloads:
-            spec = self.suite.workloads[name]
-            encode = (lambda text: self.tokenizer().encode(text, add_special_tokens=False)) if spec.prompts else None
-            pool = self.token_pool()  # random prompts and the warm-up requests draw from it
-            warm = max(s.warmup_requests for s in self.suite.scenarios if s.workload == name)
-            self.workloads[name] = build_workload(name, spec, pool, encode, warmup_requests=warm)
-        return self.workloads[name]
-
-    def loaded_model(self, s: Scenario) -> LoadedModel:
-        return LoadedModel(
-            path=self.path,
-            spec=self.ref.spec,
-            dtype=resolve_dtype(s.dtype, self.config, self.device),
-            max_model_len=s.max_model_len or self.max_position,
-            device=self.device,
-        )
-
-    def model_info(self, lm: LoadedModel) -> ModelInfo:
-        from bench.kv import kv_bytes_per_token
-
-        try:
-            bpt = kv_bytes_per_token(self.config, lm.dtype)
-        except ValueError:
-            bpt = None
-        marker = self.path / "pagedbench-model.json"
-        params = json.loads(marker.read_text()).get("params") if marker.is_file() else None
-        return ModelInfo(
-            spec=self.ref.spec,
-            source=self.ref.source,
-            path=str(self.path),
-            preset=self.ref.preset.name if self.ref.preset else None,
-            seed=self.ref.seed if self.ref.preset else None,
-            architecture=(self.config.get("architectures") or [None])[0],
-            params=params,
-            dtype=lm.dtype,
-            max_model_len=lm.max_model_len,
-            kv_bytes_per_token=bpt,
-        )
-
-    def close_runner(self) -> None:
-        if self.runner is not None:
-            with contextlib.suppress(Exception):
-                self.runner.close()
-        self.runner, self.runner_key = None, None
-
-
-def check_fits(ctx: _Context, scenarios: list[Scenario]) -> None:
-    """Every request must fit its scenario's max model length: a user error, found before any run."""
-    for s in scenarios:
-        lm = ctx.loaded_model(s)
-        if lm.max_model_len > ctx.max_position and s.stack != "fake":
-            raise UserError(
-                f"scenario {s.name}: max_model_len {lm.max_model_len} exceeds the model's {ctx.max_position}"
-            )
-        w = ctx.workload(s.workload)
-        if w.max_total_len > lm.max_model_len:
-            raise UserError(
-                f"scenario {s.name}: workload {w.name} has a request of {w.max_total_len} tokens "
-                f"(prompt + output), over max_model_len {lm.max_model_len}"
-            )
-
-
 @contextlib.contextmanager
 def _deadline(seconds: float):
     def fire(signum, frame):
@@ -252,84 +93,76 @@ def _deadline(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def budgeted(ctx: _Context, s: Scenario) -> Scenario:
-    """The scenario with its memory budget (GiB) turned into each stack's fraction of this device."""
-    return s.with_budget((ctx.environment.get("gpu") or {}).get("memory_total_mib") if ctx.device == "cuda" else None)
-
-
-def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
-    s = budgeted(ctx, s)
-    lm = ctx.loaded_model(s)
-    w = ctx.workload(s.workload)
-    started = now_iso()
-    base = dict(
+def _identity(ctx: RunContext, s: ScenarioBase, lm: LoadedModel, w: BuiltWorkload, repeat: int) -> dict:
+    """The fields every result of `s` has, whatever its outcome: what ran, where, on what."""
+    return dict(
         run_id=ctx.run_dir.name,
         suite=ctx.suite.name,
         scenario=s.name,
         stack=s.stack,
         mode=s.resolved_mode,
         repeat=repeat,
-        started_at=started,
+        started_at=now_iso(),
         model=ctx.model_info(lm),
         workload=w.summary(),
         config={
-            **s.model_dump(),
+            **s.model_dump(exclude=set(s.knobs())),
             "mode": s.resolved_mode,
             "dtype": lm.dtype,
             "max_model_len": lm.max_model_len,
             "device": ctx.device,
             "sample_interval_ms": ctx.opts.sample_interval_ms,
             "sampler": ctx.opts.sampler,
+            "options": s.options(),
         },
         environment=ctx.environment,
         log_file=f"{ctx.opts.stack}.log",
+        is_measurement=load_runner(s.stack).is_measurement,
     )
-    cls = load_runner(s.stack)
-    base["is_measurement"] = cls.is_measurement
+
+
+def _timed(ctx: RunContext, s: ScenarioBase, w: BuiltWorkload, sampler: Sampler, timing: dict) -> RunOutput:
+    """Load (or reuse) the engine, warm up and run the workload once, marking each phase."""
+    runner, load = ctx.engine_for(s, before_load=lambda: sampler.mark("load"))
+    timing.update(load)
+    sampler.mark("warmup")
+    warm_s = runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)
+    if warm_s is not None:
+        timing["warmup_s"] = warm_s
+    runner.set_probe(sampler)
+    sampler.mark("run")
+    out = runner.run(w.requests, w.spec)
+    sampler.mark("done")
+    sampler.engine_probe = None
+    return out
+
+
+def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0) -> Result:
+    """Run one scenario once on the context's engine (loaded if need be) and return its result: `ok`
+    with figures, or `failed` / `interrupted` with the reason. Nothing is written."""
+    s = ctx.budgeted(scenario)
+    lm, w = ctx.loaded_model(s), ctx.workload(s.workload)
+    base = _identity(ctx, s, lm, w, repeat)
     timing: dict[str, float] = {}
     sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu, background=ctx.opts.sampler)
-    status, error, out, partial_kv = "failed", None, None, None
+    status, error, out, check, partial_kv = "failed", None, None, None, None
     try:
         with sampler, _deadline(s.timeout_s):
-            key = cls.engine_key(lm, s)
-            if ctx.runner_key != key:
-                ctx.close_runner()
-                sampler.mark("load")
-                runner = cls(lm, s)
-                timing.update(runner.load())
-                ctx.runner, ctx.runner_key = runner, key
-            else:
-                timing["engine_reused"] = 1.0
-            runner = ctx.runner
-            runner.configure(lm, s)
-            sampler.mark("warmup")
-            warm_s = runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)
-            if warm_s is not None:
-                timing["warmup_s"] = warm_s
-            runner.set_probe(sampler)
-            sampler.mark("run")
-            out = runner.run(w.requests, w.spec)
-            sampler.mark("done")
-            sampler.engine_probe = None
+            out = _timed(ctx, s, w, sampler, timing)
         check = check_output(w, out)
-        if check.passed:
-            status = "ok"
-        else:
-            error = describe_mismatch(check, w, out)
+        status, error = ("ok", None) if check.passed else ("failed", describe_mismatch(check, w, out))
     except Interrupted:
         if ctx.runner is not None and not ctx.runner.engine_alive():
             # The engine process died and its client signalled us: a failed scenario, not a user's stop.
             error = f"EngineDied: the {s.stack} engine process exited during the scenario (see {s.stack}.log)"
-            ctx.close_runner()
-            return Result(**base, status="failed", error=error, finished_at=now_iso(), timing=timing)
+            status = "failed"
+        else:
+            error, status = "interrupted by a signal", "interrupted"
         ctx.close_runner()
-        return Result(
-            **base, status="interrupted", error="interrupted by a signal", finished_at=now_iso(), timing=timing
-        )
+        return Result(**base, status=status, error=error, finished_at=now_iso(), timing=timing)
     except Exception as e:
         log.debug("scenario %s failed:\n%s", s.name, traceback.format_exc())
         error = f"{type(e).__name__}: {e}".strip()
-        check = None
         partial_kv = getattr(e, "kv", None)  # diagnostics a runner attached to its failure
         ctx.close_runner()  # a failed engine may be half-alive: start fresh for the next scenario
     memory = sampler.memory(ctx.device)
@@ -344,7 +177,7 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
             error=error,
             finished_at=now_iso(),
             timing=timing,
-            metrics=_metrics(ctx, s, lm, w, out, memory, base["model"].kv_bytes_per_token) if status == "ok" else None,
+            metrics=_metrics(ctx, s, lm, w, out, memory) if status == "ok" else None,
             check=check,
             memory=memory,
             kv=out.kv if out is not None else partial_kv,
@@ -361,23 +194,18 @@ def _run_one(ctx: _Context, s: Scenario, repeat: int) -> Result:
         )
 
 
-def _metrics(ctx: _Context, s: Scenario, lm: LoadedModel, w: BuiltWorkload, out, memory, bpt) -> Metrics:
+def _metrics(ctx: RunContext, s: ScenarioBase, lm: LoadedModel, w: BuiltWorkload, out, memory) -> Metrics:
     metrics = compute_metrics(w, out)
+    bpt = ctx.model_info(lm).kv_bytes_per_token
     if bpt:
-        weights = int(weights_mib(memory, ctx.path)[0] * 2**20)
-        running = (out.kv or {}).get("peak_running") or s.max_num_seqs or 256
-        metrics.roofline = roofline(
-            stack=s.stack,
-            mode=s.resolved_mode,
-            requests=w.requests,
-            batch_size=s.resolved_batch_size,
-            weights=weights,
+        read, steps, how = s.roofline_layout(
+            w.requests,
+            weights=int(weights_mib(memory, ctx.path)[0] * 2**20),
             bpt=bpt,
             cache_len=lm.max_model_len,
-            max_running=int(running),
-            bandwidth_gbps=ctx.bandwidth_gbps,
-            elapsed_s=metrics.elapsed_s,
+            peak_running=out.kv.sequences if out.kv is not None else None,
         )
+        metrics.roofline = roofline(read, steps, how, ctx.bandwidth_gbps, metrics.elapsed_s)
     return metrics
 
 
@@ -389,20 +217,23 @@ def _raise_interrupted(signum, frame):
     raise Interrupted()
 
 
+def _warn_busy(ctx: RunContext, opts: RunOptions, progress) -> None:
+    others = ctx.environment.get("gpu_processes_before") or []
+    if not others:
+        return
+    held = sum(p["used_mib"] or 0 for p in others)
+    message = f"{len(others)} other process(es) hold {held:,.0f} MiB on the GPU: their use would pollute the figures"
+    if opts.busy_gpu == "refuse":
+        raise UserError(message + " (--busy-gpu refuse)")
+    progress(f"warning: {message}; each result records them (--busy-gpu refuse to stop instead)")
+
+
 def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
     scenarios = select_scenarios(suite, opts.stack, opts.only)
     run_dir = opts.out / (opts.run_id or new_run_id())
-    ctx = _Context(suite, opts, run_dir)
-    check_fits(ctx, scenarios)
-    others = ctx.environment.get("gpu_processes_before") or []
-    if others:
-        held = sum(p["used_mib"] or 0 for p in others)
-        message = (
-            f"{len(others)} other process(es) hold {held:,.0f} MiB on the GPU: their use would pollute the figures"
-        )
-        if opts.busy_gpu == "refuse":
-            raise UserError(message + " (--busy-gpu refuse)")
-        progress(f"warning: {message}; each result records them (--busy-gpu refuse to stop instead)")
+    ctx = RunContext(suite, opts, run_dir)
+    ctx.check_fits(scenarios)
+    _warn_busy(ctx, opts, progress)
     summary = RunSummary(run_dir=run_dir)
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     total = len(scenarios) * opts.repeats
@@ -416,16 +247,9 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
                     f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
                     f"{w.output_tokens} output tokens){f' repeat {repeat}' if opts.repeats > 1 else ''} ..."
                 )
-                result = _run_one(ctx, s, repeat)
-                try:
-                    write_result(result, run_dir)
-                except OSError as e:
-                    raise ResultWriteError(
-                        f"cannot write the result of {s.name} into {run_dir}: {e.strerror or e}; "
-                        f"the {len(summary.results)} result(s) written before are intact"
-                    ) from None
-                summary.results.append(result)
-                progress(f"[{k}/{total}] {s.name}: {_one_line(result)}")
+                result = run_scenario(ctx, s, repeat)
+                _write(result, run_dir, summary)
+                progress(f"[{k}/{total}] {s.name}: {one_line(result)}")
                 if result.status == "interrupted":
                     summary.interrupted = True
                     return summary
@@ -438,7 +262,19 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
     return summary
 
 
-def _one_line(r: Result) -> str:
+def _write(result: Result, run_dir: Path, summary: RunSummary) -> None:
+    try:
+        write_result(result, run_dir)
+    except OSError as e:
+        raise ResultWriteError(
+            f"cannot write the result of {result.scenario} into {run_dir}: {e.strerror or e}; "
+            f"the {len(summary.results)} result(s) written before are intact"
+        ) from None
+    summary.results.append(result)
+
+
+def one_line(r: Result) -> str:
+    """The console's line for a finished scenario: its figures, KV set aside and holding tokens, peak memory."""
     if r.status != "ok":
         return f"{r.status.upper()}: {r.error}"
     m = r.metrics
@@ -447,13 +283,12 @@ def _one_line(r: Result) -> str:
         f"ok, {m.output_tokens} tokens in {m.elapsed_s:.2f} s = {m.output_tokens_per_s:,.1f} output tok/s, "
         f"{m.requests_per_s:.2f} req/s, p50 latency {m.latency_ms.p50:,.0f} ms"
     )
-    kv = r.kv or {}
-    if kv.get("reserved_bytes_peak"):
-        size = kv["reserved_bytes_peak"]
+    if r.kv is not None and r.kv.reserved_bytes_peak:
+        size = r.kv.reserved_bytes_peak
         line += f"; KV {size / 2**30:,.2f} GiB" if size >= 2**30 else f"; KV {size / 2**20:,.1f} MiB"
         line += " set aside"
-        if kv.get("utilization_at_peak") is not None:
-            line += f", {kv['utilization_at_peak']:.1%} of it holding tokens at peak"
+        if r.kv.utilization_at_peak is not None:
+            line += f", {r.kv.utilization_at_peak:.1%} of it holding tokens at peak"
     mem = r.memory
     peak = mem and (mem.peak_process_used_mib or mem.peak_device_used_mib)
     if peak:

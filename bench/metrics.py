@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.results.schema import Check, Metrics, Percentiles
-from bench.runners.base import RunOutput
+from bench.stacks.base import RunOutput
 from bench.workload import BuiltWorkload
 
 

@@ -2,16 +2,16 @@
 the same device in the same run, give a floor on its time; the fraction achieved is floor / measured.
 
 Every decode step reads the weights once and the KV cache of every sequence in the batch. What a stack's
-attention reads is its own layout: HF's padded batches read every slot of the cache tensors (padding and
-finished rows included; a StaticCache its whole length); a paged engine reads only the live tokens.
+attention reads is its own layout: padded batches read every slot of the cache tensors (padding and
+finished rows included; a static cache its whole length); a paged engine reads only the live tokens.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
+from bench.results.sections import Roofline
 from bench.workload import Request, batches
 
 
@@ -77,35 +77,13 @@ def paged_decode_bytes(requests: Sequence[Request], weights: int, bpt: int, max_
     return kv + steps * weights, steps
 
 
-def roofline(
-    *,
-    stack: str,
-    mode: str,
-    requests: Sequence[Request],
-    batch_size: int | None,
-    weights: int,
-    bpt: int,
-    cache_len: int | None,
-    max_running: int,
-    bandwidth_gbps: float | None,
-    elapsed_s: float,
-) -> dict[str, Any]:
-    if stack == "hf" and mode in ("sequential", "padded", "static-cache"):
-        size = 1 if mode == "sequential" else (batch_size or len(requests))
-        read, steps = padded_decode_bytes(requests, size, weights, bpt, cache_len if mode == "static-cache" else None)
-        how = "every slot of the padded cache tensors, every step"
-    else:
-        read, steps = paged_decode_bytes(requests, weights, bpt, max_running)
-        how = "live tokens only, fewest possible steps (a lower bound)"
-    out: dict[str, Any] = {
-        "decode_bytes": read,
-        "decode_steps": steps,
-        "bytes_counted": how,
-        "bandwidth_gbps": bandwidth_gbps,
-    }
+def roofline(read: int, steps: int, how: str, bandwidth_gbps: float | None, elapsed_s: float) -> Roofline:
+    """The floor that `read` decode bytes put on a run's time at the measured bandwidth, and the fraction
+    of it the run achieved. What was read is the stack's own layout (its scenario's `roofline_layout`)."""
+    out = Roofline(decode_bytes=read, decode_steps=steps, bytes_counted=how, bandwidth_gbps=bandwidth_gbps)
     if bandwidth_gbps:
-        floor = read / (bandwidth_gbps * 1e9)
-        out |= {"floor_s": floor, "fraction_of_roofline": floor / elapsed_s}
+        out.floor_s = read / (bandwidth_gbps * 1e9)
+        out.fraction_of_roofline = out.floor_s / elapsed_s
     return out
 
 

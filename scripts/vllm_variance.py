@@ -172,13 +172,13 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
     exec(SITECUSTOMIZE, {})  # this process too: it started before PYTHONPATH named the hook
 
-    from bench.config import load_suite
-    from bench.crosscheck import plain_vllm, scenario_for, start_engine
-    from bench.harness import RunOptions, _Context
+    from bench.context import RunContext, RunOptions
+    from bench.crosscheck import scenario_for, start_engine
+    from bench.suite import load_suite
     from bench.telemetry.sampler import Sampler
 
     suite = load_suite(args.suite)
-    ctx = _Context(suite, RunOptions(stack="vllm", out=Path("."), device="auto"), Path("variance"))
+    ctx = RunContext(suite, RunOptions(stack="vllm", out=Path("."), device="auto"), Path("variance"))
     s, w, runner, load = start_engine(ctx, scenario_for(suite, "vllm", args.scenario))
     runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)
     engine_pids = set(runner.engine_pids)
@@ -189,7 +189,7 @@ def main() -> int:
             before_steps, before_threads = steps(runner.llm), thread_times(engine_pids)
             t0 = time.monotonic()
             with Sampler(interval_ms=100, gpu=ctx.gpu) as sampler:  # NVML from its monitor process
-                tokens, elapsed = plain_vllm(runner, w)
+                tokens, elapsed = runner.plain_run(w.requests, w.spec)
             t1 = time.monotonic()
             after_steps, after_threads = steps(runner.llm), thread_times(engine_pids)
             time.sleep(0.5)  # let the GC hook write past the run's end

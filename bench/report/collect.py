@@ -14,6 +14,8 @@ from pathlib import Path
 from bench.errors import UserError
 from bench.files import UnreadableFile, read_json
 from bench.results import Result, ResultFileError, scan_results
+from bench.results.sections import KvBatches, WorkloadSummary
+from bench.stacks import default_baseline, order, stack_spec
 
 # Two-sided 95 % Student t quantiles for n - 1 degrees of freedom (no scipy in the collector image).
 _T95 = {
@@ -35,7 +37,7 @@ _T95 = {
 }
 CV_FLAG = 0.05
 SHORT_RUN_S = 30.0  # timed runs shorter than this are flagged as too short to trust
-DEFAULT_BASELINE = "hf:sequential"  # the tutorial's baseline: HF one request at a time
+DEFAULT_BASELINE = default_baseline()  # the tutorial's baseline: HF one request at a time
 
 
 def t95(dof: int) -> float:
@@ -91,11 +93,12 @@ class Row:
     @property
     def label(self) -> str:
         r = self.first
-        batch = r.config.get("batch_size")
-        if r.kv and isinstance(r.kv.get("capacity"), dict):
-            batch = f"max={r.kv['capacity'].get('max_batch')}"
-        label = f"{r.stack} {r.mode}" + (f" b={batch}" if batch not in (None, 1) else "")
-        return label + ("" if sampled(r) else " (sampler off)")
+        return f"{r.stack} {r.mode}" + _batch_label(r) + ("" if sampled(r) else " (sampler off)")
+
+    @property
+    def batch_size(self) -> int | None:
+        """Rows per batch, for results whose KV layout is padded batches."""
+        return self.first.kv.batch_size if isinstance(self.first.kv, KvBatches) else None
 
     def stat(self, metric: str) -> Stat:
         return Stat.of([_metric(r, metric) for r in self.results])
@@ -116,14 +119,13 @@ def _metric(r: Result, name: str) -> float:
 class Group:
     workload_hash: str
     model: str
-    workload: dict
+    workload: WorkloadSummary
     rows: list[Row] = field(default_factory=list)
     failed: list[Result] = field(default_factory=list)
 
     @property
     def gpu(self) -> str:
-        names = {(r.first.environment.get("gpu") or {}).get("name") or "CPU" for r in self.rows}
-        return ", ".join(sorted(names))
+        return ", ".join(sorted({_card(r.first) or "CPU" for r in self.rows}))
 
 
 @dataclass
@@ -195,8 +197,8 @@ def _groups(ok: list[Result]) -> list[Group]:
     groups: dict[tuple[str, str], Group] = {}
     for r in ok:
         g = groups.setdefault(
-            (r.workload["hash"], r.model.spec if r.model else "?"),
-            Group(r.workload["hash"], r.model.spec if r.model else "?", r.workload),
+            (r.workload.hash, r.model.spec if r.model else "?"),
+            Group(r.workload.hash, r.model.spec if r.model else "?", r.workload),
         )
         if r.status != "ok":
             g.failed.append(r)
@@ -234,24 +236,23 @@ def _crosscheck(path: Path) -> dict | None:
     return data
 
 
-_MODES = ["sequential", "padded", "static-cache", "paged", "continuous"]
+def _batch_label(r: Result) -> str:
+    """ " b=8" for padded batches of 8, " b=max=128" for the batch a capacity search found; "" otherwise."""
+    if not isinstance(r.kv, KvBatches):
+        return ""
+    if r.kv.capacity is not None:
+        return f" b=max={r.kv.capacity.max_batch}"
+    return f" b={r.kv.batch_size}" if r.kv.batch_size not in (None, 1) else ""
 
 
 def _row_order(row: Row) -> tuple:
-    """HF first (sequential, padded by batch size, static, paged), then the other stacks."""
+    """The registry's order of stacks and of each stack's modes, then by batch size."""
     r = row.first
-    batch = r.config.get("batch_size")
-    return (
-        r.stack != "hf",
-        r.stack,
-        _MODES.index(r.mode) if r.mode in _MODES else 99,
-        batch if isinstance(batch, int) else 10**9,
-        r.scenario,
-    )
+    return (*order(r.stack, r.mode), row.batch_size if row.batch_size is not None else 10**9, r.scenario)
 
 
 def sampled(r: Result) -> bool:
-    return r.config.get("sampler", True) is not False
+    return r.config.sampler
 
 
 def _row_key(r: Result) -> tuple:
@@ -260,14 +261,22 @@ def _row_key(r: Result) -> tuple:
 
 
 def _card(r: Result) -> str | None:
-    return (r.environment.get("gpu") or {}).get("name")
+    return r.environment.gpu.name if r.environment.gpu else None
 
 
 def pick_baseline(group: Group, spec: str) -> Row | None:
-    """`stack:mode` or `stack:scenario`; falls back to the first HF row, then the first row."""
+    """`stack:mode` or `stack:scenario`; falls back to the first row of the baseline stack, then the first row."""
     stack, _, which = spec.partition(":")
     for row in group.rows:
         if row.first.stack == stack and which in (row.first.mode, row.first.scenario):
             return row
-    hf = [row for row in group.rows if row.first.stack == "hf"]
-    return (hf or group.rows or [None])[0]
+    base = [row for row in group.rows if is_baseline(row.first.stack)]
+    return (base or group.rows or [None])[0]
+
+
+def is_baseline(stack: str) -> bool:
+    """The stack the others are measured against (the registry says which)."""
+    try:
+        return stack_spec(stack).role == "baseline"
+    except UserError:  # a stack this PagedBench does not know, in an old or foreign result
+        return False

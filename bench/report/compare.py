@@ -49,7 +49,7 @@ class Delta:
         return math.sqrt(sum(w * w for w in widths)) / abs(self.base.mean)
 
     def verdict(self, threshold: float, min_run_s: float) -> str:
-        """"ok"; "regression" (worse beyond the threshold, beyond the noise of the repeats); "inconclusive"
+        """ "ok"; "regression" (worse beyond the threshold, beyond the noise of the repeats); "inconclusive"
         (worse beyond it, but within that noise); "too short" (worse beyond it on a run too short to trust)."""
         worse = -self.change if METRICS[self.metric] else self.change
         if worse <= threshold:
@@ -80,7 +80,7 @@ def _rows(path: Path) -> dict[tuple, Row]:
     out = {}
     for g in collect(path).groups:
         for row in g.rows:
-            gpu = (row.first.environment.get("gpu") or {}).get("name") or "CPU"
+            gpu = row.first.environment.gpu.name if row.first.environment.gpu else "CPU"
             out[(g.workload_hash, g.model, gpu, row.first.stack, row.first.scenario)] = row
     return out
 

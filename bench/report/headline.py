@@ -1,6 +1,7 @@
-"""The report's first section: HF against vLLM on the same workload and model, at each stack's best and at
-equal memory, with the ratios written out. Computed from the groups; nothing is said that the results do
-not show, and a workload only one stack ran is named as such rather than compared."""
+"""The report's first section: the baseline stack (HF) against each engine (vLLM) on the same workload and
+model, at each stack's best and at equal memory, with the ratios written out. Computed from the groups;
+nothing is said that the results do not show, and a workload only one stack ran is named as such rather
+than compared. Which stack is which comes from the registry (its `role` and `label`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from dataclasses import dataclass
 
 from bench.report.collect import Collection, Group, Row, sampled
 from bench.report.tables import GIB, Table, fmt, pct
+from bench.results.sections import KvBatches, KvPool
+from bench.stacks import STACKS
 
 # Which share of KV memory holds tokens, defined once for every stack:
 #  - "of set aside": bytes holding tokens at the stack's busiest moment over the bytes it had set aside for
 #    KV then (HF: its cache tensors; vLLM: its whole block pool, reserved when the engine starts);
 #  - "of handed out": bytes holding tokens over the bytes its allocator handed to sequences (HF: every
 #    row's cache slots; vLLM: the blocks allocated to sequences).
-SET_ASIDE = "utilization_at_peak"
-HANDED_OUT = "utilization"
 
 
 @dataclass
@@ -26,8 +27,27 @@ class Side:
     row: Row
 
     @property
-    def kv(self) -> dict:
-        return self.row.first.kv or {}
+    def kv(self) -> KvBatches | KvPool | None:
+        return self.row.first.kv
+
+    @property
+    def set_aside(self) -> float | None:
+        """The share of the KV memory set aside that held tokens at the busiest moment."""
+        return self.kv.utilization_at_peak if self.kv is not None else None
+
+    @property
+    def handed_out(self) -> float | None:
+        """The share of the KV memory handed to sequences that held tokens."""
+        return self.kv.utilization if self.kv is not None else None
+
+    @property
+    def reserved(self) -> int | None:
+        return self.kv.reserved_bytes_peak if self.kv is not None else None
+
+    @property
+    def searched(self) -> bool:
+        """Its sequences are the largest batch a capacity search found."""
+        return isinstance(self.kv, KvBatches) and self.kv.capacity is not None
 
     @property
     def tps(self) -> float:
@@ -35,23 +55,14 @@ class Side:
 
     @property
     def sequences(self) -> float | None:
-        """The most sequences the stack held at once: HF's batch (or the batch its capacity search found),
-        vLLM's peak of running requests."""
-        r = self.row.first
-        cap = self.kv.get("capacity")
-        if isinstance(cap, dict) and cap.get("max_batch"):
-            return float(cap["max_batch"])
-        if self.kv.get("peak_running") is not None:
-            return float(self.kv["peak_running"])
-        if r.stack == "hf" and r.mode == "sequential":
-            return 1.0
-        batch = r.config.get("batch_size")
-        return float(batch) if isinstance(batch, int) else None
+        """The most sequences the stack held at once: a padded layout's batch (or the batch a capacity
+        search found), a block pool's peak of running requests."""
+        n = self.kv.sequences if self.kv is not None else None
+        return float(n) if n is not None else None
 
     @property
     def budget_gib(self) -> float | None:
-        b = self.row.first.config.get("memory_budget_gib")
-        return float(b) if b is not None else None
+        return self.row.first.config.memory_budget_gib
 
 
 def ratio(a: Row, b: Row, metric: str = "output_tokens_per_s") -> tuple[float, str]:
@@ -75,120 +86,152 @@ def _gib(x: float | None) -> str:
 
 
 def side_row(title: str, side: Side) -> list[str]:
-    kv, r = side.kv, side.row.first
-    reserved = kv.get("reserved_bytes_peak")
-    held = reserved * kv[SET_ASIDE] if reserved and kv.get(SET_ASIDE) is not None else None
+    r, reserved = side.row.first, side.reserved
+    held = reserved * side.set_aside if reserved and side.set_aside is not None else None
     lat = r.metrics.latency_ms
     return [
         title,
         f"{side.row.label} ({r.scenario})",
         _gib(reserved),
         _gib(held),
-        pct(kv.get(SET_ASIDE)),
-        pct(kv.get(HANDED_OUT)),
+        pct(side.set_aside),
+        pct(side.handed_out),
         fmt(side.sequences, 0),
         fmt(side.tps, 0),
         f"{fmt(lat.p50, 0)} / {fmt(lat.p99, 0)}",
     ]
 
 
-def _pairs_at_equal_memory(group: Group) -> list[tuple[float, Row, Row]]:
-    """(budget, HF row, vLLM row) for every budget both stacks ran at; HF's best row at it."""
+def _layout_words(side: Side) -> str:
+    """What a stack's KV memory set aside is, in words, from its layout."""
+    return "its whole pool, reserved at start" if isinstance(side.kv, KvPool) else "of cache tensors"
+
+
+def _rows_of(group: Group, stack: str) -> list[Row]:
+    return [row for row in group.rows if row.first.stack == stack]
+
+
+def _pairs_at_equal_memory(group: Group, base: str, engine: str) -> list[tuple[float, Row, Row]]:
+    """(budget, baseline row, engine row) for every budget both stacks ran at; each one's best at it."""
     by_budget: dict[float, dict[str, list[Row]]] = {}
     for row in group.rows:
         b = Side(row).budget_gib
         if b is not None:
             by_budget.setdefault(b, {}).setdefault(row.first.stack, []).append(row)
     return [
-        (b, _best(stacks["hf"]), _best(stacks["vllm"]))
+        (b, _best(stacks[base]), _best(stacks[engine]))
         for b, stacks in sorted(by_budget.items())
-        if stacks.get("hf") and stacks.get("vllm")
+        if stacks.get(base) and stacks.get(engine)
     ]
 
 
-def group_headline(group: Group) -> tuple[list[str], Table | None]:
-    """Sentences and the side-by-side table of one (workload, model) group."""
-    hf = _best([row for row in group.rows if row.first.stack == "hf"])
-    vllm = _best([row for row in group.rows if row.first.stack == "vllm"])
-    where = f"{group.model} on {group.gpu}, workload {group.workload.get('name', '?')} `{group.workload_hash}`"
+def _equal_memory_sentence(where: str, budget: float, hb: Side, vb: Side, b: str, e: str) -> str:
+    tps, certainty = ratio(vb.row, hb.row)
+    fits = ""
+    if hb.sequences and vb.sequences:
+        held = (
+            f"{b} fitted at most {hb.sequences:,.0f} sequences (its largest batch that completed)"
+            if hb.searched
+            else f"{b} ran batches of {hb.sequences:,.0f}"
+        )
+        fits = (
+            f"{held} and {e} kept up to {vb.sequences:,.0f} running at once "
+            f"({vb.sequences / hb.sequences:.1f}× as many), "
+        )
+    return (
+        f"{where}, at the same memory budget of {budget:g} GiB: {fits}with {e} at **{tps:.2f}×** {b}'s "
+        f"output throughput ({certainty})."
+    )
+
+
+def _kv_sentence(h: Side, v: Side, b: str, e: str) -> str | None:
+    if v.set_aside is None or h.set_aside is None:
+        return None
+    return (
+        f"Of the KV memory each had set aside at its busiest, {pct(v.set_aside)} held tokens in {e} "
+        f"({_gib(v.reserved)} GiB, {_layout_words(v)}) and {pct(h.set_aside)} in {b} ({_gib(h.reserved)} GiB "
+        f"{_layout_words(h)}); of what each had handed to sequences, {pct(v.handed_out)} and {pct(h.handed_out)}."
+    )
+
+
+_HEADERS = [
+    "",
+    "stack / mode (scenario)",
+    "KV set aside GiB",
+    "holding tokens GiB",
+    "of set aside",
+    "of handed out",
+    "sequences at once",
+    "output tok/s",
+    "latency p50 / p99 ms",
+]
+_NOTE = (
+    "KV holding tokens, for every stack: of set aside — bytes holding tokens at the stack's busiest moment "
+    "over the bytes it had set aside for KV (padded batches: the cache tensors; a block pool: the whole pool); "
+    "of handed out — over the bytes its allocator gave to sequences (padded batches: every row's slots; a "
+    "block pool: the blocks allocated to sequences)."
+)
+
+
+def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Table | None]:
+    """Sentences and the side-by-side table of one (workload, model) group: `base` against `engine`."""
+    b, e = STACKS[base].label, STACKS[engine].label
+    hf, vllm = _best(_rows_of(group, base)), _best(_rows_of(group, engine))
+    where = f"{group.model} on {group.gpu}, workload {group.workload.name} `{group.workload_hash}`"
     if hf is None or vllm is None:
-        only = "HF" if vllm is None else "vLLM"
+        only = b if vllm is None else e
         ran = ", ".join(f"{row.label} ({row.first.scenario})" for row in group.rows) or "no successful scenario"
         return [f"{where}: only {only} ran this workload ({ran}); nothing to compare it with."], None
-    lines, at_budget = [], []
     value, certainty = ratio(vllm, hf)
     h, v = Side(hf), Side(vllm)
-    lines.append(
-        f"{where}: vLLM's best ({vllm.label}, {vllm.first.scenario}) produced **{value:.2f}×** the output "
-        f"throughput of HF's best ({hf.label}, {hf.first.scenario}): {v.tps:,.0f} against {h.tps:,.0f} tok/s "
+    lines = [
+        f"{where}: {e}'s best ({vllm.label}, {vllm.first.scenario}) produced **{value:.2f}×** the output "
+        f"throughput of {b}'s best ({hf.label}, {hf.first.scenario}): {v.tps:,.0f} against {h.tps:,.0f} tok/s "
         f"({certainty}), on the same requests."
-    )
-    if v.kv.get(SET_ASIDE) is not None and h.kv.get(SET_ASIDE) is not None:
-        lines.append(
-            f"Of the KV memory each had set aside at its busiest, {pct(v.kv[SET_ASIDE])} held tokens in vLLM "
-            f"({_gib(v.kv.get('reserved_bytes_peak'))} GiB, its whole pool, reserved at start) and "
-            f"{pct(h.kv[SET_ASIDE])} in HF ({_gib(h.kv.get('reserved_bytes_peak'))} GiB of cache tensors); of "
-            f"what each had handed to sequences, {pct(v.kv.get(HANDED_OUT))} and {pct(h.kv.get(HANDED_OUT))}."
-        )
-    pairs = _pairs_at_equal_memory(group)
-    budgets = {id(row): f", at {b:g} GiB" for b, *both in pairs for row in both}
-    rows = [side_row(f"HF at its best{budgets.get(id(hf), '')}", h)]
-    rows.append(side_row(f"vLLM at its best{budgets.get(id(vllm), '')}", v))
+    ]
+    lines += [x for x in [_kv_sentence(h, v, b, e)] if x]
+    pairs = _pairs_at_equal_memory(group, base, engine)
+    budgets = {id(row): f", at {x:g} GiB" for x, *both in pairs for row in both}
+    rows = [side_row(f"{b} at its best{budgets.get(id(hf), '')}", h)]
+    rows.append(side_row(f"{e} at its best{budgets.get(id(vllm), '')}", v))
+    at_budget = []
     for budget, hf_b, vllm_b in pairs:
         hb, vb = Side(hf_b), Side(vllm_b)
-        tps, tps_certainty = ratio(vllm_b, hf_b)
-        fits = ""
-        if hb.sequences and vb.sequences:
-            hf_held = (
-                f"HF fitted at most {hb.sequences:,.0f} sequences (its largest batch that completed)"
-                if isinstance(hb.kv.get("capacity"), dict)
-                else f"HF ran batches of {hb.sequences:,.0f}"
-            )
-            fits = (
-                f"{hf_held} and vLLM kept up to {vb.sequences:,.0f} running at once "
-                f"({vb.sequences / hb.sequences:.1f}× as many), "
-            )
-        at_budget.append(
-            f"{where}, at the same memory budget of {budget:g} GiB: {fits}with vLLM at **{tps:.2f}×** HF's "
-            f"output throughput ({tps_certainty})."
-        )
+        at_budget.append(_equal_memory_sentence(where, budget, hb, vb, b, e))
         if (hf_b, vllm_b) != (hf, vllm):
-            rows += [side_row(f"HF at {budget:g} GiB", hb), side_row(f"vLLM at {budget:g} GiB", vb)]
-    table = Table(
-        f"HF and vLLM side by side — {group.model}, workload {group.workload.get('name', '?')}",
-        [
-            "",
-            "stack / mode (scenario)",
-            "KV set aside GiB",
-            "holding tokens GiB",
-            "of set aside",
-            "of handed out",
-            "sequences at once",
-            "output tok/s",
-            "latency p50 / p99 ms",
-        ],
-        rows,
-        "KV holding tokens, for every stack: of set aside — bytes holding tokens at the stack's busiest moment "
-        "over the bytes it had set aside for KV (HF: its cache tensors; vLLM: its whole block pool); of handed "
-        "out — over the bytes its allocator gave to sequences (HF: every row's slots; vLLM: allocated blocks).",
-    )
+            rows += [side_row(f"{b} at {budget:g} GiB", hb), side_row(f"{e} at {budget:g} GiB", vb)]
+    table = Table(f"{b} and {e} side by side — {group.model}, workload {group.workload.name}", _HEADERS, rows, _NOTE)
     # The capacity answer, when there is one, is the question PagedBench asks: it comes first.
     return at_budget + lines, table
+
+
+def compared() -> list[tuple[str, str]]:
+    """(baseline stack, engine stack) pairs the headline compares, in the registry's order."""
+    base = [n for n, spec in STACKS.items() if spec.role == "baseline"]
+    return [(x, n) for x in base for n, spec in STACKS.items() if spec.role == "engine"]
+
+
+def title() -> str:
+    """The headline's title: "HF and vLLM: the answer"."""
+    names = [STACKS[n].label for n in dict.fromkeys(x for pair in compared() for x in pair)]
+    return f"{' and '.join(names)}: the answer"
 
 
 def headline(c: Collection) -> tuple[list[str], list[Table]]:
     """The answer first: one entry per workload both stacks ran, then the workloads only one stack ran."""
     lines, tables, single = [], [], []
-    # Groups with an equal-memory comparison first.
-    for group in sorted(c.groups, key=lambda g: not _pairs_at_equal_memory(g)):
-        sentences, table = group_headline(group)
-        if table is None:
-            single += sentences
-        else:
-            lines += sentences
-            tables.append(table)
+    for base, engine in compared():
+        # Groups with an equal-memory comparison first.
+        for group in sorted(c.groups, key=lambda g: not _pairs_at_equal_memory(g, base, engine)):
+            sentences, table = group_headline(group, base, engine)
+            if table is None:
+                single += sentences
+            else:
+                lines += sentences
+                tables.append(table)
     if not tables:
-        lines.append("No workload was run by both HF and vLLM: this report has no like-for-like comparison.")
+        labels = " and ".join(STACKS[n].label for pair in compared()[:1] for n in pair)
+        lines.append(f"No workload was run by both {labels}: this report has no like-for-like comparison.")
     if tables and single:
         lines.append("Not like for like, so not compared above:")
     return lines + single, tables

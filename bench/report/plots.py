@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 import io
 
-from bench.report.collect import Group, sampled
+from bench.report.collect import Group, Row, sampled
+from bench.results.sections import KvBatches
+from bench.stacks import STACKS
+
+
+def _color(row: Row) -> str:
+    spec = STACKS.get(row.first.stack)
+    return spec.color if spec else "#8c8c8c"
 
 
 def _uri(fig) -> str:
@@ -27,7 +34,7 @@ def throughput(group: Group):
         [r.label for r in rows],
         [v.mean for v in values],
         xerr=[v.ci95 or 0 for v in values],
-        color=["#4c72b0" if r.first.stack == "hf" else "#dd8452" for r in rows],
+        color=[_color(r) for r in rows],
     )
     for i, v in enumerate(values):  # the label clear of the error bar
         ax.text(v.mean + (v.ci95 or 0), i, f" {v.mean:,.0f}", va="center", fontsize=8)
@@ -38,30 +45,33 @@ def throughput(group: Group):
 
 
 def throughput_vs_batch(group: Group):
+    """One line per stack and mode that ran padded batches at two sizes or more; the other rows (block
+    pools, say) as horizontal lines to compare with."""
     import matplotlib.pyplot as plt
 
-    points = sorted(
-        (r.first.config.get("batch_size"), r.stat("output_tokens_per_s").mean)
-        for r in group.rows
-        if r.first.stack == "hf"
-        and r.first.mode == "padded"
-        and sampled(r.first)
-        and isinstance(r.first.config.get("batch_size"), int)
-    )
-    if len({size for size, _ in points}) < 2:
+    lines: dict[str, list[tuple[int, float]]] = {}
+    flat = []
+    for r in group.rows:
+        if not sampled(r.first):
+            continue
+        if r.batch_size is not None and not (isinstance(r.first.kv, KvBatches) and r.first.kv.capacity):
+            lines.setdefault(f"{r.first.stack} {r.first.mode}", []).append(
+                (r.batch_size, r.stat("output_tokens_per_s").mean)
+            )
+        elif not isinstance(r.first.kv, KvBatches):
+            flat.append(r)
+    lines = {name: sorted(points) for name, points in lines.items() if len({p[0] for p in points}) >= 2}
+    if not lines:
         return None  # a line needs two batch sizes
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label="hf padded")
-    for r in group.rows:
-        if r.first.stack != "hf":
-            ax.axhline(
-                r.stat("output_tokens_per_s").mean,
-                ls="--",
-                color="#dd8452" if r.first.stack == "vllm" else "#55a868",
-                label=f"{r.label} ({r.first.scenario})",
-            )
+    for name, points in lines.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name)
+    for r in flat:
+        ax.axhline(
+            r.stat("output_tokens_per_s").mean, ls="--", color=_color(r), label=f"{r.label} ({r.first.scenario})"
+        )
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("HF batch size")
+    ax.set_xlabel("batch size (padded batches)")
     ax.set_ylabel("output tokens / s")
     ax.legend(fontsize=8)
     return "Throughput vs batch size", _uri(fig)
@@ -149,7 +159,7 @@ def memory_timelines(group: Group):
 def kv(group: Group):
     import matplotlib.pyplot as plt
 
-    rows = [r for r in group.rows if r.first.kv and r.first.kv.get("utilization") is not None]
+    rows = [r for r in group.rows if r.first.kv is not None and r.first.kv.utilization is not None]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
@@ -162,23 +172,18 @@ def kv(group: Group):
     ]
     for i, r in enumerate(rows):
         k = r.first.kv
-        total = k.get("reserved_tokens_total")
+        total = k.reserved_tokens_total if isinstance(k, KvBatches) else None
         if total:
-            shares = [
-                k["live_tokens_total"] / total,
-                k["prompt_padding_tokens_total"] / total,
-                k["finished_row_tokens_total"] / total,
-                k["unreached_tokens_total"] / total,
-                0,
-            ]
+            gaps = (k.live_tokens_total, k.prompt_padding_tokens_total, k.finished_row_tokens_total)
+            shares = [(x or 0) / total for x in (*gaps, k.unreached_tokens_total)] + [0]
         else:
-            shares = [k["utilization"], 0, 0, 0, 1 - k["utilization"]]
+            shares = [k.utilization, 0, 0, 0, 1 - k.utilization]
         left = 0.0
         for share, (name, color) in zip(shares, parts):
             ax.barh(i, share * 100, left=left, color=color, label=name if i == 0 or share else None)
             left += share * 100
     ax.set_yticks(range(len(rows)), [r.label for r in rows])
-    ax.set_xlabel("% of the KV memory in use (HF: the cache tensors; paged stacks: the allocated blocks)")
+    ax.set_xlabel("% of the KV memory in use (padded batches: the cache tensors; a block pool: the allocated blocks)")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)

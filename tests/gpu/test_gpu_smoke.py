@@ -30,5 +30,5 @@ def test_smoke_on_gpu(stack, tmp_path):
     results = [x for _, x in scan_results(tmp_path)]
     assert results and all(isinstance(x, Result) and x.status == "ok" for x in results)
     for x in results:
-        assert x.environment["gpu"]["name"] and x.memory.peak_device_used_mib > 0
-        assert x.memory.breakdown and x.memory.breakdown["weights"]["mib"] > 0
+        assert x.environment.gpu.name and x.memory.peak_device_used_mib > 0
+        assert x.memory.breakdown and x.memory.breakdown.weights.mib > 0

@@ -41,7 +41,7 @@ def test_crosscheck_reports_both_loops(stack, scenario, tmp_path):
     on = [load_result(p) for p in sorted((results / "cc").glob("*.json"))]
     off = [load_result(p) for p in sorted((results / "cc-no-sampler").glob("*.json"))]
     assert [r.repeat for r in on] == [r.repeat for r in off] == [0, 1]
-    assert all(r.config["sampler"] for r in on) and not any(r.config["sampler"] for r in off)
+    assert all(r.config.sampler for r in on) and not any(r.config.sampler for r in off)
     assert [r.metrics.output_tokens_per_s for r in on] == pytest.approx(
         [row["pagedbench_tokens_per_s"] for row in report["repeats"]]
     )

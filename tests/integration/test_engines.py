@@ -21,24 +21,24 @@ def test_exact_token_counts(runs):
     for name in ("sequential", "padded-b4", "static-b4", "paged", "vllm"):
         r = runs["results"][name]
         assert r.check.passed and r.check.returned_requests == 10
-        assert r.metrics.output_tokens == r.workload["output_tokens"] == r.check.expected_output_tokens
+        assert r.metrics.output_tokens == r.workload.output_tokens == r.check.expected_output_tokens
         assert r.metrics.output_tokens_per_s == pytest.approx(r.metrics.output_tokens / r.metrics.elapsed_s)
 
 
 def test_same_workload_hash_across_stacks(runs):
-    hashes = {r.workload["hash"] for r in runs["results"].values()}
+    hashes = {r.workload.hash for r in runs["results"].values()}
     assert len(hashes) == 1
 
 
 def test_hf_padded_kv_utilisation_equals_the_workload_arithmetic(runs):
     r = runs["results"]["padded-b4"]
     # Rebuild the lengths independently of the runner: the workload is deterministic from its spec.
-    from bench.config import load_suite
+    from bench.suite import load_suite
     from bench.workload import build_workload
 
     suite = load_suite(str(runs["out"].parent / "it.yaml"))
     w = build_workload("mixed", suite.workloads["mixed"], range(256))
-    assert w.hash == r.workload["hash"]
+    assert w.hash == r.workload.hash
     lengths = [(q.prompt_len, q.output_len) for q in w.requests]
     reserved = live = 0
     for i in range(0, len(lengths), 4):
@@ -47,30 +47,30 @@ def test_hf_padded_kv_utilisation_equals_the_workload_arithmetic(runs):
         reserved += len(batch) * (width + new - 1)
         live += sum(p + o - 1 for p, o in batch)
     kv = r.kv
-    assert kv["reserved_tokens_total"] == reserved and kv["live_tokens_total"] == live
-    assert kv["utilization"] == pytest.approx(live / reserved) and kv["utilization"] < 1
-    assert kv["accounted"] is True
+    assert kv.reserved_tokens_total == reserved and kv.live_tokens_total == live
+    assert kv.utilization == pytest.approx(live / reserved) and kv.utilization < 1
+    assert kv.accounted is True
     bpt = kv_bytes_per_token(PRESETS["tiny-llama"].config, "float32")
-    assert kv["bytes_per_token"] == bpt and kv["bytes_per_token_read"] == bpt  # read matches arithmetic
+    assert kv.bytes_per_token == bpt and kv.bytes_per_token_read == bpt  # read matches arithmetic
 
 
 def test_static_cache_reserves_max_model_len(runs):
     kv = runs["results"]["static-b4"].kv
-    assert kv["reserved_tokens_total"] == 10 * 128  # every row holds the whole max_model_len
-    assert kv["unreached_tokens_total"] > 0 and kv["accounted"] is True
-    assert kv["utilization"] < runs["results"]["padded-b4"].kv["utilization"]
+    assert kv.reserved_tokens_total == 10 * 128  # every row holds the whole max_model_len
+    assert kv.unreached_tokens_total > 0 and kv.accounted is True
+    assert kv.utilization < runs["results"]["padded-b4"].kv.utilization
 
 
 def test_sequential_holds_only_live_tokens(runs):
     kv = runs["results"]["sequential"].kv
-    assert kv["utilization"] == 1.0  # a DynamicCache of one request grows exactly to its tokens
+    assert kv.utilization == 1.0  # a DynamicCache of one request grows exactly to its tokens
 
 
 def test_memory_and_environment_recorded(runs):
     r = runs["results"]["padded-b4"]
     assert r.memory.peak_host_rss_mib > 50 and r.memory.timeline
     assert {p.name for p in r.memory.phases} >= {"run"}
-    assert r.environment["packages"]["transformers"] and r.environment["device"] == "cpu"
+    assert r.environment.packages["transformers"] and r.environment.device == "cpu"
     assert r.model.dtype == "float32" and r.model.kv_bytes_per_token == 512 * 2
 
 
@@ -79,10 +79,10 @@ def test_vllm_run(runs):
     assert runs["vllm"].returncode == 0, runs["vllm"].stderr[-3000:]
     r = runs["results"]["vllm"]
     kv = r.kv
-    assert kv["pool_blocks"] > 0 and kv["block_size"] > 0 and kv["prefix_caching"] is False
-    assert kv["pool_tokens"] == kv["pool_blocks"] * kv["block_size"]
-    assert kv["engine_samples"] >= 1 and kv["peak_running"] >= 1 and 0 < kv["peak_usage"] <= 1
-    assert 0 < kv["block_fill"] <= 1
+    assert kv.pool_blocks > 0 and kv.block_size > 0 and kv.prefix_caching is False
+    assert kv.pool_tokens == kv.pool_blocks * kv.block_size
+    assert kv.engine_samples >= 1 and kv.peak_running >= 1 and 0 < kv.peak_usage <= 1
+    assert 0 < kv.block_fill <= 1
     assert r.timing["engine_start_s"] > 0
     assert r.metrics.ttft_ms.count == 10 and "engine-core" in r.metrics.latency_source
     assert r.metrics.latency_ms.max <= r.metrics.elapsed_s * 1000 * 1.05
@@ -93,5 +93,5 @@ def test_hf_paged_pool_is_read_from_transformers(runs):
     r = runs["results"]["paged"]
     assert r.status == "ok", r.error
     kv = r.kv
-    assert kv["pool_bytes"] > 0 and kv["pool_blocks"] > 0 and kv["block_size"] > 0
-    assert 0 < kv["block_fill"] <= 1 and "PagedAttentionCache" in kv["source"]
+    assert kv.pool_bytes > 0 and kv.pool_blocks > 0 and kv.block_size > 0
+    assert 0 < kv.block_fill <= 1 and "PagedAttentionCache" in kv.source

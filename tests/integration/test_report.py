@@ -44,7 +44,7 @@ def test_tables_carry_the_results_numbers(report):
             f"| {name} | 1 | {m.output_tokens_per_s:,.1f} | {m.requests_per_s:,.2f} | {m.latency_ms.p50:,.0f} |" in md
         )
     kv = report["results"]["padded-b4"].kv
-    assert f"{100 * kv['utilization']:.1f} %" in md
+    assert f"{100 * kv.utilization:.1f} %" in md
 
 
 def test_problems_list_every_bad_file(report):

@@ -18,14 +18,14 @@ import json, sys, threading, time
 from pathlib import Path
 
 if __name__ == "__main__":
-    from bench.config import load_suite
-    from bench.harness import RunOptions, _Context
-    from bench.runners import load_runner
-    from bench.runners.vllm import _GAUGES
+    from bench.suite import load_suite
+    from bench.context import RunContext, RunOptions
+    from bench.stacks import load_runner
+    from bench.stacks.vllm.runner import _GAUGES
 
     suite = load_suite("smoke")
     s = next(x for x in suite.scenarios if x.stack == "vllm")
-    ctx = _Context(suite, RunOptions(stack="vllm", out=Path(sys.argv[1])), Path("g"))
+    ctx = RunContext(suite, RunOptions(stack="vllm", out=Path(sys.argv[1])), Path("g"))
     runner = load_runner("vllm")(ctx.loaded_model(s), s)
     runner.load()
     w = ctx.workload(s.workload)

@@ -214,17 +214,31 @@ def test_collect_reports_files_it_cannot_use(tmp_path):
     r = run_cli("collect", res, "--out", tmp_path / "r", timeout=120)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     report = (tmp_path / "r" / "report.md").read_text()
-    for name, why in [("latin1.json", "not UTF-8"), ("nan.json", "NaN is not a number JSON allows"),
-                      ("deep.json", "nested more than"), ("no-hash.json", "workload.hash"),
-                      ("pipe.json", "not a regular file")]:
+    for name, why in [
+        ("latin1.json", "not UTF-8"),
+        ("nan.json", "NaN is not a number JSON allows"),
+        ("deep.json", "nested more than"),
+        ("no-hash.json", "workload.hash"),
+        ("pipe.json", "not a regular file"),
+    ]:
         assert f"`{name}`: " in report and why in report.split(f"`{name}`: ", 1)[1].splitlines()[0], name
 
 
 def test_model_cache_that_is_a_file(tmp_path):
     (tmp_path / "cache").write_text("not a directory")
     out = tmp_path / "out"
-    r = run_cli("run", "--stack", "hf", "--suite", "smoke", "--out", out, "--run-id", "x",
-                env={"PAGEDBENCH_CACHE": str(tmp_path / "cache")})
+    r = run_cli(
+        "run",
+        "--stack",
+        "hf",
+        "--suite",
+        "smoke",
+        "--out",
+        out,
+        "--run-id",
+        "x",
+        env={"PAGEDBENCH_CACHE": str(tmp_path / "cache")},
+    )
     clean_error(r, 2, "set PAGEDBENCH_CACHE to a writable directory")
     assert not (out / "x").exists(), "an empty run directory and log were left behind"
 

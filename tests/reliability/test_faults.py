@@ -259,8 +259,14 @@ def test_ctrl_c_while_building_the_model_exits_130(tmp_path, checked):
     """Interrupted before any scenario (a 1.2B synthetic model takes a while to build on a CPU): 130 and one
     line, as documented, not click's 'Aborted!' and exit 1; no half-built model left in the cache."""
     cache = tmp_path / "cache"
-    p = start_cli("prepare", "--suite", "smoke", "--model", "synthetic:llama-1b",
-                  env={**os.environ, "PAGEDBENCH_CACHE": str(cache)})
+    p = start_cli(
+        "prepare",
+        "--suite",
+        "smoke",
+        "--model",
+        "synthetic:llama-1b",
+        env={**os.environ, "PAGEDBENCH_CACHE": str(cache)},
+    )
     assert wait_for(lambda: any((cache / "models").glob(".llama-1b-*")), 120), p.communicate()[1][-2000:]
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
@@ -301,8 +307,9 @@ def test_report_on_a_full_disk_is_exit_3_and_no_truncated_file(tmp_path, checked
 def test_crosscheck_output_checked_before_measuring(tmp_path, checked):
     (tmp_path / "out.json").mkdir()
     t = time.monotonic()
-    r = run_cli("crosscheck", "--stack", "hf", "--suite", "smoke", "--scenario", "hf-padded-b4", "--out",
-                tmp_path / "out.json")
+    r = run_cli(
+        "crosscheck", "--stack", "hf", "--suite", "smoke", "--scenario", "hf-padded-b4", "--out", tmp_path / "out.json"
+    )
     checked.append("crosscheck --out a directory")
     assert r.returncode == 2 and "is a directory" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert time.monotonic() - t < 60  # refused before the engine loaded
@@ -330,8 +337,18 @@ def test_ctrl_c_from_a_terminal_is_130_without_tracebacks(tmp_path, checked, pre
     """A terminal sends SIGINT to the whole process group: the monitor child must not print a traceback, and
     a second press a few milliseconds later must not turn 130 into 1 or a death by signal."""
     out = tmp_path / "out"
-    p = start_cli("run", "--stack", "hf", "--suite", interruptible_suite(tmp_path), "--out", out, "--run-id", "r",
-                  start_new_session=True)
+    p = start_cli(
+        "run",
+        "--stack",
+        "hf",
+        "--suite",
+        interruptible_suite(tmp_path),
+        "--out",
+        out,
+        "--run-id",
+        "r",
+        start_new_session=True,
+    )
     assert wait_for(lambda: (out / "r" / "hf-first-r0.json").exists(), 120), p.communicate()[1][-2000:]
     time.sleep(2)  # inside the second scenario, with the monitor running
     for _ in range(presses):
@@ -367,7 +384,7 @@ def test_a_figure_that_is_no_number_fails_the_scenario_not_the_run(tmp_path, che
     """A measurement giving NaN (a zero-length clock, a broken reading) is a failed scenario with its reason,
     and the run goes on; it is never written as a result with figures."""
     import bench.harness as harness
-    from bench.config import load_suite
+    from bench.suite import load_suite
 
     real = harness.compute_metrics
 
@@ -380,8 +397,9 @@ def test_a_figure_that_is_no_number_fails_the_scenario_not_the_run(tmp_path, che
 
     monkeypatch.setattr(harness, "compute_metrics", nan_once)
     s = fake_suite(tmp_path, "a", "b")
-    summary = harness.run_suite(load_suite(str(s)), harness.RunOptions(stack="fake", out=tmp_path / "out", run_id="r"),
-                                progress=lambda m: None)
+    summary = harness.run_suite(
+        load_suite(str(s)), harness.RunOptions(stack="fake", out=tmp_path / "out", run_id="r"), progress=lambda m: None
+    )
     checked.append("NaN figure")
     by_name = {r.scenario: r for r in summary.results}
     assert by_name["a"].status == "failed"

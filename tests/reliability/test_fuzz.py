@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.cli import main
-from bench.config import load_suite
 from bench.errors import UserError
 from bench.files import UnreadableFile, read_json, read_yaml
 from bench.report.collect import collect
 from bench.report.render import markdown
 from bench.results import write_result
+from bench.suite import load_suite
 from tests.unit.test_results import ok_result
 
 pytestmark = pytest.mark.fuzz
@@ -53,8 +53,11 @@ odd_scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["max", "nan", "inf", "-1", "1e309", "0x10", "∞", "\u202e", "a\nb"]),
 )
-odd_values = st.recursive(odd_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-    st.text(max_size=8), inner, max_size=3), max_leaves=8)
+odd_values = st.recursive(
+    odd_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def paths(data, prefix=()):

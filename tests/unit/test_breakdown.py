@@ -2,6 +2,7 @@ import pytest
 
 from bench.breakdown import memory_breakdown
 from bench.results.schema import Memory
+from bench.results.sections import KvBatches, KvPool
 
 
 def test_hf_breakdown_adds_up(tmp_path):
@@ -16,24 +17,24 @@ def test_hf_breakdown_adds_up(tmp_path):
         torch_peak_reserved_mib=3500,
         weights_mib=1000,
     )
-    kv = {"reserved_bytes_peak": 1500 * 2**20, "live_bytes_at_peak": 600 * 2**20, "source": "read"}
+    kv = KvBatches(reserved_bytes_peak=1500 * 2**20, live_bytes_at_peak=600 * 2**20, source="read")
     b = memory_breakdown(m, kv, tmp_path)
-    assert b["weights"]["mib"] == 1000 and b["kv_reserved"]["mib"] == 1500 and b["kv_live"]["mib"] == 600
-    assert b["activations"]["mib"] == 500  # 3000 allocated - 1000 weights - 1500 KV
-    assert b["runtime_overhead"]["mib"] == 500  # 4000 used - 3500 reserved
-    assert b["allocator_slack"]["mib"] == 500
-    assert all("how" in e for e in b.values())
+    assert b.weights.mib == 1000 and b.kv_reserved.mib == 1500 and b.kv_live.mib == 600
+    assert b.activations.mib == 500  # 3000 allocated - 1000 weights - 1500 KV
+    assert b.runtime_overhead.mib == 500  # 4000 used - 3500 reserved
+    assert b.allocator_slack.mib == 500
+    assert all(e.how for e in dict(b).values() if e is not None)
 
 
 def test_vllm_breakdown_without_torch_stats(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 2**20)
     m = Memory(device="cuda", source="t", sample_interval_ms=50, peak_device_used_mib=9000, device_used_before_mib=1000)
-    kv = {"reserved_bytes_peak": 6000 * 2**20, "utilization_at_peak": 0.25, "source": "engine"}
+    kv = KvPool(reserved_bytes_peak=6000 * 2**20, utilization_at_peak=0.25, source="engine")
     b = memory_breakdown(m, kv, tmp_path)
-    assert b["process_used"]["mib"] == 8000 and "minus used before" in b["process_used"]["how"]
-    assert b["weights"]["mib"] == 1.0 and "on disk" in b["weights"]["how"]
-    assert b["kv_live"]["mib"] == pytest.approx(1500)
-    assert b["other"]["mib"] == pytest.approx(8000 - 1 - 6000)
+    assert b.process_used.mib == 8000 and "minus used before" in b.process_used.how
+    assert b.weights.mib == 1.0 and "on disk" in b.weights.how
+    assert b.kv_live.mib == pytest.approx(1500)
+    assert b.other.mib == pytest.approx(8000 - 1 - 6000)
 
 
 def test_no_gpu_no_breakdown(tmp_path):

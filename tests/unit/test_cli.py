@@ -32,7 +32,7 @@ def test_failed_scenario_is_recorded_and_the_next_runs(tmp_path):
     second = load_result(tmp_path / "out/x/fake-second-r0.json")
     assert first.status == "failed" and first.metrics is None and "injected failure" in first.error
     assert second.status == "ok" and second.metrics.output_tokens == 30 and not second.is_measurement
-    assert second.workload["hash"] == first.workload["hash"]
+    assert second.workload.hash == first.workload.hash
     assert (tmp_path / "out/x/fake.log").read_text().count("[2/2]") >= 1
     assert "Traceback" not in r.stderr
 
@@ -106,22 +106,23 @@ def test_monitor_without_gpu_is_a_clear_error():
 
 def test_busy_gpu_is_warned_or_refused(monkeypatch, tmp_path):
     """Other processes on the GPU (faked through the NVML reader) are warned about or refused."""
+    import bench.context as context
     import bench.harness as harness
-    from bench.config import load_suite
     from bench.errors import UserError
+    from bench.suite import load_suite
 
     suite = load_suite(str(suite_file(tmp_path)))
-    real = harness.environment.collect
+    real = context.environment.collect
     monkeypatch.setattr(
-        harness.environment,
+        context.environment,
         "collect",
-        lambda gpu=None: {**real(gpu), "gpu_processes_before": [{"pid": 1, "used_mib": 2048.0}]},
+        lambda gpu=None, packages=(): {**real(gpu, packages), "gpu_processes_before": [{"pid": 1, "used_mib": 2048.0}]},
     )
     said = []
     opts = harness.RunOptions(stack="fake", out=tmp_path / "o", only=("second",), run_id="w")
     summary = harness.run_suite(suite, opts, progress=said.append)
     assert summary.exit_code == 0 and any("1 other process(es) hold 2,048 MiB" in m for m in said)
-    assert summary.results[0].environment["gpu_processes_before"][0]["used_mib"] == 2048.0
+    assert summary.results[0].environment.gpu_processes_before[0].used_mib == 2048.0
     opts.busy_gpu, opts.run_id = "refuse", "r"
     import pytest
 

@@ -58,7 +58,7 @@ def test_sampler_off_runs_are_a_row_of_their_own(tmp_path):
     repeated(tmp_path / "on", [2.0, 2.02])
     for i in range(2):
         r = ok_result(scenario="a", repeat=i)
-        r = r.model_copy(update={"run_id": "off", "config": {**r.config, "sampler": False}})
+        r = r.model_copy(update={"run_id": "off", "config": r.config.model_copy(update={"sampler": False})})
         write_result(r, tmp_path / "off")
     rows = collect(tmp_path).groups[0].rows
     assert sorted(len(row.results) for row in rows) == [2, 2]

@@ -2,8 +2,8 @@ import textwrap
 
 import pytest
 
-from bench.config import builtin_suites, load_suite
 from bench.errors import UserError
+from bench.suite import builtin_suites, load_suite
 
 
 def write(tmp_path, text):
@@ -142,10 +142,10 @@ def test_model_override_is_validated(tmp_path):
 
 
 def test_memory_budget_becomes_the_stacks_fraction():
-    from bench.config import Scenario
+    from bench.suite import make_scenario
 
-    hf = Scenario(name="a", stack="hf", mode="padded", batch_size="max", workload="w", memory_budget_gib=7)
-    vllm = Scenario(name="b", stack="vllm", workload="w", memory_budget_gib=7)
+    hf = make_scenario(name="a", stack="hf", mode="padded", batch_size="max", workload="w", memory_budget_gib=7)
+    vllm = make_scenario(name="b", stack="vllm", workload="w", memory_budget_gib=7)
     assert hf.with_budget(143771.0).memory_fraction == round(7 * 1024 / 143771, 4)
     assert vllm.with_budget(81559.0).gpu_memory_utilization == round(7 * 1024 / 81559, 4)
     assert hf.with_budget(None) is hf  # the CPU: no GPU budget
@@ -163,11 +163,13 @@ def test_every_suite_key_is_documented_in_the_readme():
     import re
     from pathlib import Path
 
-    from bench.config import Lognormal, Normal, Scenario, Suite, Uniform, Workload
+    from bench.config import Lognormal, Normal, Uniform, Workload
+    from bench.stacks import options_models
+    from bench.suite import Suite
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("### Suite files", 1)[1].split("\n## ", 1)[0]
     code = " ".join(re.findall(r"`([^`]+)`", section))  # keys are documented as code
-    for model in (Suite, Workload, Scenario, Uniform, Normal, Lognormal):
+    for model in (Suite, Workload, *options_models().values(), Uniform, Normal, Lognormal):
         for key in model.model_fields:
             assert re.search(rf"\b{key}\b", code), f"{model.__name__}.{key} is not documented"

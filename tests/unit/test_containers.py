@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.telemetry.environment import PACKAGES
+from bench.stacks import recorded_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
@@ -187,7 +187,7 @@ def test_locks_pin_the_requested_versions(lock):
     for package, version in requested(source).items():
         assert locked.get(package.lower()) == version, f"{lock}: {package} {locked.get(package.lower())} != {version}"
     if source.startswith(("hf", "vllm")):
-        assert {"torch", "transformers"} <= {p for p in PACKAGES if p in locked}
+        assert {"torch", "transformers"} <= {p for p in recorded_packages() if p in locked}
     for unwanted in ("torchvision", "torchaudio", "torchcodec"):
         assert not name.endswith("-cpu") or unwanted not in locked, f"{lock}: {unwanted} breaks CPU torch"
 
@@ -251,8 +251,13 @@ def test_preflight_driver_check(tmp_path):
             ["bash", str(ROOT / "scripts" / "preflight.sh"), variant, "0"],
             capture_output=True,
             text=True,
-            env={"PATH": "/usr/bin:/bin", "NVIDIA_SMI": str(smi(driver, apps)), "STRICT_GPU": strict,
-                 "DOCKER": docker, "DEVICE": device},
+            env={
+                "PATH": "/usr/bin:/bin",
+                "NVIDIA_SMI": str(smi(driver, apps)),
+                "STRICT_GPU": strict,
+                "DOCKER": docker,
+                "DEVICE": device,
+            },
         )
 
     ok = preflight("cu130", "580.95.05")

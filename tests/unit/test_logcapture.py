@@ -34,8 +34,9 @@ def test_tee_keeps_everything_in_the_log_and_spares_the_console(tmp_path):
             sys.stderr.write("bar: 10%\\rbar: 60%\\rbar: 100%\\n")
             sys.stderr.flush()
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()}
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "[1/1] a: ok\n" and out.stderr == "bar: 100%\n"
     text = log.read_text()

@@ -2,7 +2,7 @@ import pytest
 
 from bench.config import Workload
 from bench.metrics import check_output, compute_metrics, percentile
-from bench.runners.base import RequestTiming, RunOutput
+from bench.stacks.base import RequestTiming, RunOutput
 from bench.workload import build_workload
 
 

@@ -5,6 +5,35 @@ import pytest
 from bench.results import Result, ResultFileError, load_result, scan_results, write_result
 from bench.results.schema import Check, Metrics, Percentiles
 
+LENGTHS = {"min": 5, "mean": 5.0, "max": 5}
+WORKLOAD = {
+    "name": "w",
+    "hash": "h",
+    "requests": 2,
+    "prompt_tokens": 10,
+    "output_tokens": 8,
+    "prompt_len": LENGTHS,
+    "output_len": LENGTHS | {"min": 4, "mean": 4.0, "max": 4},
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "seed": 0,
+    "spec": {"prompt_len": 5, "output_len": 4, "requests": 2},
+}
+CONFIG = {
+    "name": "a",
+    "stack": "hf",
+    "mode": "padded",
+    "workload": "w",
+    "dtype": "float32",
+    "max_model_len": 64,
+    "warmup_requests": 0,
+    "timeout_s": 60.0,
+    "device": "cpu",
+    "sample_interval_ms": 50.0,
+    "options": {"batch_size": 2},
+}
+ENVIRONMENT = {"pagedbench": "0", "python": "3", "platform": "test"}
+
 
 def ok_result(**kw) -> Result:
     p = Percentiles(p50=1, p90=2, p99=3, mean=1.5, max=3, count=2)
@@ -31,9 +60,9 @@ def ok_result(**kw) -> Result:
         status="ok",
         started_at="t",
         finished_at="t",
-        workload={"hash": "h"},
-        config={},
-        environment={},
+        workload=WORKLOAD | {"hash": "h"},
+        config=CONFIG,
+        environment=ENVIRONMENT,
         metrics=m,
         check=c,
     )

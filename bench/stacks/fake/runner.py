@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from bench.config import Workload
-from bench.runners.base import RequestTiming, Runner, RunOutput
+from bench.stacks.base import RequestTiming, Runner, RunOutput
 from bench.workload import Request
 
 

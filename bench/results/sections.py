@@ -1,0 +1,207 @@
+"""The typed sections of a result: what ran (config, workload, environment) and what was measured (KV
+accounting, roofline, memory breakdown). The report reads them by attribute, never by string key, and
+branches on what they say (`kv.layout`), never on a stack's name."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.config import Workload
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN figure is no figure
+
+
+# --- what ran ----------------------------------------------------------------------------------------------
+
+Scalar = int | float | bool | str | None
+
+
+class RunConfig(Section):
+    """The scenario as it ran: what every stack has, resolved, and the stack's own knobs in `options`."""
+
+    name: str
+    stack: str
+    mode: str  # resolved
+    workload: str
+    dtype: str  # resolved
+    max_model_len: int
+    warmup_requests: int
+    timeout_s: float
+    memory_budget_gib: float | None = None
+    device: str  # "cuda" | "cpu"
+    sample_interval_ms: float
+    sampler: bool = True  # False: background sampling was off (readings at phase boundaries only)
+    options: dict[str, Scalar] = Field(default_factory=dict)  # the stack's knobs, as given
+
+
+class LengthStats(Section):
+    min: int
+    mean: float
+    max: int
+
+
+class WorkloadSummary(Section):
+    name: str
+    hash: str = Field(min_length=1)  # what may be compared with what
+    requests: int = Field(ge=1)
+    prompt_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=1)
+    prompt_len: LengthStats
+    output_len: LengthStats
+    temperature: float
+    top_p: float
+    seed: int
+    spec: Workload  # as the suite gave it
+
+
+class GpuInfo(Section):
+    name: str
+    uuid: str | None = None
+    index: int | None = None
+    driver: str | None = None
+    cuda_driver: str | None = None
+    memory_total_mib: float | None = None
+
+
+class GpuProcess(Section):
+    pid: int
+    used_mib: float | None = None
+
+
+class GitInfo(Section):
+    sha: str | None = None
+    dirty: bool | None = None
+
+
+class Environment(Section):
+    pagedbench: str
+    python: str
+    platform: str
+    cpu: str | None = None
+    cpu_count: int | None = None
+    host_memory_mib: float | None = None
+    packages: dict[str, str | None] = Field(default_factory=dict)
+    git: GitInfo = Field(default_factory=GitInfo)
+    image: str | None = None
+    cuda_variant: str | None = None
+    lock: str | None = None  # the image's lock file (docker/locks/)
+    gpu: GpuInfo | None = None
+    gpu_processes_before: list[GpuProcess] | None = None
+    torch_cuda: str | None = None
+    torch_threads: int | None = None
+    device: str | None = None
+    copy_bandwidth_gbps: float | None = None
+
+
+# --- what was measured ---------------------------------------------------------------------------------
+
+
+class Probe(Section):
+    """One batch size tried by a capacity search."""
+
+    batch_size: int
+    fits: bool
+    batches_probed: int | None = None
+    seconds: float | None = None
+    torch_peak_allocated_mib: float | None = None
+    error: str | None = None
+    during: str | None = None  # "full run": it failed in the timed run, not in the search
+
+
+class Capacity(Section):
+    max_batch: int | None = None
+    first_failing_batch: int | None = None
+    bounded_by: str | None = None
+    memory_fraction: float | None = None
+    probes: list[Probe] = Field(default_factory=list)
+
+
+class _Kv(Section):
+    source: str | None = None  # how the figures were obtained
+    bytes_per_token: int | None = None
+    reserved_bytes_peak: int | None = None  # bytes set aside for KV at the stack's busiest moment
+    # KV memory holding tokens, defined once for every layout (see the report's headline):
+    utilization: float | None = None  # of what the allocator handed to sequences
+    utilization_at_peak: float | None = None  # of what was set aside, at the busiest moment
+
+
+class KvBatches(_Kv):
+    """Static padded batches: every row of a batch holds cache slots to the batch's longest length."""
+
+    layout: Literal["padded-batches"] = "padded-batches"
+    batch_size: int | None = None  # rows per batch
+    batches: int | None = None
+    bytes_per_token_read: float | None = None
+    live_bytes_at_peak: int | None = None
+    reserved_bytes_total: int | None = None
+    reserved_tokens_total: int | None = None
+    live_tokens_total: int | None = None
+    prompt_padding_tokens_total: int | None = None
+    finished_row_tokens_total: int | None = None
+    unreached_tokens_total: int | None = None
+    accounted: bool | None = None  # live + every cause of the gap == reserved
+    capacity: Capacity | None = None  # batch_size: max
+
+    @property
+    def sequences(self) -> int | None:
+        """The most sequences held at once: the batch size (the one a capacity search found)."""
+        if self.capacity is not None and self.capacity.max_batch:
+            return self.capacity.max_batch
+        return self.batch_size
+
+
+class KvPool(_Kv):
+    """A pool of fixed-size blocks handed to sequences as they grow (paged attention)."""
+
+    layout: Literal["block-pool"] = "block-pool"
+    block_size: int | None = None
+    pool_blocks: int | None = None
+    pool_tokens: int | None = None
+    pool_bytes: int | None = None
+    prefix_caching: bool | None = None
+    engine_samples: int | None = None
+    peak_usage: float | None = None  # share of the pool's blocks in use at the busiest moment
+    peak_running: float | None = None
+    peak_waiting: float | None = None
+    preemptions: float | None = None
+    block_fill: float | None = None  # share of the allocated blocks' slots holding tokens
+    max_sequences_longest: int | None = None
+
+    @property
+    def sequences(self) -> float | None:
+        """The most sequences held at once: the engine's peak of running requests."""
+        return self.peak_running
+
+
+Kv = Annotated[KvBatches | KvPool, Field(discriminator="layout")]
+
+
+class Roofline(Section):
+    decode_bytes: int
+    decode_steps: int
+    bytes_counted: str
+    bandwidth_gbps: float | None = None
+    floor_s: float | None = None
+    fraction_of_roofline: float | None = None
+
+
+class Entry(Section):
+    mib: float
+    how: str  # read or computed, and from what
+
+
+class Breakdown(Section):
+    """Where a run's GPU memory went."""
+
+    process_used: Entry | None = None
+    weights: Entry | None = None
+    kv_reserved: Entry | None = None
+    kv_live: Entry | None = None
+    activations: Entry | None = None
+    runtime_overhead: Entry | None = None
+    allocator_slack: Entry | None = None
+    other: Entry | None = None

@@ -1,0 +1,55 @@
+"""HF's knobs and the hooks the harness and the roofline need. Imports no torch."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from bench.config import MAX_REQUESTS, ScenarioBase
+from bench.stacks.hf import STACK
+
+
+class HfScenario(ScenarioBase):
+    stack: Literal["hf"]
+    # "max": search the largest batch that completes within memory_fraction of the GPU (capacity).
+    batch_size: Annotated[int, Field(ge=1, le=MAX_REQUESTS)] | Literal["max"] | None = None
+    memory_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    MODES: ClassVar[tuple[str, ...]] = STACK.modes
+    BUDGET_KNOB: ClassVar[str] = "memory_fraction"
+
+    @model_validator(mode="after")
+    def _batching(self):
+        if self.resolved_mode == "sequential" and self.batch_size not in (None, 1):
+            raise ValueError("mode 'sequential' runs one request at a time: batch_size must be 1 or left out")
+        if self.batch_size == "max" and self.resolved_mode not in ("padded", "static-cache"):
+            raise ValueError("batch_size 'max' applies to modes padded and static-cache")
+        return self
+
+    @property
+    def resolved_batch_size(self) -> int | None:
+        """Rows per batch (1 for sequential or when not given); None when it is to be searched ("max")."""
+        return None if self.batch_size == "max" else (self.batch_size or 1)
+
+    @property
+    def batched(self) -> bool:
+        """Static padded batches (every mode but paged)."""
+        return self.resolved_mode != "paged"
+
+    def crosscheck_refusal(self) -> str | None:
+        if not self.batched or self.batch_size == "max":
+            return "the cross-check covers fixed-batch HF modes and vLLM"
+        return None
+
+    def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
+        if not self.batched:
+            return super().roofline_layout(
+                requests, weights=weights, bpt=bpt, cache_len=cache_len, peak_running=peak_running
+            )
+        from bench.roofline import padded_decode_bytes
+
+        size = 1 if self.resolved_mode == "sequential" else (self.resolved_batch_size or len(requests))
+        static = cache_len if self.resolved_mode == "static-cache" else None
+        read, steps = padded_decode_bytes(requests, size, weights, bpt, static)
+        return read, steps, "every slot of the padded cache tensors, every step"

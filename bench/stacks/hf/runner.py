@@ -1,0 +1,267 @@
+"""Hugging Face transformers `generate()`: sequential, static padded batches, or a StaticCache.
+
+Every batch is left-padded to its longest prompt and generates to its longest output (EOS suppressed
+with min_new_tokens); a request's useful tokens are its own output length. The KV cache each batch
+held is read from the cache object itself, not computed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bench.config import Workload
+from bench.results.sections import KvBatches, Probe
+from bench.stacks.base import LoadedModel, RequestTiming, Runner, RunOutput
+from bench.stacks.hf import generation
+from bench.stacks.hf.capacity import ScenarioOOM, largest_batch, padded_slots
+from bench.stacks.hf.kv import hf_batch_kv, summarize_hf_kv
+from bench.stacks.hf.options import HfScenario
+from bench.workload import Request, batches
+
+__all__ = ["HfRunner", "ScenarioOOM"]
+
+
+class HfRunner(Runner):
+    scenario: HfScenario
+    sampler = None  # the timed run's sampler (set_probe)
+
+    @staticmethod
+    def engine_key(model: LoadedModel, scenario) -> tuple:
+        # One set of weights serves every mode, batch size and max length.
+        return ("hf", model.path, model.dtype, model.device, scenario.memory_fraction)
+
+    def load(self) -> dict[str, float]:
+        import torch
+
+        if self.model.device == "cuda" and self.scenario.memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(self.scenario.memory_fraction)
+        t = time.perf_counter()
+        self.hf = generation.load(self.model.path, self.model.dtype, self.model.device)
+        return {"load_s": time.perf_counter() - t}
+
+    def set_probe(self, sampler) -> None:
+        # Paged mode reports its pool usage through the sampler; `batch_size: max` marks its search.
+        self.sampler = sampler
+
+    def close(self) -> None:
+        self.hf = None
+        torch = sys.modules.get("torch")
+        if torch is not None and self.model.device == "cuda":
+            torch.cuda.empty_cache()
+            if self.scenario.memory_fraction:
+                torch.cuda.set_per_process_memory_fraction(1.0)  # the cap is process-wide
+
+    # --- timed run -------------------------------------------------------------------------------------
+
+    def _size(self) -> int | None:
+        """Rows per batch; None for `batch_size: max` (searched)."""
+        return 1 if self.scenario.resolved_mode == "sequential" else self.scenario.resolved_batch_size
+
+    def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
+        self.sampling = sampling
+        self.hf.torch.manual_seed(sampling.seed)
+        if not self.scenario.batched:
+            from bench.stacks.hf.paged import run_paged
+
+            return run_paged(self.hf, requests, sampling, self.sampler, warmup=warmup)
+        size = self._size()
+        if size is not None:
+            return self._run_batches(requests, size, warmup)
+        if warmup:
+            return self._run_batches(requests, len(requests), warmup)
+        return self._run_largest(requests)
+
+    def warm_up(self, warmup: Sequence[Request], requests: Sequence[Request], sampling: Workload) -> float | None:
+        """The warm-up requests, then the timed run's most demanding batch once: the first pass over
+        full-size batches in a fresh process runs far slower than every later one (half the speed was
+        measured on a GPU), and generating the largest batch once takes that cost out of the timed run."""
+        seconds = super().warm_up(warmup, requests, sampling)
+        size = self._size()
+        if size is None or not self.scenario.batched or not requests:
+            return seconds  # `batch_size: max` probes full-size batches before its run; paged has no batches
+        worst = max(batches(requests, size), key=padded_slots)
+        self.sampling = sampling
+        t = time.perf_counter()
+        self._generate(worst, t)
+        self.hf.sync()
+        return (seconds or 0.0) + time.perf_counter() - t
+
+    def _run_largest(self, requests: Sequence[Request]) -> RunOutput:
+        """batch_size: max. Search the largest batch, then run the workload at it; if a batch the search
+        did not probe runs out of memory, step the size down and run again. Every attempt is recorded."""
+        if self.sampler is not None:
+            self.sampler.mark("capacity search")  # charts show it apart from the timed run
+        capacity = largest_batch(requests, _Device(self), self.scenario.memory_fraction)
+        if self.hf.on_gpu:
+            self.hf.torch.cuda.empty_cache()
+        if self.sampler is not None:
+            self.sampler.mark("run")
+        size = capacity.max_batch
+        while True:
+            try:
+                out = self._run_batches(requests, size, warmup=False)
+                break
+            except ScenarioOOM as e:
+                capacity.probes.append(Probe(batch_size=size, fits=False, during="full run", error=str(e)[:200]))
+                size -= max(1, size // 8)
+                if size < 1:
+                    e.kv = KvBatches(capacity=capacity)  # keep the search's data in the failed result
+                    raise
+        capacity.max_batch = size
+        out.kv.capacity = capacity
+        return out
+
+    def _run_batches(self, requests: Sequence[Request], size: int, warmup: bool) -> RunOutput:
+        returned = [0] * len(requests)
+        timings: list[RequestTiming | None] = [None] * len(requests)
+        kv_batches = []
+        self.hf.reset_peak()
+        bar = _progress(len(requests), f"hf {self.scenario.resolved_mode} b={size}", disable=warmup)
+        self.hf.sync()
+        t0 = time.perf_counter()
+        offset = 0
+        for batch in batches(requests, size):
+            counts, first_s, token_s, end_s, kv = self._generate(batch, t0)
+            for j, r in enumerate(batch):
+                returned[offset + j] = counts[j]
+                last = token_s[r.output_len - 1] if len(token_s) >= r.output_len else end_s
+                timings[offset + j] = RequestTiming(finish_s=end_s, first_token_s=first_s, last_token_s=last)
+            kv_batches.append(kv)
+            offset += len(batch)
+            bar.update(len(batch))
+        elapsed = time.perf_counter() - t0
+        bar.close()
+        return RunOutput(
+            elapsed_s=elapsed,
+            returned_tokens=returned,
+            timings=timings,
+            latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
+            "a request finishes when its batch's generate() returns",
+            kv=summarize_hf_kv(kv_batches, size, self.hf.model.config, self.model.dtype),
+            memory=self.hf.memory_figures(),
+        )
+
+    def generate_kwargs(self, batch: Sequence[Request]) -> dict[str, Any]:
+        """generate() arguments for one batch: left-padded ids, exact lengths (EOS suppressed by
+        min_new_tokens), the workload's sampling and, for static-cache, a cache of max_model_len."""
+        torch = self.hf.torch
+        from transformers import StaticCache
+
+        width = max(r.prompt_len for r in batch)
+        new = max(r.output_len for r in batch)
+        ids = torch.full((len(batch), width), self.hf.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, r in enumerate(batch):
+            ids[row, width - r.prompt_len :] = torch.tensor(r.prompt_ids)
+            mask[row, width - r.prompt_len :] = 1
+        kwargs: dict[str, Any] = {
+            "input_ids": ids.to(self.hf.device),
+            "attention_mask": mask.to(self.hf.device),
+            "max_new_tokens": new,
+            "min_new_tokens": new,
+            "pad_token_id": self.hf.pad_id,
+            "use_cache": True,
+            **generation.sampling_kwargs(self.sampling),
+        }
+        if self.scenario.resolved_mode == "static-cache":
+            # Reserve the whole max model length up front, as a static allocator does.
+            kwargs["past_key_values"] = StaticCache(config=self.hf.model.config, max_cache_len=self.model.max_model_len)
+        return kwargs
+
+    def _generate(self, batch: Sequence[Request], t0: float):
+        """One generate() call over a left-padded batch. Returns per-row token counts, the batch's first
+        token time, per-step times, the end time (all relative to t0) and what the KV cache held."""
+        torch = self.hf.torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        hf = self.hf
+
+        class StepClock(StoppingCriteria):
+            """Timestamps each generated step; never stops generation."""
+
+            def __init__(self) -> None:
+                self.times: list[float] = []
+
+            def __call__(self, input_ids, scores, **kwargs):
+                hf.sync()
+                self.times.append(time.perf_counter() - t0)
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+        kwargs = self.generate_kwargs(batch)
+        width, new = kwargs["input_ids"].shape[1], kwargs["max_new_tokens"]
+        clock = StepClock()
+        try:
+            with torch.inference_mode():
+                out = hf.model.generate(
+                    **kwargs, stopping_criteria=StoppingCriteriaList([clock]), return_dict_in_generate=True
+                )
+            hf.sync()
+        except torch.OutOfMemoryError as e:
+            kwargs.clear()
+            torch.cuda.empty_cache()
+            raise ScenarioOOM(
+                f"out of memory at batch size {len(batch)} (prompt width {width}, {new} new tokens): {e}"
+            ) from None
+        end = time.perf_counter() - t0
+        counts = []
+        for r, seq in zip(batch, out.sequences[:, width:].tolist()):  # one copy to the host per batch
+            # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
+            n = next((k for k, t in enumerate(seq) if t in hf.eos_ids), len(seq))
+            counts.append(min(n, r.output_len))
+        kv = hf_batch_kv(out.past_key_values, batch, width, new)
+        del out
+        first = clock.times[0] if clock.times else end
+        return counts, first, clock.times, end, kv
+
+    # --- the cross-check's plain loop --------------------------------------------------------------------
+
+    def plain_run(self, requests: Sequence[Request], sampling: Workload) -> tuple[int, float]:
+        """generate() over the same left-padded batches: no stopping criteria, no sampler, one device sync
+        at the end."""
+        size = self._size() or len(requests)
+        torch, hf = self.hf.torch, self.hf
+        self.sampling = sampling
+        hf.sync()
+        t0 = time.perf_counter()
+        tokens = 0
+        with torch.inference_mode():
+            for batch in batches(requests, size):
+                kwargs = self.generate_kwargs(batch)
+                out = hf.model.generate(**kwargs)
+                generated = out.shape[1] - kwargs["input_ids"].shape[1]
+                tokens += sum(min(r.output_len, generated) for r in batch)
+        hf.sync()
+        return tokens, time.perf_counter() - t0
+
+
+class _Device:
+    """The capacity search's view of a runner: one padded batch at a time, and the allocator's figures."""
+
+    def __init__(self, runner: HfRunner) -> None:
+        self.runner = runner
+
+    def generate(self, batch: Sequence[Request]) -> None:
+        self.runner._generate(batch, time.perf_counter())
+
+    def reset_peak(self) -> None:
+        self.runner.hf.reset_peak()
+
+    def peak_bytes(self) -> int | None:
+        return self.runner.hf.peak_bytes()
+
+    def budget_bytes(self) -> int | None:
+        """The device's memory times the scenario's fraction."""
+        hf = self.runner.hf
+        if not hf.on_gpu:
+            return None
+        total = hf.torch.cuda.get_device_properties(hf.device).total_memory
+        return int(total * (self.runner.scenario.memory_fraction or 1.0))
+
+
+def _progress(total: int, desc: str, disable: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="req", disable=disable, leave=False, mininterval=1.0)

@@ -177,13 +177,9 @@ class ScenarioBase(Strict):
         return {k: getattr(self, k) for k in self.knobs()}
 
     def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
-        """(decode bytes, decode steps, what was counted) for the roofline. The default: a continuous-
-        batching engine reading live tokens only, in the fewest steps it could take (a lower bound)."""
-        from bench.roofline import paged_decode_bytes
-
-        running = int(peak_running or self.max_running())
-        read, steps = paged_decode_bytes(requests, weights, bpt, running)
-        return read, steps, "live tokens only, fewest possible steps (a lower bound)"
+        """(decode bytes, decode steps, what was counted) that the stack's attention reads for `requests`,
+        for the roofline; None where the stack says nothing of it."""
+        return None
 
     def crosscheck_refusal(self) -> str | None:
         """Why the cross-check cannot time this scenario against a plain loop, or None when it can."""

@@ -197,15 +197,19 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0) -> Re
 def _metrics(ctx: RunContext, s: ScenarioBase, lm: LoadedModel, w: BuiltWorkload, out, memory) -> Metrics:
     metrics = compute_metrics(w, out)
     bpt = ctx.model_info(lm).kv_bytes_per_token
-    if bpt:
-        read, steps, how = s.roofline_layout(
+    layout = (
+        s.roofline_layout(
             w.requests,
             weights=int(weights_mib(memory, ctx.path)[0] * 2**20),
             bpt=bpt,
             cache_len=lm.max_model_len,
             peak_running=out.kv.sequences if out.kv is not None else None,
         )
-        metrics.roofline = roofline(read, steps, how, ctx.bandwidth_gbps, metrics.elapsed_s)
+        if bpt
+        else None
+    )
+    if layout is not None:
+        metrics.roofline = roofline(*layout, ctx.bandwidth_gbps, metrics.elapsed_s)
     return metrics
 
 

@@ -77,6 +77,12 @@ def paged_decode_bytes(requests: Sequence[Request], weights: int, bpt: int, max_
     return kv + steps * weights, steps
 
 
+def paged_layout(requests: Sequence[Request], weights: int, bpt: int, max_running: int) -> tuple[int, int, str]:
+    """A continuous-batching engine's roofline layout: live tokens only, in the fewest steps it could take."""
+    read, steps = paged_decode_bytes(requests, weights, bpt, max_running)
+    return read, steps, "live tokens only, fewest possible steps (a lower bound)"
+
+
 def roofline(read: int, steps: int, how: str, bandwidth_gbps: float | None, elapsed_s: float) -> Roofline:
     """The floor that `read` decode bytes put on a run's time at the measured bandwidth, and the fraction
     of it the run achieved. What was read is the stack's own layout (its scenario's `roofline_layout`)."""

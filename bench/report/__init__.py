@@ -6,7 +6,8 @@ import fcntl
 from pathlib import Path
 
 from bench.errors import ResultWriteError
-from bench.report.collect import DEFAULT_BASELINE, Collection, collect
+from bench.report.collect import DEFAULT_BASELINE, Collection
+from bench.report.gather import collect
 from bench.results.store import write_atomic
 
 

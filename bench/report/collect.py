@@ -1,19 +1,14 @@
-"""Merge result files into groups that may be compared: same workload hash and same model.
-
-Corrupt, truncated, foreign, other-version, failed and fake-runner files are listed as problems with the
-reason; they never crash the collector and never vanish.
-"""
+"""What a report is made of: results grouped so that they may be compared (same workload hash, same
+model), rows of repeats, and their statistics. `bench.report.gather` reads the files into it."""
 
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench.errors import UserError
-from bench.files import UnreadableFile, read_json
-from bench.results import Result, ResultFileError, scan_results
+from bench.results import Result
 from bench.results.sections import KvBatches, WorkloadSummary
 from bench.stacks import default_baseline, order, stack_spec
 
@@ -137,63 +132,8 @@ class Collection:
     crosschecks: list[dict] = field(default_factory=list)  # `pagedbench crosscheck --out` files
 
 
-def collect(root: Path) -> Collection:
-    if not root.exists():
-        raise UserError(f"results directory {root} does not exist")
-    if not root.is_dir():
-        raise UserError(f"results directory {root} is not a directory")
-    problems: list[tuple[str, str]] = []
-    ok: list[Result] = []
-    seen: dict[tuple, str] = {}
-    files = 0
-    crosschecks: list[dict] = []
-    for path, item in scan_results(root):
-        files += 1
-        rel = str(path.relative_to(root))
-        if isinstance(item, ResultFileError):
-            check = _crosscheck(path)
-            if check is not None:
-                crosschecks.append(check | {"file": rel})
-            else:
-                problems.append((rel, str(item)))
-            continue
-        key = (item.run_id, item.stack, item.scenario, item.repeat)
-        if key in seen:
-            problems.append(
-                (rel, f"duplicate of {seen[key]} (same run, stack, scenario and repeat): not counted twice")
-            )
-            continue
-        seen[key] = rel
-        if not item.is_measurement:
-            problems.append((rel, f"{item.stack} runner: not a measurement, no figures shown"))
-            continue
-        unreadable = _unreadable(item)
-        if unreadable:
-            problems.append((rel, unreadable))
-            continue
-        if item.status != "ok":
-            problems.append((rel, f"{item.status}: {item.error}"))
-        ok.append(item)
-    if files == 0:
-        raise UserError(f"no result files (*.json) under {root}")
-    return Collection(_groups(ok), problems, ok, files, crosschecks)
-
-
-def _unreadable(r: Result) -> str | None:
-    """Why the report cannot show a schema-valid result (a free-form section holding a value of a type the
-    report does not expect), or None. Rendering it alone is the test: every table and the CSV row."""
-    from bench.report.render import csv_rows, markdown
-
-    try:
-        alone = Collection(_groups([r]), [], [r], 1)
-        markdown(alone, DEFAULT_BASELINE)
-        list(csv_rows(alone))
-    except (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError) as e:
-        return f"a field holds a value of an unexpected type ({type(e).__name__}: {str(e)[:120]}): not shown"
-    return None
-
-
-def _groups(ok: list[Result]) -> list[Group]:
+def groups_of(ok: list[Result]) -> list[Group]:
+    """The results, grouped by (workload, model), rows in display order."""
     groups: dict[tuple[str, str], Group] = {}
     for r in ok:
         g = groups.setdefault(
@@ -212,28 +152,6 @@ def _groups(ok: list[Result]) -> list[Group]:
     for g in groups.values():
         g.rows.sort(key=_row_order)
     return sorted(groups.values(), key=lambda g: (g.model, g.workload_hash))
-
-
-def _number(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _crosscheck(path: Path) -> dict | None:
-    """A cross-check comparison (`"kind": "crosscheck"`) with the fields the report reads, or None."""
-    try:
-        data = read_json(path)
-    except UnreadableFile:
-        return None
-    if not isinstance(data, dict) or data.get("kind") != "crosscheck" or not isinstance(data.get("repeats"), list):
-        return None
-    if not all(isinstance(data.get(k), str) for k in ("stack", "scenario")):
-        return None
-    if not all(_number(data.get(k)) for k in ("threshold", "mean_difference")):
-        return None
-    fields = ("difference", "plain_tokens_per_s", "pagedbench_tokens_per_s")
-    if not all(isinstance(r, dict) and all(_number(r.get(k)) for k in fields) for r in data["repeats"]):
-        return None
-    return data
 
 
 def _batch_label(r: Result) -> str:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.report.collect import Row, Stat, collect
+from bench.report.collect import Row, Stat
+from bench.report.gather import collect
 
 # metric -> True when higher is better
 METRICS = {

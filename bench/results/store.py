@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bench.files import UnreadableFile, read_json
-from bench.results import v1
 from bench.results.schema import SCHEMA_VERSION, Result
+from bench.results.v1 import upgrade
 
 
 class ResultFileError(Exception):
@@ -62,7 +62,7 @@ def load_result(path: Path) -> Result:
         raise ResultFileError("not a PagedBench result (no schema_version)")
     version = data["schema_version"]
     if version == 1 and type(version) is int:
-        data = v1.upgrade(data)
+        data = upgrade(data)
     elif version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise ResultFileError(

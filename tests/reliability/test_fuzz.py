@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bench.cli import main
 from bench.errors import UserError
 from bench.files import UnreadableFile, read_json, read_yaml
-from bench.report.collect import collect
+from bench.report.gather import collect
 from bench.report.render import markdown
 from bench.results import write_result
 from bench.suite import load_suite

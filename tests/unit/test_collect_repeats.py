@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from bench.report.collect import Stat, collect, verdict
+from bench.report.collect import Stat, verdict
+from bench.report.gather import collect
 from bench.report.render import markdown
 from bench.results import write_result
 from tests.unit.test_results import ok_result

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.report import write_report
-from bench.report.collect import collect
+from bench.report.gather import collect
 from bench.report.headline import headline
 from tests.unit.test_collect_repeats import repeated
 

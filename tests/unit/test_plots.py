@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.report.collect import collect, sampled
+from bench.report.collect import sampled
+from bench.report.gather import collect
 from bench.report.plots import figures
 from bench.results.sections import KvBatches
 

@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from bench.config import MAX_REQUESTS, ScenarioBase
+from bench.roofline import padded_decode_bytes, paged_layout
 from bench.stacks.hf import STACK
 
 
@@ -43,12 +44,8 @@ class HfScenario(ScenarioBase):
         return None
 
     def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
-        if not self.batched:
-            return super().roofline_layout(
-                requests, weights=weights, bpt=bpt, cache_len=cache_len, peak_running=peak_running
-            )
-        from bench.roofline import padded_decode_bytes
-
+        if not self.batched:  # transformers' paged cache: at most 256 running unless the engine said more
+            return paged_layout(requests, weights, bpt, int(peak_running or 256))
         size = 1 if self.resolved_mode == "sequential" else (self.resolved_batch_size or len(requests))
         static = cache_len if self.resolved_mode == "static-cache" else None
         read, steps = padded_decode_bytes(requests, size, weights, bpt, static)

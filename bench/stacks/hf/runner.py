@@ -85,7 +85,7 @@ class HfRunner(Runner):
         worst = max(batches(requests, size), key=padded_slots)
         self.sampling = sampling
         t = time.perf_counter()
-        self._generate(worst, t)
+        self.generate_batch(worst, t)
         self.hf.sync()
         return (seconds or 0.0) + time.perf_counter() - t
 
@@ -124,7 +124,7 @@ class HfRunner(Runner):
         t0 = time.perf_counter()
         offset = 0
         for batch in batches(requests, size):
-            counts, first_s, token_s, end_s, kv = self._generate(batch, t0)
+            counts, first_s, token_s, end_s, kv = self.generate_batch(batch, t0)
             for j, r in enumerate(batch):
                 returned[offset + j] = counts[j]
                 last = token_s[r.output_len - 1] if len(token_s) >= r.output_len else end_s
@@ -171,7 +171,7 @@ class HfRunner(Runner):
             kwargs["past_key_values"] = StaticCache(config=self.hf.model.config, max_cache_len=self.model.max_model_len)
         return kwargs
 
-    def _generate(self, batch: Sequence[Request], t0: float):
+    def generate_batch(self, batch: Sequence[Request], t0: float):
         """One generate() call over a left-padded batch. Returns per-row token counts, the batch's first
         token time, per-step times, the end time (all relative to t0) and what the KV cache held."""
         torch = self.hf.torch
@@ -244,7 +244,7 @@ class _Device:
         self.runner = runner
 
     def generate(self, batch: Sequence[Request]) -> None:
-        self.runner._generate(batch, time.perf_counter())
+        self.runner.generate_batch(batch, time.perf_counter())
 
     def reset_peak(self) -> None:
         self.runner.hf.reset_peak()

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from bench.config import MAX_REQUESTS, ScenarioBase
+from bench.roofline import paged_layout
 from bench.stacks.vllm import STACK
 
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's own default: the most sequences it schedules at once
@@ -27,6 +28,9 @@ class VllmScenario(ScenarioBase):
 
     def max_running(self) -> int:
         return self.max_num_seqs or DEFAULT_MAX_NUM_SEQS
+
+    def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
+        return paged_layout(requests, weights, bpt, int(peak_running or self.max_running()))
 
     def engine_settings(self) -> tuple:
         """Everything that shapes the engine: scenarios that differ in none of it can share one."""

@@ -135,3 +135,29 @@ def test_no_reach_into_another_objects_underscored_attributes():
     allowed = (": ._names_to_collectors", ": ._exit")  # prometheus_client's registry, os._exit: not ours
     found = [f for f in found if not f.endswith(allowed)]
     assert not found, found
+
+
+def test_a_stack_is_added_by_adding_its_folder(tmp_path):
+    """A copy of the package without the fake stack's folder knows no fake stack; the same copy with that
+    folder put back, and nothing else changed, lists it, validates its knobs and runs it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.unit.test_cli import suite_file
+
+    def pagedbench(*args):
+        env = {"PYTHONPATH": str(tmp_path / "src"), "PATH": "/usr/bin:/bin", "PAGEDBENCH_CACHE": str(tmp_path)}
+        cmd = [sys.executable, "-m", "bench", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    shutil.copytree(BENCH, tmp_path / "src" / "bench", ignore=shutil.ignore_patterns("__pycache__", "fake"))
+    suite = suite_file(tmp_path)
+    missing = pagedbench("run", "--stack", "fake", "--suite", suite, "--out", tmp_path / "out")
+    assert missing.returncode == 2 and "'fake' is not one of 'hf', 'vllm'" in missing.stderr, missing.stderr
+    shutil.copytree(BENCH / "stacks" / "fake", tmp_path / "src" / "bench" / "stacks" / "fake")
+    listed = pagedbench("list")
+    assert listed.returncode == 0 and "fake" in listed.stdout.split("Stacks:")[1]
+    ran = pagedbench("run", "--stack", "fake", "--suite", suite, "--out", tmp_path / "out", "--run-id", "x")
+    assert ran.returncode == 1 and "1/2 scenarios ok" in ran.stdout, ran.stderr  # its first scenario fails by design
+    assert (tmp_path / "out" / "x" / "fake-second-r0.json").is_file()

@@ -53,7 +53,10 @@ def main(verbose: bool) -> None:
     help="Where the stack runs (cuda: stop unless a GPU is visible). [env PAGEDBENCH_DEVICE]",
 )
 @click.option(
-    "--repeats", type=click.IntRange(min=1, max=1000), default=1, show_default=True, help="Run every scenario N times."
+    "--repeats",
+    type=click.IntRange(min=1, max=1000),
+    default=None,
+    help="Run every scenario N times [default: each scenario's own `repeats`, 1 unless the suite says].",
 )
 @click.option(
     "--sample-interval-ms",
@@ -277,12 +280,18 @@ def compare(baseline, candidate, max_regression, min_run_s):
 def list_(as_json):
     """Built-in suites, synthetic model presets and stacks."""
     from bench.models.presets import PRESETS
-    from bench.suite import builtin_suites, load_suite
+    from bench.suite import builtin_suites, engine_plan, engine_starts, load_suite
 
     suites = {}
     for name in builtin_suites():
         s = load_suite(name)
-        suites[name] = {"model": s.model, "description": s.description, "scenarios": [x.name for x in s.scenarios]}
+        suites[name] = {
+            "model": s.model,
+            "description": s.description,
+            "scenarios": [x.name for x in s.scenarios],
+            "engines": {k: [[x.name for x in g] for g in v] for k, v in engine_plan(s).items()},
+            "engine_starts": engine_starts(s),
+        }
     data = {
         "suites": suites,
         "presets": {p.name: p.description for p in PRESETS.values()},
@@ -293,7 +302,9 @@ def list_(as_json):
         return
     click.echo("Suites:")
     for name, s in suites.items():
-        click.echo(f"  {name:10} {s['model']:24} {s['description']}")
+        click.echo(f"  {name:12} {s['model']:24} {s['description']}")
+        for line in s["engine_starts"]:
+            click.echo(f"  {'':12} {line}")
     click.echo("Synthetic presets (--model synthetic:<preset>):")
     for name, d in data["presets"].items():
         click.echo(f"  {name:12} {d}")

@@ -123,6 +123,7 @@ class ScenarioBase(Strict):
     max_model_len: int | None = Field(default=None, ge=2, le=MAX_TOKENS)
     warmup_requests: int = Field(default=2, ge=0, le=MAX_REQUESTS)
     timeout_s: float = Field(default=1800.0, gt=0, le=7 * 86400)
+    repeats: int = Field(default=1, ge=1, le=1000)  # timed runs of the scenario (`--repeats` overrides)
     # The same budget on any card: GiB, turned into the stack's own fraction (BUDGET_KNOB) of the GPU the
     # run finds. Ignored on the CPU.
     memory_budget_gib: float | None = Field(default=None, gt=0.0, le=1e6)
@@ -180,6 +181,15 @@ class ScenarioBase(Strict):
         """(decode bytes, decode steps, what was counted) that the stack's attention reads for `requests`,
         for the roofline; None where the stack says nothing of it."""
         return None
+
+    # Keys that shape a run of the scenario but not the engine it runs on.
+    PER_RUN: ClassVar[frozenset[str]] = frozenset(
+        {"name", "mode", "workload", "warmup_requests", "timeout_s", "repeats"}
+    )
+
+    def engine_settings(self) -> dict[str, Any]:
+        """What shapes the engine: scenarios of one stack whose settings are equal can share a loaded one."""
+        return {k: v for k, v in self.model_dump().items() if k not in self.PER_RUN}
 
     def crosscheck_refusal(self) -> str | None:
         """Why the cross-check cannot time this scenario against a plain loop, or None when it can."""

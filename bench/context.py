@@ -28,7 +28,7 @@ class RunOptions:
     stack: str
     out: Path
     device: str = "auto"
-    repeats: int = 1
+    repeats: int | None = None  # None: each scenario's own `repeats`
     only: tuple[str, ...] = ()
     sample_interval_ms: float = 50.0
     busy_gpu: str = "warn"  # or "refuse"
@@ -186,11 +186,11 @@ class RunContext:
     def engine_for(self, s: ScenarioBase, before_load=lambda: None) -> tuple[Runner, dict[str, float]]:
         """The loaded runner for `s`: the one already loaded when its engine key matches, else a new one
         (the old one closed first, `before_load` called). Returns the runner and the load timing
-        ({"engine_reused": 1.0} when nothing was loaded)."""
+        ({"engine_reused": True} when nothing was loaded)."""
         lm = self.loaded_model(s)
         cls = load_runner(s.stack)
         key = cls.engine_key(lm, s)
-        timing = {"engine_reused": 1.0}
+        timing: dict = {"engine_reused": True}
         if self.runner_key != key:
             self.close_runner()
             before_load()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -129,6 +130,8 @@ def _timed(ctx: RunContext, s: ScenarioBase, w: BuiltWorkload, sampler: Sampler,
     warm_s = runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)
     if warm_s is not None:
         timing["warmup_s"] = warm_s
+    elif runner.warmup_shared:
+        timing["warmup_shared"] = True
     runner.set_probe(sampler)
     sampler.mark("run")
     out = runner.run(w.requests, w.spec)
@@ -137,13 +140,16 @@ def _timed(ctx: RunContext, s: ScenarioBase, w: BuiltWorkload, sampler: Sampler,
     return out
 
 
-def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0) -> Result:
+def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, setup_s: float | None = None) -> Result:
     """Run one scenario once on the context's engine (loaded if need be) and return its result: `ok`
-    with figures, or `failed` / `interrupted` with the reason. Nothing is written."""
+    with figures, or `failed` / `interrupted` with the reason. Nothing is written. `setup_s`: the run's
+    one-off work before it, recorded on the run's first result."""
+    started = time.perf_counter()
     s = ctx.budgeted(scenario)
     lm, w = ctx.loaded_model(s), ctx.workload(s.workload)
     base = _identity(ctx, s, lm, w, repeat)
-    timing: dict[str, float] = {}
+    timing: dict = {"setup_s": setup_s}
+    wall = lambda: timing | {"wall_s": time.perf_counter() - started}  # noqa: E731
     sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu, background=ctx.opts.sampler)
     status, error, out, check, partial_kv = "failed", None, None, None, None
     try:
@@ -159,7 +165,7 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0) -> Re
         else:
             error, status = "interrupted by a signal", "interrupted"
         ctx.close_runner()
-        return Result(**base, status=status, error=error, finished_at=now_iso(), timing=timing)
+        return Result(**base, status=status, error=error, finished_at=now_iso(), timing=wall())
     except Exception as e:
         log.debug("scenario %s failed:\n%s", s.name, traceback.format_exc())
         error = f"{type(e).__name__}: {e}".strip()
@@ -167,6 +173,7 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0) -> Re
         ctx.close_runner()  # a failed engine may be half-alive: start fresh for the next scenario
     memory = sampler.memory(ctx.device)
     if out is not None:
+        timing["timed_s"] = out.elapsed_s
         for k, v in out.memory.items():
             setattr(memory, k, v)
         memory.breakdown = memory_breakdown(memory, out.kv, ctx.path)
@@ -176,7 +183,7 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0) -> Re
             status=status,
             error=error,
             finished_at=now_iso(),
-            timing=timing,
+            timing=wall(),
             metrics=_metrics(ctx, s, lm, w, out, memory) if status == "ok" else None,
             check=check,
             memory=memory,
@@ -190,7 +197,7 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0) -> Re
             status="failed",
             error=f"FigureInvalid: {where}: {first['msg']} (the measurement gave no usable number)",
             finished_at=now_iso(),
-            timing=timing,
+            timing=wall(),
         )
 
 
@@ -232,26 +239,39 @@ def _warn_busy(ctx: RunContext, opts: RunOptions, progress) -> None:
     progress(f"warning: {message}; each result records them (--busy-gpu refuse to stop instead)")
 
 
+def by_engine(ctx: RunContext, scenarios: list[ScenarioBase]) -> list[ScenarioBase]:
+    """The scenarios with those that can share an engine next to each other (in the order each engine is
+    first needed, and the suite's order within it): every engine starts once."""
+    keys = [load_runner(s.stack).engine_key(ctx.loaded_model(ctx.budgeted(s)), ctx.budgeted(s)) for s in scenarios]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    return [s for _, s in sorted(zip(keys, scenarios), key=lambda pair: first[pair[0]])]
+
+
 def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
+    started = time.perf_counter()
     scenarios = select_scenarios(suite, opts.stack, opts.only)
     run_dir = opts.out / (opts.run_id or new_run_id())
     ctx = RunContext(suite, opts, run_dir)
     ctx.check_fits(scenarios)
+    scenarios = by_engine(ctx, scenarios)
     _warn_busy(ctx, opts, progress)
     summary = RunSummary(run_dir=run_dir)
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
-    total = len(scenarios) * opts.repeats
+    repeats = {s.name: opts.repeats or s.repeats for s in scenarios}
+    total = sum(repeats.values())
+    setup_s: float | None = time.perf_counter() - started
     try:
         k = 0
         for s in scenarios:
-            for repeat in range(opts.repeats):
+            for repeat in range(repeats[s.name]):
                 k += 1
                 w = ctx.workload(s.workload)
                 progress(
                     f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
-                    f"{w.output_tokens} output tokens){f' repeat {repeat}' if opts.repeats > 1 else ''} ..."
+                    f"{w.output_tokens} output tokens){f' repeat {repeat}' if repeats[s.name] > 1 else ''} ..."
                 )
-                result = run_scenario(ctx, s, repeat)
+                result = run_scenario(ctx, s, repeat, setup_s)
+                setup_s = None  # once, on the run's first result
                 _write(result, run_dir, summary)
                 progress(f"[{k}/{total}] {s.name}: {one_line(result)}")
                 if result.status == "interrupted":

@@ -61,6 +61,32 @@ class Suite(Strict):
         return self
 
 
+def engine_plan(suite: Suite) -> dict[str, list[list[ScenarioBase]]]:
+    """Each stack's scenarios grouped by the engine they can share (equal engine settings), in the order
+    each engine is first needed: `pagedbench run` starts one engine per group."""
+    plan: dict[str, dict[tuple, list[ScenarioBase]]] = {}
+    for s in suite.scenarios:
+        key = tuple(sorted(s.engine_settings().items(), key=lambda kv: kv[0]))
+        plan.setdefault(s.stack, {}).setdefault(key, []).append(s)
+    return {stack: list(groups.values()) for stack, groups in plan.items()}
+
+
+def engine_starts(suite: Suite) -> list[str]:
+    """One line for each stack whose scenarios need more than one engine, naming the settings that force
+    the extra starts."""
+    lines = []
+    for stack, groups in engine_plan(suite).items():
+        if len(groups) < 2:
+            continue
+        first = groups[0][0].engine_settings()
+        why = []
+        for group in groups[1:]:
+            keys = sorted(k for k, v in group[0].engine_settings().items() if first.get(k) != v)
+            why.append(f"{', '.join(x.name for x in group)} ({', '.join(keys)})")
+        lines.append(f"{stack}: {len(groups)} engine starts; a new one for {'; '.join(why)}")
+    return lines
+
+
 # --- loading -------------------------------------------------------------------------------------------
 
 

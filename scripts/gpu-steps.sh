@@ -4,7 +4,7 @@
 # is bounded in time so the results are always packed into $OUT.
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
-#   groups: env seed seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
+#   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
@@ -56,15 +56,17 @@ for group in "$@"; do
     pb 150 run --stack hf --suite seed --out "$R" --run-id seed-hf-$T
     pb 330 run --stack vllm --suite seed --out "$R" --run-id seed-vllm-$T
     ;;
+  seed-hf)
+    pb 150 run --stack hf --suite seed --out "$R" --run-id seed-hf-$T
+    ;;
   seed-vllm)
     pb 330 run --stack vllm --suite seed --out "$R" --run-id seed-vllm-$T
     ;;
   default-hf)
-    pb 540 run --stack hf --suite default --out "$R" --run-id default-hf-$T \
-      --scenario hf-padded-b32 --scenario hf-padded-b128 --scenario hf-static-b32 --scenario hf-paged
+    pb 570 run --stack hf --suite default --out "$R" --run-id default-hf-$T
     ;;
   default-vllm)
-    pb 540 run --stack vllm --suite default --out "$R" --run-id default-vllm-$T --scenario vllm
+    pb 570 run --stack vllm --suite default --out "$R" --run-id default-vllm-$T
     ;;
   capacity)
     pb 330 run --stack hf --suite capacity --out "$R" --run-id capacity-hf-$T

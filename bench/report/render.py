@@ -18,8 +18,8 @@ from bench.report.tables import (
     environment_table,
     kv_table,
     performance_table,
-    startup_table,
     summary,
+    time_table,
 )
 from bench.results.sections import KvPool
 
@@ -35,7 +35,7 @@ def group_title(g: Group) -> str:
 
 
 def group_tables(g: Group, baseline: str) -> list[Table]:
-    tables = (performance_table(g, baseline), kv_table(g), breakdown_table(g), startup_table(g))
+    tables = (performance_table(g, baseline), kv_table(g), breakdown_table(g))
     return [t for t in tables if t is not None]
 
 
@@ -66,6 +66,9 @@ def markdown(c: Collection, baseline: str) -> str:
         out += _md_table(t)
     out += ["## Details", ""]
     out += _md_table(environment_table(c))
+    timing = time_table(c)
+    if timing is not None:
+        out += _md_table(timing)
     fidelity = crosscheck_table(c)
     if fidelity is not None:
         out += _md_table(fidelity)
@@ -198,6 +201,9 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
         + "</section><h2>Details</h2>"
     )
     parts.append(_html_table(environment_table(c)))
+    timing = time_table(c)
+    if timing is not None:
+        parts.append(_html_table(timing))
     fidelity = crosscheck_table(c)
     if fidelity is not None:
         parts.append(_html_table(fidelity))

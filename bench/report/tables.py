@@ -137,31 +137,62 @@ def kv_table(group: Group) -> Table | None:
     )
 
 
-def startup_table(group: Group) -> Table | None:
-    """Cold start apart from the steady-state figures: loading, engine start (compile, graphs), warm-up."""
-    rows = []
-    for row in group.rows:
-        t = row.first.timing
-        if not t:
-            continue
-        reused = bool(t.get("engine_reused"))
-        rows.append(
-            [
-                row.label,
-                row.first.scenario,
-                "reused" if reused else fmt(t.get("load_s"), 1),
-                "—" if reused else fmt(t.get("engine_start_s"), 1),
-                fmt(t.get("warmup_s"), 2),
-                fmt(row.stat("elapsed_s").mean, 2),
-            ]
+def _sum(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None
+
+
+def _time_row(title: str, results: list) -> list[str]:
+    t = [r.timing for r in results]
+    starts = [x for x in t if x.load_s is not None and not x.engine_reused]
+    caches = sorted({x.compile_cache for x in starts if x.compile_cache})
+    wall, timed = _sum(x.wall_s for x in t), _sum(x.timed_s for x in t)
+    load = fmt(_sum(x.load_s for x in starts), 1)
+    if starts:
+        load += (
+            f" ({len(starts)} start{'s' if len(starts) > 1 else ''}" + (f", {'/'.join(caches)}" if caches else "") + ")"
         )
-    if not rows:
-        return None
+    return [
+        title,
+        str(len(results)),
+        fmt(_sum(x.setup_s for x in t), 1),
+        load,
+        fmt(_sum(x.warmup_s for x in t), 1),
+        fmt(timed, 1),
+        fmt(wall, 1),
+        f"{wall / timed:.1f}" if wall and timed and all(x.wall_s is not None for x in t) else "—",
+    ]
+
+
+def time_table(collection: Collection) -> Table | None:
+    """Time to answer: where each run's wall time went, per stack and for each suite, apart from the
+    timed figures (which exclude all of it but the timed run)."""
+    runs: dict[tuple[str, str, str], list] = {}
+    for r in collection.results:
+        runs.setdefault((r.suite, r.run_id, r.stack), []).append(r)
+    if not any(r.timing.wall_s is not None for r in collection.results):
+        return None  # results written before wall times were recorded
+    rows = [_time_row(f"{suite}: {stack_label(stack)} (run {run})", rs) for (suite, run, stack), rs in runs.items()]
+    for suite in dict.fromkeys(k[0] for k in runs):
+        every = [r for k, rs in runs.items() if k[0] == suite for r in rs]
+        if len({k for k in runs if k[0] == suite}) > 1:
+            rows.append(_time_row(f"{suite}: all of it", every))
     return Table(
-        "Start-up (not part of the timed figures)",
-        ["stack / mode", "scenario", "load s", "engine start s", "warm-up s", "timed run s"],
+        "Time to answer",
+        [
+            "suite: stack (run)",
+            "scenarios",
+            "setup s",
+            "load / engine start s",
+            "warm-up s",
+            "timed s",
+            "wall s",
+            "wall ÷ timed",
+        ],
         rows,
-        "A scenario that reused the engine of the one before it loaded nothing.",
+        "Setup: building or fetching the model, reading the GPU and measuring its bandwidth, once per run. "
+        "Starts: engines started (cold: the compile cache was filled by the start; warm: it held what the start "
+        "needed); scenarios sharing an engine start it once. Wall: every scenario from load to result.",
     )
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bench.results.sections import Breakdown, Environment, Kv, Roofline, RunConfig, WorkloadSummary
+from bench.results.sections import Breakdown, Environment, Kv, Roofline, RunConfig, Timing, WorkloadSummary
 
 SCHEMA_VERSION = 2  # 2: typed sections (kv by layout, config with the stack's options); 1 is read by v1.py
 
@@ -135,7 +135,7 @@ class Result(_Model):
     workload: WorkloadSummary
     config: RunConfig
     environment: Environment
-    timing: dict[str, float] = Field(default_factory=dict)  # load_s, warmup_s, engine_start_s, ...
+    timing: Timing = Field(default_factory=Timing)
     metrics: Metrics | None = None
     check: Check | None = None
     memory: Memory | None = None

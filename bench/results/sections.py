@@ -31,6 +31,7 @@ class RunConfig(Section):
     max_model_len: int
     warmup_requests: int
     timeout_s: float
+    repeats: int = 1  # timed runs the suite asked for
     memory_budget_gib: float | None = None
     device: str  # "cuda" | "cpu"
     sample_interval_ms: float
@@ -98,6 +99,24 @@ class Environment(Section):
 
 
 # --- what was measured ---------------------------------------------------------------------------------
+
+
+class Timing(Section):
+    """Where a scenario's wall time went: the user's time, apart from the timed figures."""
+
+    # The run's one-off work before its first scenario (building or fetching the model, reading the GPU,
+    # measuring bandwidth, building the workloads); on the run's first result only.
+    setup_s: float | None = None
+    load_s: float | None = None  # loading the weights, or starting the engine (engine_start_s)
+    engine_start_s: float | None = None
+    engine_reused: bool = False  # the engine of an earlier scenario of the run served this one
+    # Whether the engine's compile cache held what this start needed ("warm") or was filled by it ("cold");
+    # None where the stack compiles nothing it caches.
+    compile_cache: Literal["cold", "warm"] | None = None
+    warmup_s: float | None = None
+    warmup_shared: bool = False  # an earlier scenario warmed up on the same shapes: no warm-up of its own
+    timed_s: float | None = None  # the timed run
+    wall_s: float | None = None  # the whole scenario, load to result
 
 
 class Probe(Section):

@@ -22,6 +22,9 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(config, dict):
         out["config"] = {k: v for k, v in config.items() if k in _COMMON}
         out["config"]["options"] = {k: v for k, v in config.items() if k not in _COMMON and v is not None}
+    timing = data.get("timing")
+    if isinstance(timing, dict) and "engine_reused" in timing:
+        out["timing"] = timing | {"engine_reused": bool(timing["engine_reused"])}
     kv = data.get("kv")
     if isinstance(kv, dict):
         out["kv"] = _kv(kv, config if isinstance(config, dict) else {})

@@ -53,11 +53,12 @@ class Runner(abc.ABC):
     @staticmethod
     def engine_key(model: LoadedModel, scenario: ScenarioBase) -> tuple:
         """Scenarios with equal keys can share one loaded engine."""
-        return (model, scenario.stack, scenario.model_dump_json())
+        return (model, tuple(sorted(scenario.engine_settings().items())))
 
     @abc.abstractmethod
     def load(self) -> dict[str, float]:
-        """Load weights / start the engine. Returns timings (e.g. {'load_s': ..., 'engine_start_s': ...})."""
+        """Load weights / start the engine. Returns `Timing` fields: load_s, and engine_start_s and
+        compile_cache where there is an engine to start."""
 
     def configure(self, model: LoadedModel, scenario: ScenarioBase) -> None:
         """Switch a loaded runner to another scenario with the same engine key."""
@@ -68,9 +69,12 @@ class Runner(abc.ABC):
         """Generate every request to exactly its output length with the workload's sampling settings;
         timed from submission."""
 
+    warmup_shared = False  # the last warm_up was skipped: an earlier one on this engine covered its shapes
+
     def warm_up(self, warmup: Sequence[Request], requests: Sequence[Request], sampling: Workload) -> float | None:
         """Run the warm-up requests before the timed run; seconds taken, or None when there were none.
         `requests` are the timed run's, for runners whose first pass over large shapes is slow."""
+        self.warmup_shared = False
         if not warmup:
             return None
         return self.run(warmup, sampling, warmup=True).elapsed_s

@@ -21,6 +21,8 @@ scenarios:
   - {name: sequential, stack: hf, mode: sequential, workload: mixed, warmup_requests: 1}
   - {name: too-slow, stack: hf, mode: padded, batch_size: 2, workload: mixed, timeout_s: 0.001}
   - {name: padded-b4, stack: hf, mode: padded, batch_size: 4, workload: mixed, warmup_requests: 1}
+  # The same shapes again: its warm-up is the one padded-b4 did.
+  - {name: padded-b4-again, stack: hf, mode: padded, batch_size: 4, workload: mixed, warmup_requests: 1}
   - {name: static-b4, stack: hf, mode: static-cache, batch_size: 4, workload: mixed, max_model_len: 128}
   - {name: paged, stack: hf, mode: paged, workload: mixed, warmup_requests: 0}
   - {name: vllm, stack: vllm, workload: mixed, warmup_requests: 1, enforce_eager: true, kv_cache_space_gib: 1,

@@ -83,7 +83,7 @@ def test_vllm_run(runs):
     assert kv.pool_tokens == kv.pool_blocks * kv.block_size
     assert kv.engine_samples >= 1 and kv.peak_running >= 1 and 0 < kv.peak_usage <= 1
     assert 0 < kv.block_fill <= 1
-    assert r.timing["engine_start_s"] > 0
+    assert r.timing.engine_start_s > 0
     assert r.metrics.ttft_ms.count == 10 and "engine-core" in r.metrics.latency_source
     assert r.metrics.latency_ms.max <= r.metrics.elapsed_s * 1000 * 1.05
     assert (runs["out"] / "vllm" / "vllm.log").read_text().count("EngineCore") > 0  # engine output kept
@@ -95,3 +95,17 @@ def test_hf_paged_pool_is_read_from_transformers(runs):
     kv = r.kv
     assert kv.pool_bytes > 0 and kv.pool_blocks > 0 and kv.block_size > 0
     assert 0 < kv.block_fill <= 1 and "PagedAttentionCache" in kv.source
+
+
+def test_a_scenario_on_warmed_shapes_shares_the_warm_up_and_every_result_splits_its_time(runs):
+    """A second scenario on the same shapes as the first (one engine) warms up no more. Every result says
+    where its wall time went."""
+    first, second = runs["results"]["padded-b4"], runs["results"]["padded-b4-again"]
+    assert first.timing.warmup_s > 0 and not first.timing.warmup_shared
+    assert second.timing.warmup_s is None and second.timing.warmup_shared and second.timing.engine_reused
+    for r in runs["results"].values():
+        if r.status == "ok":
+            assert r.timing.wall_s >= r.timing.timed_s == r.metrics.elapsed_s
+    vllm = runs["results"].get("vllm")
+    if vllm is not None:
+        assert vllm.timing.engine_start_s > 0 and vllm.timing.compile_cache in (None, "cold", "warm")

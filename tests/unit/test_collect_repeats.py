@@ -52,7 +52,7 @@ def test_quiet_repeats_show_their_cv_and_startup_is_apart(tmp_path):
     repeated(tmp_path, [2.0, 2.02, 1.98])
     md = markdown(collect(tmp_path), "hf:padded")
     assert "(CV 1.0%)" in md
-    assert "### Start-up (not part of the timed figures)" not in md  # these results carry no timings
+    assert "### Time to answer" not in md  # these results carry no wall times
 
 
 def test_sampler_off_runs_are_a_row_of_their_own(tmp_path):

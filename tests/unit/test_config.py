@@ -122,7 +122,7 @@ def test_prompts_and_prompt_len_are_exclusive(tmp_path):
 
 def test_unknown_suite_name():
     with pytest.raises(
-        UserError, match="unknown suite 'nope'; built-in suites: capacity, default, long-context, seed, smoke"
+        UserError, match="unknown suite 'nope'; built-in suites: capacity, default, full, long-context, seed, smoke"
     ):
         load_suite("nope")
 

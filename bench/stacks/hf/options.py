@@ -33,6 +33,10 @@ class HfScenario(ScenarioBase):
         """Rows per batch (1 for sequential or when not given); None when it is to be searched ("max")."""
         return None if self.batch_size == "max" else (self.batch_size or 1)
 
+    def engine_settings(self) -> dict:
+        # One set of weights serves every mode, batch size and max length.
+        return {"stack": self.stack, "dtype": self.dtype, "memory_fraction": self.memory_fraction}
+
     @property
     def batched(self) -> bool:
         """Static padded batches (every mode but paged)."""

@@ -28,10 +28,14 @@ class HfRunner(Runner):
     scenario: HfScenario
     sampler = None  # the timed run's sampler (set_probe)
 
+    def __init__(self, model: LoadedModel, scenario: HfScenario) -> None:
+        super().__init__(model, scenario)
+        self.warmed: set[tuple] = set()  # shapes already warmed up on this loaded model
+
     @staticmethod
     def engine_key(model: LoadedModel, scenario) -> tuple:
         # One set of weights serves every mode, batch size and max length.
-        return ("hf", model.path, model.dtype, model.device, scenario.memory_fraction)
+        return (model.path, model.dtype, model.device, tuple(sorted(scenario.engine_settings().items())))
 
     def load(self) -> dict[str, float]:
         import torch
@@ -78,16 +82,29 @@ class HfRunner(Runner):
         """The warm-up requests, then the timed run's most demanding batch once: the first pass over
         full-size batches in a fresh process runs far slower than every later one (half the speed was
         measured on a GPU), and generating the largest batch once takes that cost out of the timed run."""
-        seconds = super().warm_up(warmup, requests, sampling)
         size = self._size()
         if size is None or not self.scenario.batched or not requests:
-            return seconds  # `batch_size: max` probes full-size batches before its run; paged has no batches
+            # `batch_size: max` probes full-size batches before its run; paged has no batches
+            return super().warm_up(warmup, requests, sampling)
         worst = max(batches(requests, size), key=padded_slots)
+        shape = self._shape(worst, sampling)
+        if shape in self.warmed:  # an earlier scenario (or repeat) on this model ran this very shape
+            self.warmup_shared = True
+            return None
+        seconds = super().warm_up(warmup, requests, sampling)
         self.sampling = sampling
         t = time.perf_counter()
         self.generate_batch(worst, t)
         self.hf.sync()
+        self.warmed.add(shape)
         return (seconds or 0.0) + time.perf_counter() - t
+
+    def _shape(self, batch: Sequence[Request], sampling: Workload) -> tuple:
+        """What a warm-up on `batch` warms: the mode, the padded batch's rows, width and new tokens, the
+        sampling path and, for a static cache, its length."""
+        width, new = max(r.prompt_len for r in batch), max(r.output_len for r in batch)
+        cache = self.model.max_model_len if self.scenario.resolved_mode == "static-cache" else None
+        return (self.scenario.resolved_mode, len(batch), width, new, sampling.temperature > 0, cache)
 
     def _run_largest(self, requests: Sequence[Request]) -> RunOutput:
         """batch_size: max. Search the largest batch, then run the workload at it; if a batch the search

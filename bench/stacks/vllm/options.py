@@ -31,7 +31,3 @@ class VllmScenario(ScenarioBase):
 
     def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
         return paged_layout(requests, weights, bpt, int(peak_running or self.max_running()))
-
-    def engine_settings(self) -> tuple:
-        """Everything that shapes the engine: scenarios that differ in none of it can share one."""
-        return (self.dtype, self.max_model_len, self.memory_budget_gib) + tuple(getattr(self, k) for k in self.knobs())

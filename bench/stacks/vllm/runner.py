@@ -15,13 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 from bench.config import Workload
 from bench.kv import kv_bytes_per_token
-from bench.stacks.base import LoadedModel, RequestTiming, Runner, RunOutput
+from bench.stacks.base import RequestTiming, Runner, RunOutput
 from bench.stacks.vllm.kv import summarize_vllm_kv
 from bench.stacks.vllm.options import VllmScenario
 from bench.workload import Request
@@ -46,17 +47,24 @@ def _gauge_collectors() -> dict | None:
     return found if all(found.values()) else None
 
 
+def _cache_files() -> set[str]:
+    """The files in vLLM's compile cache (VLLM_CACHE_ROOT, by default ~/.cache/vllm): a start that adds
+    some compiled from cold; one that finds some and adds none started warm."""
+    root = Path(
+        os.environ.get("VLLM_CACHE_ROOT") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vllm"
+    )
+    try:
+        return {str(p.relative_to(root)) for p in (root / "torch_compile_cache").rglob("*") if p.is_file()}
+    except OSError:
+        return set()
+
+
 class EngineDied(RuntimeError):
     pass
 
 
 class VllmRunner(Runner):
     scenario: VllmScenario
-
-    @staticmethod
-    def engine_key(model: LoadedModel, scenario) -> tuple:
-        # Every vLLM knob shapes the engine, and so do the dtype and max length.
-        return (model, "vllm") + scenario.engine_settings()
 
     def engine_args(self) -> dict[str, Any]:
         s = self.scenario
@@ -87,9 +95,11 @@ class VllmRunner(Runner):
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.scenario.kv_cache_space_gib)
         from vllm import LLM
 
+        before = _cache_files()
         t = time.perf_counter()
         self.llm = LLM(**self.engine_args())
         start_s = time.perf_counter() - t
+        after = _cache_files()
         self.engine_pids = {c.pid for c in psutil.Process().children(recursive=True)}
         cache = self.llm.llm_engine.vllm_config.cache_config
         self.num_blocks = int(cache.num_gpu_blocks)
@@ -98,7 +108,10 @@ class VllmRunner(Runner):
         hf_config = self.llm.llm_engine.vllm_config.model_config.hf_config
         self.bpt = kv_bytes_per_token(hf_config.to_dict(), self.model.dtype)
         self.gauge_collectors = _gauge_collectors()  # registered by the engine just started
-        return {"load_s": start_s, "engine_start_s": start_s}
+        timing: dict[str, Any] = {"load_s": start_s, "engine_start_s": start_s}
+        if after:  # the engine compiled: it found what it needed, or wrote it
+            timing["compile_cache"] = "cold" if after - before else "warm"
+        return timing
 
     def engine_alive(self) -> bool:
         for pid in getattr(self, "engine_pids", ()):

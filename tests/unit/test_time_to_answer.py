@@ -1,0 +1,77 @@
+"""Where a run's time goes, recorded and reported; engines started once for the scenarios that can share
+them. The fake runner's results carry no figures: what is checked here is the bookkeeping."""
+
+import json
+import textwrap
+
+from bench.report.gather import collect
+from bench.report.tables import time_table
+from bench.results import load_result, write_result
+from bench.suite import engine_starts, load_suite
+from tests.conftest import run_cli
+from tests.unit.test_results import ok_result
+
+SUITE = """
+name: engines
+model: synthetic:tiny-llama
+workloads:
+  w: {requests: 4, prompt_len: 6, output_len: 3}
+scenarios:
+  - {name: a, stack: fake, workload: w}
+  - {name: b, stack: fake, workload: w, fail: "a second engine"}
+  - {name: c, stack: fake, workload: w, repeats: 2}
+"""
+
+
+def suite_file(tmp_path):
+    path = tmp_path / "engines.yaml"
+    path.write_text(textwrap.dedent(SUITE))
+    return path
+
+
+def test_scenarios_sharing_an_engine_run_together_and_start_it_once(tmp_path):
+    r = run_cli("run", "--stack", "fake", "--suite", suite_file(tmp_path), "--out", tmp_path, "--run-id", "x")
+    assert r.returncode == 1, r.stderr  # b fails by design
+    order = [line.split("] ")[1].split(" (")[0] for line in r.stderr.splitlines() if line.endswith("...")]
+    assert order == ["fake a", "fake c", "fake c", "fake b"]  # c shares a's engine, b needs its own
+    a, c0, c1, b = (load_result(tmp_path / "x" / f"fake-{n}.json") for n in ("a-r0", "c-r0", "c-r1", "b-r0"))
+    assert not a.timing.engine_reused and c0.timing.engine_reused and c1.timing.engine_reused
+    assert not b.timing.engine_reused
+    assert a.timing.setup_s is not None and all(x.timing.setup_s is None for x in (c0, c1, b))
+    for x in (a, c0, c1):
+        assert x.timing.wall_s >= x.timing.timed_s == x.metrics.elapsed_s > 0
+    assert b.timing.wall_s > 0 and b.timing.timed_s is None  # it failed in its timed run
+
+
+def test_the_listing_says_which_knob_forces_another_engine(tmp_path):
+    assert engine_starts(load_suite(str(suite_file(tmp_path)))) == ["fake: 2 engine starts; a new one for b (fail)"]
+    assert engine_starts(load_suite("default")) == []  # the default suite starts each stack's engine once
+    listed = json.loads(run_cli("list", "--json").stdout)["suites"]
+    assert listed["full"]["engine_starts"] == ["vllm: 2 engine starts; a new one for vllm-seqs32 (max_num_seqs)"]
+
+
+def test_time_to_answer_sums_each_run_and_each_suite(tmp_path):
+    timings = [
+        ("hf", "h", {"setup_s": 5.0, "load_s": 2.0, "warmup_s": 1.0, "timed_s": 2.0, "wall_s": 6.0}),
+        ("hf", "h", {"engine_reused": True, "warmup_shared": True, "timed_s": 2.0, "wall_s": 2.5}),
+        (
+            "vllm",
+            "v",
+            {
+                "setup_s": 1.0,
+                "load_s": 30.0,
+                "engine_start_s": 30.0,
+                "compile_cache": "warm",
+                "timed_s": 2.0,
+                "wall_s": 33.0,
+            },
+        ),
+    ]
+    for i, (stack, run, timing) in enumerate(timings):
+        r = ok_result(stack=stack, run_id=run, scenario=f"s{i}", timing=timing)
+        write_result(r.model_copy(update={"config": r.config.model_copy(update={"stack": stack})}), tmp_path / run)
+    table = time_table(collect(tmp_path))
+    rows = {row[0]: row for row in table.rows}
+    assert rows["s: HF (run h)"][1:] == ["2", "5.0", "2.0 (1 start)", "1.0", "4.0", "8.5", "2.1"]
+    assert rows["s: vLLM (run v)"][3] == "30.0 (1 start, warm)"
+    assert rows["s: all of it"][1:] == ["3", "6.0", "32.0 (2 starts, warm)", "1.0", "6.0", "41.5", "6.9"]

@@ -59,6 +59,20 @@ def _cache_files() -> set[str]:
         return set()
 
 
+def engine_processes() -> set[int]:
+    """The engine's processes among this process's live children: those that name themselves an engine
+    core where any do (vLLM titles its engine core process), else every live child."""
+    live = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                live.append((child.pid, child.name() + " " + " ".join(child.cmdline())))
+        except psutil.Error:  # gone between the listing and the look
+            continue
+    cores = {pid for pid, title in live if "EngineCore" in title}
+    return cores or {pid for pid, _ in live}
+
+
 class EngineDied(RuntimeError):
     pass
 
@@ -100,7 +114,7 @@ class VllmRunner(Runner):
         self.llm = LLM(**self.engine_args())
         start_s = time.perf_counter() - t
         after = _cache_files()
-        self.engine_pids = {c.pid for c in psutil.Process().children(recursive=True)}
+        self.engine_pids = engine_processes()
         cache = self.llm.llm_engine.vllm_config.cache_config
         self.num_blocks = int(cache.num_gpu_blocks)
         self.block_size = int(cache.block_size)
@@ -133,6 +147,10 @@ class VllmRunner(Runner):
                 if not self.engine_alive():
                     os.kill(os.getpid(), signal.SIGUSR1)
                     return
+
+        # Helpers that ran while the engine started (compile workers, say) may have exited since: watch the
+        # processes alive now.
+        self.engine_pids = engine_processes() or self.engine_pids
 
         def died(signum, frame):
             raise EngineDied(f"the vLLM engine process exited during the run (pids {sorted(self.engine_pids)})")

@@ -27,6 +27,9 @@ scenarios:
   - {name: paged, stack: hf, mode: paged, workload: mixed, warmup_requests: 0}
   - {name: vllm, stack: vllm, workload: mixed, warmup_requests: 1, enforce_eager: true, kv_cache_space_gib: 1,
      max_model_len: 128}
+  # The same engine settings: it runs on vllm's engine, a second run on a loaded engine.
+  - {name: vllm-again, stack: vllm, workload: mixed, warmup_requests: 1, enforce_eager: true, kv_cache_space_gib: 1,
+     max_model_len: 128}
 """
 
 

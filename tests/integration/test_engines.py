@@ -109,3 +109,5 @@ def test_a_scenario_on_warmed_shapes_shares_the_warm_up_and_every_result_splits_
     vllm = runs["results"].get("vllm")
     if vllm is not None:
         assert vllm.timing.engine_start_s > 0 and vllm.timing.compile_cache in (None, "cold", "warm")
+        again = runs["results"]["vllm-again"]
+        assert again.status == "ok" and again.timing.engine_reused, again.error

@@ -120,7 +120,8 @@ class Group:
 
     @property
     def gpu(self) -> str:
-        return ", ".join(sorted({_card(r.first) or "CPU" for r in self.rows}))
+        results = [row.first for row in self.rows] + self.failed
+        return ", ".join(sorted({_card(r) or "CPU" for r in results}))
 
 
 @dataclass

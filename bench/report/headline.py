@@ -107,6 +107,10 @@ def _layout_words(side: Side) -> str:
     return "its whole pool, reserved at start" if isinstance(side.kv, KvPool) else "of cache tensors"
 
 
+def _failed_word(group: Group) -> str:
+    return "failed" if all(r.status == "failed" for r in group.failed) else "did not finish"
+
+
 def _rows_of(group: Group, stack: str) -> list[Row]:
     return [row for row in group.rows if row.first.stack == stack]
 
@@ -179,9 +183,13 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
     hf, vllm = _best(_rows_of(group, base)), _best(_rows_of(group, engine))
     where = f"{group.model} on {group.gpu}, workload {group.workload.name} `{group.workload_hash}`"
     if hf is None or vllm is None:
+        failed = ", ".join(f"{r.stack} {r.scenario}" for r in group.failed)
+        if not group.rows:
+            return [f"{where}: no scenario of this workload succeeded ({failed} {_failed_word(group)})."], None
         only = b if vllm is None else e
-        ran = ", ".join(f"{row.label} ({row.first.scenario})" for row in group.rows) or "no successful scenario"
-        return [f"{where}: only {only} ran this workload ({ran}); nothing to compare it with."], None
+        ran = ", ".join(f"{row.label} ({row.first.scenario})" for row in group.rows)
+        also = f"; {failed} {_failed_word(group)}" if failed else ""
+        return [f"{where}: only {only} ran this workload ({ran}{also}); nothing to compare it with."], None
     value, certainty = ratio(vllm, hf)
     h, v = Side(hf), Side(vllm)
     lines = [
@@ -191,6 +199,8 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
     ]
     lines += [x for x in [_kv_sentence(h, v, b, e)] if x]
     pairs = _pairs_at_equal_memory(group, base, engine)
+    if any((hf_b, vllm_b) == (hf, vllm) for _, hf_b, vllm_b in pairs):
+        lines = lines[1:]  # both bests ran at one budget: the equal-memory sentence says it, once
     budgets = {id(row): f", at {x:g} GiB" for x, *both in pairs for row in both}
     rows = [side_row(f"{b} at its best{budgets.get(id(hf), '')}", h)]
     rows.append(side_row(f"{e} at its best{budgets.get(id(vllm), '')}", v))

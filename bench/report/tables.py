@@ -192,7 +192,8 @@ def time_table(collection: Collection) -> Table | None:
         rows,
         "Setup: building or fetching the model, reading the GPU and measuring its bandwidth, once per run. "
         "Starts: engines started (cold: the compile cache was filled by the start; warm: it held what the start "
-        "needed); scenarios sharing an engine start it once. Wall: every scenario from load to result.",
+        "needed); scenarios sharing an engine start it once. Wall: every scenario from load to result, a capacity "
+        "search (`batch_size: max`) included.",
     )
 
 

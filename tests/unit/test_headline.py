@@ -11,25 +11,29 @@ from bench.report.gather import collect
 from bench.report.headline import headline
 from tests.unit.test_collect_repeats import repeated
 
-EVIDENCE = Path(__file__).resolve().parents[2] / "docs" / "results" / "h200-2026-11-27-proof" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+EVIDENCE = RESULTS / "h200-2026-12-01" / "results"  # the current evidence, the one the README points to
 
 
 def load(relative: str) -> dict:
     return json.loads((EVIDENCE / relative).read_text())
 
 
+def markdown_of(results: Path, out: Path) -> str:
+    write_report(results, out, plots=False)
+    return (out / "report.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("report")
-    write_report(EVIDENCE, out, plots=False)
-    return (out / "report.md").read_text()
+    return markdown_of(EVIDENCE, tmp_path_factory.mktemp("report"))
 
 
 def test_the_first_section_is_the_comparison_at_equal_memory(report):
     first = report.split("\n## ")[1]  # the section after the title
     assert first.startswith("HF and vLLM: the answer")
-    hf = load("capacity-hf-163659/hf-hf-max-batch-r0.json")
-    vllm = load("capacity-vllm-162631/vllm-vllm-r0.json")
+    hf = load("capacity-hf-102132/hf-hf-max-batch-r0.json")
+    vllm = load("capacity-vllm-102132/vllm-vllm-r0.json")
     assert hf["config"]["memory_budget_gib"] == vllm["config"]["memory_budget_gib"] == 7
     ratio = vllm["metrics"]["output_tokens_per_s"] / hf["metrics"]["output_tokens_per_s"]
     rows, running = hf["kv"]["capacity"]["max_batch"], vllm["kv"]["peak_running"]
@@ -44,8 +48,8 @@ def test_the_first_section_is_the_comparison_at_equal_memory(report):
 
 
 def test_kv_holding_tokens_is_one_definition_for_both_stacks(report):
-    vllm = load("capacity-vllm-162631/vllm-vllm-r0.json")["kv"]
-    hf = load("capacity-hf-163659/hf-hf-max-batch-r0.json")["kv"]
+    vllm = load("capacity-vllm-102132/vllm-vllm-r0.json")["kv"]
+    hf = load("capacity-hf-102132/hf-hf-max-batch-r0.json")["kv"]
     held = vllm["reserved_bytes_peak"] * vllm["peak_usage"] * vllm["block_fill"] / 2**30
     line = next(x for x in report.splitlines() if x.startswith("| vLLM at its best, at 7 GiB"))
     assert f"| {held:.2f} |" in line and f"{100 * vllm['block_fill']:.1f} %" in line
@@ -56,12 +60,21 @@ def test_kv_holding_tokens_is_one_definition_for_both_stacks(report):
 
 def test_repeats_give_the_ratio_an_interval(report):
     sentence = next(x for x in report.splitlines() if "workload mixed" in x and "llama-1b" in x and "best" in x)
-    assert "± " in sentence and "at 95 %, over 1 and 3 runs" in sentence
+    assert "± " in sentence and "at 95 %, over 3 and 1 runs" in sentence  # vLLM's 3 repeats, HF's one
 
 
-def test_a_workload_only_one_stack_ran_is_named_not_compared(report):
+def test_a_workload_only_one_stack_ran_is_named_not_compared(tmp_path):
+    report = markdown_of(RESULTS / "h200-2026-11-27-proof" / "results", tmp_path)
     assert "workload sustained" in report.split("## Details")[0]
     assert "only vLLM ran this workload (vllm continuous (vllm-sustained)); nothing to compare it with" in report
+
+
+def test_a_workload_whose_every_scenario_failed_is_said_so(report):
+    first = report.split("## Details")[0]
+    assert (
+        "workload sustained" in first and "no scenario of this workload succeeded (vllm vllm-sustained failed)" in first
+    )
+    assert "only HF ran" not in first
 
 
 def test_no_comparison_is_said_when_one_stack_ran(tmp_path):

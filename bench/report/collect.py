@@ -120,8 +120,11 @@ class Group:
 
     @property
     def gpu(self) -> str:
-        results = [row.first for row in self.rows] + self.failed
-        return ", ".join(sorted({_card(r) or "CPU" for r in results}))
+        """The card's name; "(N cards)" when the results came from more than one card of that name."""
+        results = [r for row in self.rows for r in row.results] + self.failed
+        names = ", ".join(sorted({_card(r) or "CPU" for r in results}))
+        cards = {r.environment.gpu.uuid for r in results if r.environment.gpu and r.environment.gpu.uuid}
+        return f"{names} ({len(cards)} cards)" if len(cards) > 1 else names
 
 
 @dataclass

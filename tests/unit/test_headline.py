@@ -60,7 +60,7 @@ def test_kv_holding_tokens_is_one_definition_for_both_stacks(report):
 
 def test_repeats_give_the_ratio_an_interval(report):
     sentence = next(x for x in report.splitlines() if "workload mixed" in x and "llama-1b" in x and "best" in x)
-    assert "± " in sentence and "at 95 %, over 3 and 1 runs" in sentence  # vLLM's 3 repeats, HF's one
+    assert "± " in sentence and "at 95 %, over 5 and 1 runs" in sentence  # vLLM's 5 repeats, HF's one
 
 
 def test_a_workload_only_one_stack_ran_is_named_not_compared(tmp_path):
@@ -69,7 +69,8 @@ def test_a_workload_only_one_stack_ran_is_named_not_compared(tmp_path):
     assert "only vLLM ran this workload (vllm continuous (vllm-sustained)); nothing to compare it with" in report
 
 
-def test_a_workload_whose_every_scenario_failed_is_said_so(report):
+def test_a_workload_whose_every_scenario_failed_is_said_so(tmp_path):
+    report = markdown_of(RESULTS / "h200-2026-12-01" / "cut-short", tmp_path)  # the run the engine watch cut
     first = report.split("## Details")[0]
     assert (
         "workload sustained" in first and "no scenario of this workload succeeded (vllm vllm-sustained failed)" in first
@@ -81,3 +82,10 @@ def test_no_comparison_is_said_when_one_stack_ran(tmp_path):
     repeated(tmp_path, [40.0])  # an HF result only
     lines, tables = headline(collect(tmp_path))
     assert tables == [] and "no like-for-like comparison" in lines[0]
+
+
+def test_results_from_two_cards_of_one_name_say_so(report):
+    """The current evidence's default suite ran HF on one H200 and vLLM on another: the headline says so."""
+    line = next(x for x in report.splitlines() if "workload mixed" in x and "best" in x)
+    assert "on NVIDIA H200 (2 cards)" in line
+    assert "on NVIDIA H200," in next(x for x in report.splitlines() if "workload many" in x)  # one card

@@ -83,6 +83,9 @@ class Workload(Strict):
 
     prompts: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     prompt_len: Length | None = None
+    # Every request's prompt starts with the same this many tokens (then its own prompt, as without it):
+    # what a prefix cache can store once for all of them.
+    shared_prefix_len: int = Field(default=0, ge=0, le=MAX_TOKENS)
     output_len: Length
     requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit

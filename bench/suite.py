@@ -172,7 +172,7 @@ def check_lengths(suite: Suite) -> None:
         w = suite.workloads[s.workload]
         if limit is None or w.prompt_len is None:
             continue
-        longest = w.prompt_len.upper + w.output_len.upper
+        longest = w.shared_prefix_len + w.prompt_len.upper + w.output_len.upper
         if longest > limit:
             problems.append(
                 f"  workloads.{s.workload} (scenario {s.name}): longest prompt + output is {longest} tokens, "

@@ -122,6 +122,9 @@ def build_workload(
         lengths = sample_lengths(spec.prompt_len, n, rng)
         prompts = [tuple(rng.choices(token_pool, k=k)) for k in lengths]
     outputs = sample_lengths(spec.output_len, n, rng)
+    if spec.shared_prefix_len:
+        prefix = tuple(random.Random(spec.seed + 2_000_003).choices(token_pool, k=spec.shared_prefix_len))
+        prompts = [prefix + p for p in prompts]
     requests = tuple(Request(i, p, o) for i, (p, o) in enumerate(zip(prompts, outputs)))
     # Warm-up requests have the shapes of the first requests but other token ids, so no prefix cache
     # can carry anything from the warm-up into the timed run.

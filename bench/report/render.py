@@ -29,7 +29,9 @@ def group_title(g: Group) -> str:
     span = lambda d: f"{d.min}–{d.max} (mean {d.mean:.0f})"  # noqa: E731
     return (
         f"{g.model} — workload {w.name} `{g.workload_hash}`: {w.requests} requests, "
-        f"prompt {span(w.prompt_len)} tokens, output {span(w.output_len)}, "
+        f"prompt {span(w.prompt_len)} tokens"
+        + (f" (the first {w.spec.shared_prefix_len} shared by all)" if w.spec.shared_prefix_len else "")
+        + f", output {span(w.output_len)}, "
         f"temperature {w.temperature} — {g.gpu}"
     )
 

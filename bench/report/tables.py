@@ -270,6 +270,12 @@ def summary(group: Group, baseline_spec: str) -> list[str]:
             )
         for row in group.rows:
             kv = row.first.kv
+            if isinstance(kv, KvPool) and kv.prefix_hit_rate is not None:
+                lines.append(
+                    f"{row.label} ({row.first.scenario}) found {kv.prefix_cache_hits:,.0f} of the "
+                    f"{kv.prefix_cache_queries:,.0f} prompt tokens it looked up in its prefix cache "
+                    f"({pct(kv.prefix_hit_rate)}): their KV was computed and held once."
+                )
             if isinstance(kv, KvPool) and kv.peak_usage is not None and kv.reserved_bytes_peak:
                 lines.append(
                     f"{row.label} reserved {kv.reserved_bytes_peak / GIB:,.1f} GiB of KV pool and "

@@ -189,6 +189,16 @@ class KvPool(_Kv):
     preemptions: float | None = None
     block_fill: float | None = None  # share of the allocated blocks' slots holding tokens
     max_sequences_longest: int | None = None
+    # Prompt tokens the run looked up in the prefix cache, and those it found there (their KV computed once
+    # and held once for every sequence that shares them).
+    prefix_cache_queries: float | None = None
+    prefix_cache_hits: float | None = None
+
+    @property
+    def prefix_hit_rate(self) -> float | None:
+        if not self.prefix_cache_queries or self.prefix_cache_hits is None:
+            return None
+        return self.prefix_cache_hits / self.prefix_cache_queries
 
     @property
     def sequences(self) -> float | None:

@@ -56,3 +56,31 @@ def test_warmup_has_same_shapes_other_tokens():
 def test_token_ids_come_from_the_pool():
     w = build_workload("w", spec(), [5, 6])
     assert {t for r in w.requests for t in r.prompt_ids} <= {5, 6}
+
+
+def test_a_shared_prefix_starts_every_prompt_and_no_warm_up():
+    plain = build_workload("w", spec(), range(256))
+    shared = build_workload("w", spec(shared_prefix_len=64), range(256), warmup_requests=3)
+    prefix = shared.requests[0].prompt_ids[:64]
+    assert all(r.prompt_ids[:64] == prefix for r in shared.requests)
+    # after it, each request's own prompt, as without a prefix
+    assert [r.prompt_ids[64:] for r in shared.requests] == [r.prompt_ids for r in plain.requests]
+    assert [r.output_len for r in shared.requests] == [r.output_len for r in plain.requests]
+    assert not any(w.prompt_ids[:64] == prefix for w in shared.warmup)  # nothing cached carries over
+    assert shared.hash != plain.hash
+
+
+def test_the_shared_prefix_counts_towards_the_model_length(tmp_path):
+    import pytest
+
+    from bench.errors import UserError
+    from bench.suite import load_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\nmodel: synthetic:tiny-llama\nworkloads:\n"
+        "  w: {requests: 2, prompt_len: 100, output_len: 20, shared_prefix_len: 400}\n"
+        "scenarios:\n  - {name: a, stack: fake, workload: w}\n"
+    )
+    with pytest.raises(UserError, match="longest prompt \\+ output is 520 tokens"):
+        load_suite(str(path))

@@ -21,7 +21,9 @@ def summarize_vllm_kv(
     peak_waiting: float | None,
     preemptions: float | None,
     samples: int,
+    prefix: dict[str, float] | None = None,
 ) -> KvPool:
+    """The run's accounting; `prefix`: the run's prefix-cache counters (prompt tokens queried, hit)."""
     pool_tokens = num_blocks * block_size
     fill = block_fill(requests, block_size)
     longest = max(final_kv_tokens(r.prompt_len, r.output_len) for r in requests)
@@ -46,4 +48,6 @@ def summarize_vllm_kv(
         # The share of allocated blocks holding tokens: what the vLLM paper calls KV utilisation.
         utilization=fill,
         max_sequences_longest=pool_tokens // (math.ceil(longest / block_size) * block_size),
+        prefix_cache_queries=(prefix or {}).get("queries"),
+        prefix_cache_hits=(prefix or {}).get("hits"),
     )

@@ -35,6 +35,13 @@ _GAUGES = {
 }
 
 
+_PREFIX = {"vllm:prefix_cache_queries": "queries", "vllm:prefix_cache_hits": "hits"}
+
+
+def _difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items()}
+
+
 def _gauge_collectors() -> dict | None:
     """The Prometheus collectors of `_GAUGES`, or None where the registry does not expose them (then the
     public `LLM.get_metrics()` snapshot is read instead)."""
@@ -186,6 +193,16 @@ class VllmRunner(Runner):
                         values[_GAUGES[name]] = values.get(_GAUGES[name], 0.0) + float(sample.value)
         return values
 
+    def prefix_counters(self) -> dict[str, float]:
+        """The engine's prefix-cache counters (prompt tokens looked up, and found cached), summed over
+        engines; read before and after a run, their difference is the run's."""
+        values: dict[str, float] = {}
+        for m in self.llm.get_metrics():
+            key = _PREFIX.get(m.name.removesuffix("_total"))
+            if key is not None and hasattr(m, "value"):
+                values[key] = values.get(key, 0.0) + float(m.value)
+        return values
+
     def set_probe(self, sampler) -> None:
         self.sampler = sampler
         sampler.engine_probe = self.read_gauges
@@ -214,6 +231,7 @@ class VllmRunner(Runner):
     def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
         prompts, params = self.inputs(requests, sampling)
         preempt_before = self.read_gauges().get("preemptions", 0.0)
+        prefix_before = self.prefix_counters()
         use_tqdm = sys.stderr.isatty() and not warmup
         t0_mono = time.monotonic()
         t0 = time.perf_counter()
@@ -251,6 +269,7 @@ class VllmRunner(Runner):
                 peak_waiting=sampler.engine_peak("waiting", run) if sampler else None,
                 preemptions=self.read_gauges().get("preemptions", 0.0) - preempt_before,
                 samples=sum(1 for s in sampler.samples if s.engine and s.phase == "run") if sampler else 0,
+                prefix=_difference(self.prefix_counters(), prefix_before),
             )
         return RunOutput(elapsed_s=elapsed, returned_tokens=returned, timings=timings, latency_source=source, kv=kv)
 

@@ -86,6 +86,8 @@ class Workload(Strict):
     # Every request's prompt starts with the same this many tokens (then its own prompt, as without it):
     # what a prefix cache can store once for all of them.
     shared_prefix_len: int = Field(default=0, ge=0, le=MAX_TOKENS)
+    # n: outputs per prompt, each output_len long (parallel sampling: the prompt's KV can be shared).
+    samples_per_prompt: int = Field(default=1, ge=1, le=64)
     output_len: Length
     requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
@@ -101,6 +103,8 @@ class Workload(Strict):
             raise ValueError("give exactly one of 'prompts' (text) or 'prompt_len' (synthetic token ids)")
         if self.prompt_len is not None and self.requests is None:
             raise ValueError("'requests' is required with 'prompt_len'")
+        if self.samples_per_prompt > 1 and self.temperature == 0:
+            raise ValueError("samples_per_prompt > 1 needs temperature > 0 (greedy samples would all be the same)")
         return self
 
     @property
@@ -180,9 +184,12 @@ class ScenarioBase(Strict):
         """This stack's knobs as given (a result records them)."""
         return {k: getattr(self, k) for k in self.knobs()}
 
-    def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
-        """(decode bytes, decode steps, what was counted) that the stack's attention reads for `requests`,
-        for the roofline; None where the stack says nothing of it."""
+    def roofline_layout(
+        self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None, samples: int = 1
+    ):
+        """(decode bytes, decode steps, what was counted) that the stack's attention reads for `requests`
+        (each request once per sample: `samples` in a row), for the roofline; None where the stack says
+        nothing of it."""
         return None
 
     # Keys that shape a run of the scenario but not the engine it runs on.
@@ -193,6 +200,10 @@ class ScenarioBase(Strict):
     def engine_settings(self) -> dict[str, Any]:
         """What shapes the engine: scenarios of one stack whose settings are equal can share a loaded one."""
         return {k: v for k, v in self.model_dump().items() if k not in self.PER_RUN}
+
+    def workload_refusal(self, workload: Workload) -> str | None:
+        """Why this scenario cannot run `workload`, or None when it can."""
+        return None
 
     def crosscheck_refusal(self) -> str | None:
         """Why the cross-check cannot time this scenario against a plain loop, or None when it can."""

@@ -206,11 +206,12 @@ def _metrics(ctx: RunContext, s: ScenarioBase, lm: LoadedModel, w: BuiltWorkload
     bpt = ctx.model_info(lm).kv_bytes_per_token
     layout = (
         s.roofline_layout(
-            w.requests,
+            w.sequences(),
             weights=int(weights_mib(memory, ctx.path)[0] * 2**20),
             bpt=bpt,
             cache_len=lm.max_model_len,
             peak_running=out.kv.sequences if out.kv is not None else None,
+            samples=w.samples,
         )
         if bpt
         else None

@@ -34,7 +34,8 @@ def percentiles(values: Sequence[float]) -> Percentiles | None:
 
 
 def check_output(workload: BuiltWorkload, out: RunOutput) -> Check:
-    expected = [r.output_len for r in workload.requests]
+    """Every output exactly its length; with n samples per prompt, each of the n (they count as n)."""
+    expected = [r.output_len for r in workload.sequences()]
     returned = list(out.returned_tokens)
     mismatched = [i for i, (e, g) in enumerate(zip(expected, returned)) if e != g]
     if len(returned) != len(expected):
@@ -55,14 +56,15 @@ def describe_mismatch(check: Check, workload: BuiltWorkload, out: RunOutput) -> 
     i = check.mismatched_requests[0]
     return (
         f"engine returned {check.returned_output_tokens} output tokens, the workload asks for "
-        f"{check.expected_output_tokens}; e.g. request {i}: {out.returned_tokens[i]} instead of "
-        f"{workload.requests[i].output_len} ({len(check.mismatched_requests)}+ requests differ)"
+        f"{check.expected_output_tokens}; e.g. output {i}: {out.returned_tokens[i]} instead of "
+        f"{workload.sequences()[i].output_len} ({len(check.mismatched_requests)}+ outputs differ)"
     )
 
 
 def compute_metrics(workload: BuiltWorkload, out: RunOutput) -> Metrics:
-    """Throughput from the tokens actually returned; latencies from the per-request timings."""
-    n = len(out.returned_tokens)
+    """Throughput from the tokens actually returned; latencies from the per-output timings (one per
+    request, or one per sample with n samples per prompt)."""
+    n = len(workload.requests)
     output_tokens = sum(out.returned_tokens)
     prompt_tokens = workload.prompt_tokens
     t = out.elapsed_s

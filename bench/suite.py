@@ -58,6 +58,9 @@ class Suite(Strict):
             if s.workload not in self.workloads:
                 known = ", ".join(sorted(self.workloads))
                 raise ValueError(f"scenarios.{i}.workload: {s.workload!r} is not defined; workloads: {known}")
+            refusal = s.workload_refusal(self.workloads[s.workload])
+            if refusal:
+                raise ValueError(f"scenarios.{i} ({s.name}): {refusal}")
         return self
 
 

@@ -41,8 +41,18 @@ class BuiltWorkload:
         return sum(r.prompt_len for r in self.requests)
 
     @property
+    def samples(self) -> int:
+        """Outputs per request (`samples_per_prompt`)."""
+        return self.spec.samples_per_prompt
+
+    @property
     def output_tokens(self) -> int:
-        return sum(r.output_len for r in self.requests)
+        return sum(r.output_len for r in self.requests) * self.samples
+
+    def sequences(self) -> list[Request]:
+        """Every output the workload asks for, as one request each: a request of n samples n times over,
+        in request order. The engines return their outputs in this order."""
+        return [r for r in self.requests for _ in range(self.samples)]
 
     @property
     def max_total_len(self) -> int:

@@ -60,7 +60,8 @@ class Metrics(_Model):
 
 
 class Check(_Model):
-    """The figures are reported only if the engine returned exactly the workload's tokens."""
+    """The figures are reported only if the engine returned exactly the workload's tokens. With n samples per
+    prompt, each sample counts as a request here."""
 
     expected_requests: int
     returned_requests: int

@@ -162,6 +162,8 @@ class KvBatches(_Kv):
     prompt_padding_tokens_total: int | None = None
     finished_row_tokens_total: int | None = None
     unreached_tokens_total: int | None = None
+    # Prompt tokens whose KV the rows held: with n samples per prompt, n times each prompt (nothing shared).
+    prompt_tokens_total: int | None = None
     accounted: bool | None = None  # live + every cause of the gap == reserved
     capacity: Capacity | None = None  # batch_size: max
 

@@ -84,3 +84,34 @@ def test_the_shared_prefix_counts_towards_the_model_length(tmp_path):
     )
     with pytest.raises(UserError, match="longest prompt \\+ output is 520 tokens"):
         load_suite(str(path))
+
+
+def test_samples_per_prompt_multiply_the_outputs_not_the_requests():
+    w = build_workload("w", spec(samples_per_prompt=3, temperature=0.7), range(256))
+    assert len(w.requests) == 50 and len(w.sequences()) == 150
+    assert w.output_tokens == 3 * sum(r.output_len for r in w.requests)
+    assert w.sequences()[:3] == [w.requests[0]] * 3  # each request's samples next to each other
+
+
+def test_greedy_samples_and_paged_samples_are_refused(tmp_path):
+    import pytest
+
+    from bench.errors import UserError
+    from bench.suite import load_suite
+
+    def suite(workload: str, scenario: str) -> str:
+        path = tmp_path / "s.yaml"
+        path.write_text(
+            f"name: s\nmodel: synthetic:tiny-llama\nworkloads:\n  w: {{requests: 2, prompt_len: 8, output_len: 4, "
+            f"{workload}}}\nscenarios:\n  - {{name: a, workload: w, {scenario}}}\n"
+        )
+        return str(path)
+
+    with pytest.raises(UserError, match="needs temperature > 0"):
+        load_suite(suite("samples_per_prompt: 2", "stack: hf"))
+    with pytest.raises(UserError, match="paged mode generates one output per prompt"):
+        load_suite(suite("samples_per_prompt: 2, temperature: 0.5", "stack: hf, mode: paged"))
+    assert (
+        load_suite(suite("samples_per_prompt: 2, temperature: 0.5", "stack: vllm")).workloads["w"].samples_per_prompt
+        == 2
+    )

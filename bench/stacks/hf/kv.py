@@ -23,19 +23,21 @@ def cache_bytes(cache) -> tuple[int, int]:
     return total, length
 
 
-def hf_batch_kv(cache, batch: Sequence, width: int, new: int) -> dict[str, int]:
-    """Accounting for one generate() batch: every row holds `slots` token positions of KV."""
+def hf_batch_kv(cache, batch: Sequence, width: int, new: int, samples: int = 1) -> dict[str, int]:
+    """Accounting for one generate() batch: every row holds `slots` token positions of KV. With n samples
+    per prompt, generate() expands each prompt into n rows, each holding the prompt's KV again."""
     reserved_bytes, slots = cache_bytes(cache)
-    rows = len(batch)
+    rows = len(batch) * samples
     reached = width + new - 1
     return {
         "rows": rows,
         "reserved_bytes": reserved_bytes,
         "reserved_tokens": rows * slots,
-        "live_tokens": sum(final_kv_tokens(r.prompt_len, r.output_len) for r in batch),
-        "prompt_padding_tokens": sum(width - r.prompt_len for r in batch),
-        "finished_row_tokens": sum(new - r.output_len for r in batch),
+        "live_tokens": samples * sum(final_kv_tokens(r.prompt_len, r.output_len) for r in batch),
+        "prompt_padding_tokens": samples * sum(width - r.prompt_len for r in batch),
+        "finished_row_tokens": samples * sum(new - r.output_len for r in batch),
         "unreached_tokens": rows * max(0, slots - reached),
+        "prompt_tokens": samples * sum(r.prompt_len for r in batch),
     }
 
 

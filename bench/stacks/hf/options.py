@@ -42,15 +42,23 @@ class HfScenario(ScenarioBase):
         """Static padded batches (every mode but paged)."""
         return self.resolved_mode != "paged"
 
+    def workload_refusal(self, workload) -> str | None:
+        if workload.samples_per_prompt > 1 and not self.batched:
+            return "HF's paged mode generates one output per prompt: samples_per_prompt must be 1"
+        return None
+
     def crosscheck_refusal(self) -> str | None:
         if not self.batched or self.batch_size == "max":
             return "the cross-check covers fixed-batch HF modes and vLLM"
         return None
 
-    def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
+    def roofline_layout(
+        self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None, samples: int = 1
+    ):
         if not self.batched:  # transformers' paged cache: at most 256 running unless the engine said more
             return paged_layout(requests, weights, bpt, int(peak_running or 256))
-        size = 1 if self.resolved_mode == "sequential" else (self.resolved_batch_size or len(requests))
+        # `requests` has each request once per sample, next to each other: a batch of b requests is b x n rows.
+        size = samples * (1 if self.resolved_mode == "sequential" else (self.resolved_batch_size or len(requests)))
         static = cache_len if self.resolved_mode == "static-cache" else None
         read, steps = padded_decode_bytes(requests, size, weights, bpt, static)
         return read, steps, "every slot of the padded cache tensors, every step"

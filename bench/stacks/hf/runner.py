@@ -104,7 +104,15 @@ class HfRunner(Runner):
         sampling path and, for a static cache, its length."""
         width, new = max(r.prompt_len for r in batch), max(r.output_len for r in batch)
         cache = self.model.max_model_len if self.scenario.resolved_mode == "static-cache" else None
-        return (self.scenario.resolved_mode, len(batch), width, new, sampling.temperature > 0, cache)
+        return (
+            self.scenario.resolved_mode,
+            len(batch),
+            width,
+            new,
+            sampling.temperature > 0,
+            sampling.samples_per_prompt,
+            cache,
+        )
 
     def _run_largest(self, requests: Sequence[Request]) -> RunOutput:
         """batch_size: max. Search the largest batch, then run the workload at it; if a batch the search
@@ -132,8 +140,9 @@ class HfRunner(Runner):
         return out
 
     def _run_batches(self, requests: Sequence[Request], size: int, warmup: bool) -> RunOutput:
-        returned = [0] * len(requests)
-        timings: list[RequestTiming | None] = [None] * len(requests)
+        k = self.sampling.samples_per_prompt
+        returned = [0] * (len(requests) * k)  # one per output: each request's n samples in a row
+        timings: list[RequestTiming | None] = [None] * (len(requests) * k)
         kv_batches = []
         self.hf.reset_peak()
         bar = _progress(len(requests), f"hf {self.scenario.resolved_mode} b={size}", disable=warmup)
@@ -142,12 +151,12 @@ class HfRunner(Runner):
         offset = 0
         for batch in batches(requests, size):
             counts, first_s, token_s, end_s, kv = self.generate_batch(batch, t0)
-            for j, r in enumerate(batch):
+            for j, r in enumerate(r for r in batch for _ in range(k)):
                 returned[offset + j] = counts[j]
                 last = token_s[r.output_len - 1] if len(token_s) >= r.output_len else end_s
                 timings[offset + j] = RequestTiming(finish_s=end_s, first_token_s=first_s, last_token_s=last)
             kv_batches.append(kv)
-            offset += len(batch)
+            offset += len(batch) * k
             bar.update(len(batch))
         elapsed = time.perf_counter() - t0
         bar.close()
@@ -183,6 +192,8 @@ class HfRunner(Runner):
             "use_cache": True,
             **generation.sampling_kwargs(self.sampling),
         }
+        if self.sampling.samples_per_prompt > 1:  # generate() expands each prompt into n rows
+            kwargs["num_return_sequences"] = self.sampling.samples_per_prompt
         if self.scenario.resolved_mode == "static-cache":
             # Reserve the whole max model length up front, as a static allocator does.
             kwargs["past_key_values"] = StaticCache(config=self.hf.model.config, max_cache_len=self.model.max_model_len)
@@ -224,11 +235,13 @@ class HfRunner(Runner):
             ) from None
         end = time.perf_counter() - t0
         counts = []
-        for r, seq in zip(batch, out.sequences[:, width:].tolist()):  # one copy to the host per batch
+        k = self.sampling.samples_per_prompt
+        rows = [r for r in batch for _ in range(k)]  # generate() puts each prompt's n samples in a row
+        for r, seq in zip(rows, out.sequences[:, width:].tolist()):  # one copy to the host per batch
             # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
             n = next((k for k, t in enumerate(seq) if t in hf.eos_ids), len(seq))
             counts.append(min(n, r.output_len))
-        kv = hf_batch_kv(out.past_key_values, batch, width, new)
+        kv = hf_batch_kv(out.past_key_values, batch, width, new, k)
         del out
         first = clock.times[0] if clock.times else end
         return counts, first, clock.times, end, kv
@@ -249,7 +262,7 @@ class HfRunner(Runner):
                 kwargs = self.generate_kwargs(batch)
                 out = hf.model.generate(**kwargs)
                 generated = out.shape[1] - kwargs["input_ids"].shape[1]
-                tokens += sum(min(r.output_len, generated) for r in batch)
+                tokens += sampling.samples_per_prompt * sum(min(r.output_len, generated) for r in batch)
         hf.sync()
         return tokens, time.perf_counter() - t0
 

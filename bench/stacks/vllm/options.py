@@ -29,5 +29,7 @@ class VllmScenario(ScenarioBase):
     def max_running(self) -> int:
         return self.max_num_seqs or DEFAULT_MAX_NUM_SEQS
 
-    def roofline_layout(self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None):
+    def roofline_layout(
+        self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None, samples: int = 1
+    ):
         return paged_layout(requests, weights, bpt, int(peak_running or self.max_running()))

@@ -216,7 +216,7 @@ class VllmRunner(Runner):
         prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests]
         params = [
             SamplingParams(
-                n=1,
+                n=sampling.samples_per_prompt,
                 max_tokens=r.output_len,
                 min_tokens=r.output_len,
                 ignore_eos=True,
@@ -239,18 +239,21 @@ class VllmRunner(Runner):
             outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
         elapsed = time.perf_counter() - t0
         returned, timings, stamped = [], [], 0
-        for out in outputs:
-            returned.append(len(out.outputs[0].token_ids))
+        for out in outputs:  # one per request; with n samples, n outputs each (their times are the request's)
             m = getattr(out, "metrics", None)
             first = getattr(m, "first_token_ts", 0.0) if m is not None else 0.0
             last = getattr(m, "last_token_ts", 0.0) if m is not None else 0.0
-            if first and last:
-                stamped += 1
-                timings.append(
-                    RequestTiming(finish_s=last - t0_mono, first_token_s=first - t0_mono, last_token_s=last - t0_mono)
-                )
-            else:
-                timings.append(RequestTiming(finish_s=elapsed))
+            stamped += bool(first and last)
+            for completion in out.outputs:
+                returned.append(len(completion.token_ids))
+                if first and last:
+                    timings.append(
+                        RequestTiming(
+                            finish_s=last - t0_mono, first_token_s=first - t0_mono, last_token_s=last - t0_mono
+                        )
+                    )
+                else:
+                    timings.append(RequestTiming(finish_s=elapsed))
         source = "vLLM: engine-core first/last token timestamps per request (RequestOutput.metrics)"
         if stamped < len(outputs):
             source = f"vLLM: {stamped}/{len(outputs)} requests had engine timestamps; others count the whole run"
@@ -263,7 +266,7 @@ class VllmRunner(Runner):
                 block_size=self.block_size,
                 bpt=self.bpt,
                 prefix_caching=self.prefix_caching,
-                requests=requests,
+                requests=[r for r in requests for _ in range(sampling.samples_per_prompt)],
                 peak_usage=sampler.engine_peak("kv_usage", run) if sampler else None,
                 peak_running=sampler.engine_peak("running", run) if sampler else None,
                 peak_waiting=sampler.engine_peak("waiting", run) if sampler else None,
@@ -279,7 +282,7 @@ class VllmRunner(Runner):
         t0 = time.perf_counter()
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         elapsed = time.perf_counter() - t0
-        return sum(len(o.outputs[0].token_ids) for o in outputs), elapsed
+        return sum(len(c.token_ids) for o in outputs for c in o.outputs), elapsed
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -1,0 +1,64 @@
+"""Parallel sampling (n outputs per prompt) on the real engines (CPU): every output checked to its length;
+HF's generate() holds each prompt's KV once per sample, vLLM shares the prompt's blocks through its
+prefix cache."""
+
+import textwrap
+
+import pytest
+
+from bench.results import load_result
+from tests.conftest import has, run_cli
+
+pytestmark = pytest.mark.integration
+
+SUITE = """
+name: samples
+model: synthetic:tiny-llama
+workloads:
+  n3:
+    requests: 4
+    seed: 9
+    samples_per_prompt: 3
+    temperature: 0.8
+    prompt_len: {dist: uniform, min: 260, max: 300}
+    output_len: {dist: uniform, min: 3, max: 9}
+scenarios:
+  - {name: hf-b2, stack: hf, mode: padded, batch_size: 2, workload: n3, warmup_requests: 1}
+  - {name: vllm, stack: vllm, workload: n3, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
+     max_model_len: 320, enable_prefix_caching: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("samples")
+    suite = root / "samples.yaml"
+    suite.write_text(textwrap.dedent(SUITE))
+    stacks = ["hf"] + (["vllm"] if has("vllm") else [])
+    for stack in stacks:
+        r = run_cli("run", "--stack", stack, "--suite", suite, "--out", root, "--run-id", stack)
+        assert r.returncode == 0, r.stderr[-3000:]
+    return root
+
+
+def test_every_sample_is_checked_and_counted(runs):
+    hf = load_result(runs / "hf" / "hf-hf-b2-r0.json")
+    assert hf.check.passed and hf.check.expected_requests == 12 and hf.metrics.requests == 4
+    assert hf.metrics.output_tokens == hf.workload.output_tokens == hf.check.expected_output_tokens
+    assert hf.workload.spec.samples_per_prompt == 3
+
+
+def test_hf_holds_each_prompt_once_per_sample(runs):
+    hf = load_result(runs / "hf" / "hf-hf-b2-r0.json")
+    prompts = hf.workload.prompt_tokens
+    assert hf.kv.prompt_tokens_total == 3 * prompts  # generate() expands every prompt n times: nothing shared
+    assert hf.kv.accounted and hf.kv.batch_size == 2
+
+
+@pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")
+def test_vllm_returns_every_sample_and_shares_the_prompt(runs):
+    v = load_result(runs / "vllm" / "vllm-vllm-r0.json")
+    assert v.check.passed and v.check.returned_requests == 12
+    assert v.metrics.output_tokens == v.workload.output_tokens
+    # The n requests of a prompt find its full blocks in the prefix cache.
+    assert v.kv.prefix_cache_hits >= 4 * (3 - 1) * (260 // v.kv.block_size) * v.kv.block_size > 0

@@ -203,7 +203,8 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, setup
 
 def _metrics(ctx: RunContext, s: ScenarioBase, lm: LoadedModel, w: BuiltWorkload, out, memory) -> Metrics:
     metrics = compute_metrics(w, out)
-    bpt = ctx.model_info(lm).kv_bytes_per_token
+    # the KV cache's own element size where the stack says it (an fp8 cache), else the model's
+    bpt = (out.kv.bytes_per_token if out.kv is not None else None) or ctx.model_info(lm).kv_bytes_per_token
     layout = (
         s.roofline_layout(
             w.sequences(),

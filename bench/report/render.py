@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from bench.report.collect import Collection, Group
 from bench.report.headline import headline
 from bench.report.headline import title as headline_title
+from bench.report.sharing import sharing_table
 from bench.report.tables import (
     Table,
     breakdown_table,
@@ -37,7 +38,7 @@ def group_title(g: Group) -> str:
 
 
 def group_tables(g: Group, baseline: str) -> list[Table]:
-    tables = (performance_table(g, baseline), kv_table(g), breakdown_table(g))
+    tables = (performance_table(g, baseline), kv_table(g), sharing_table(g), breakdown_table(g))
     return [t for t in tables if t is not None]
 
 

@@ -22,7 +22,7 @@ workloads:
     output_len: 6
 scenarios:
   - {name: cached, stack: vllm, workload: shared, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
-     max_model_len: 320, enable_prefix_caching: true}
+     max_model_len: 320, enable_prefix_caching: true, repeats: 2}
   - {name: uncached, stack: vllm, workload: shared, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
      max_model_len: 320, enable_prefix_caching: false}
 """
@@ -41,6 +41,8 @@ def test_prefix_cache_hits_with_caching_on_and_none_with_it_off(tmp_path):
     assert cached.prefix_cache_hits >= (8 - 1) * shared_blocks * block > 0
     assert cached.prefix_cache_hits <= cached.prefix_cache_queries
     assert not uncached.prefix_cache_hits
+    again = load_result(tmp_path / "p" / "vllm-cached-r1.json")  # the same engine: its cache emptied first
+    assert again.timing.engine_reused and again.kv.prefix_cache_hits == cached.prefix_cache_hits
     report = run_cli("collect", tmp_path / "p", "--out", tmp_path / "report", "--no-plots")
     text = (tmp_path / "report" / "report.md").read_text()
     assert report.returncode == 0 and "(the first 256 shared by all)" in text

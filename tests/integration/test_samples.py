@@ -62,3 +62,21 @@ def test_vllm_returns_every_sample_and_shares_the_prompt(runs):
     assert v.metrics.output_tokens == v.workload.output_tokens
     # The n requests of a prompt find its full blocks in the prefix cache.
     assert v.kv.prefix_cache_hits >= 4 * (3 - 1) * (260 // v.kv.block_size) * v.kv.block_size > 0
+
+
+def test_the_report_says_what_sharing_saved(runs, tmp_path):
+    from bench.report.tables import pct
+
+    r = run_cli("collect", runs, "--out", tmp_path, "--no-plots")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "report.md").read_text()
+    table = text.split("### Sharing — 3 sample(s) per prompt, a shared prefix of 0 tokens")[1].split("###")[0]
+    w = load_result(runs / "hf" / "hf-hf-b2-r0.json").workload
+    needed = 3 * w.prompt_tokens + w.output_tokens - 3 * w.requests
+    hf = next(line for line in table.splitlines() if line.startswith("| hf padded"))
+    assert f"| {needed:,} | 0 | 0.0 % |" in hf  # generate() copies every prompt: nothing saved
+    if has("vllm"):
+        v = load_result(runs / "vllm" / "vllm-vllm-r0.json").kv
+        line = next(x for x in table.splitlines() if x.startswith("| vllm continuous"))
+        assert f"| {needed:,} | {v.prefix_cache_hits:,.0f} | {pct(v.prefix_cache_hits / needed)} |" in line
+    assert "the vLLM paper's figures (OPT-13B" in table

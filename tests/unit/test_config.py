@@ -122,7 +122,7 @@ def test_prompts_and_prompt_len_are_exclusive(tmp_path):
 
 def test_unknown_suite_name():
     with pytest.raises(
-        UserError, match="unknown suite 'nope'; built-in suites: capacity, default, full, long-context, seed, smoke"
+        UserError, match="unknown suite 'nope'; built-in suites: capacity, default, full, long-context, seed, sharing, smoke"
     ):
         load_suite("nope")
 
@@ -173,3 +173,16 @@ def test_every_suite_key_is_documented_in_the_readme():
     for model in (Suite, Workload, *options_models().values(), Uniform, Normal, Lognormal):
         for key in model.model_fields:
             assert re.search(rf"\b{key}\b", code), f"{model.__name__}.{key} is not documented"
+
+
+def test_an_fp8_kv_cache_reaches_the_engine_and_other_dtypes_are_refused(tmp_path):
+    from bench.stacks.base import LoadedModel
+    from bench.stacks.vllm.runner import VllmRunner
+    from bench.suite import make_scenario
+
+    s = make_scenario(name="a", stack="vllm", workload="w", kv_cache_dtype="fp8")
+    model = LoadedModel(path=tmp_path, spec="t", dtype="bfloat16", max_model_len=64, device="cuda")
+    assert VllmRunner(model, s).engine_args()["kv_cache_dtype"] == "fp8"
+    assert "kv_cache_dtype" not in VllmRunner(model, make_scenario(name="b", stack="vllm", workload="w")).engine_args()
+    with pytest.raises(UserError, match="kv_cache_dtype"):
+        make_scenario(name="c", stack="vllm", workload="w", kv_cache_dtype="int4")

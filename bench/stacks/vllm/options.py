@@ -22,6 +22,8 @@ class VllmScenario(ScenarioBase):
     # CPU backend: VLLM_CPU_KVCACHE_SPACE (GiB)
     kv_cache_space_gib: int | None = Field(default=None, ge=1, le=1_000_000)
     block_size: int | None = Field(default=None, ge=1, le=4096)
+    # The KV cache's element type: "auto" (the model's) or "fp8" (one byte: about twice the blocks).
+    kv_cache_dtype: Literal["auto", "fp8"] | None = None
 
     MODES: ClassVar[tuple[str, ...]] = STACK.modes
     BUDGET_KNOB: ClassVar[str] = "gpu_memory_utilization"

@@ -105,6 +105,8 @@ class VllmRunner(Runner):
             args["max_num_seqs"] = s.max_num_seqs
         if s.block_size is not None:
             args["block_size"] = s.block_size
+        if s.kv_cache_dtype is not None:
+            args["kv_cache_dtype"] = s.kv_cache_dtype
         return args
 
     def load(self) -> dict[str, float]:
@@ -127,7 +129,8 @@ class VllmRunner(Runner):
         self.block_size = int(cache.block_size)
         self.prefix_caching = bool(cache.enable_prefix_caching)
         hf_config = self.llm.llm_engine.vllm_config.model_config.hf_config
-        self.bpt = kv_bytes_per_token(hf_config.to_dict(), self.model.dtype)
+        kv_dtype = "fp8" if self.scenario.kv_cache_dtype == "fp8" else self.model.dtype
+        self.bpt = kv_bytes_per_token(hf_config.to_dict(), kv_dtype)
         self.gauge_collectors = _gauge_collectors()  # registered by the engine just started
         timing: dict[str, Any] = {"load_s": start_s, "engine_start_s": start_s}
         if after:  # the engine compiled: it found what it needed, or wrote it
@@ -230,6 +233,10 @@ class VllmRunner(Runner):
 
     def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
         prompts, params = self.inputs(requests, sampling)
+        if self.prefix_caching:
+            # A run on a reused engine starts with an empty prefix cache: the last run's prompts (a repeat's,
+            # say) must not be found there.
+            self.llm.reset_prefix_cache()
         preempt_before = self.read_gauges().get("preemptions", 0.0)
         prefix_before = self.prefix_counters()
         use_tqdm = sys.stderr.isatty() and not warmup

@@ -183,18 +183,20 @@ class RunContext:
                     f"(prompt + output), over max_model_len {lm.max_model_len}"
                 )
 
+    def engine_key(self, s: ScenarioBase) -> tuple:
+        """Which loaded engine the (budgeted) scenario can run on: equal keys share one."""
+        return load_runner(s.stack).engine_key(self.loaded_model(s), s)
+
     def engine_for(self, s: ScenarioBase, before_load=lambda: None) -> tuple[Runner, dict[str, float]]:
         """The loaded runner for `s`: the one already loaded when its engine key matches, else a new one
         (the old one closed first, `before_load` called). Returns the runner and the load timing
         ({"engine_reused": True} when nothing was loaded)."""
-        lm = self.loaded_model(s)
-        cls = load_runner(s.stack)
-        key = cls.engine_key(lm, s)
+        lm, key = self.loaded_model(s), self.engine_key(s)
         timing: dict = {"engine_reused": True}
         if self.runner_key != key:
             self.close_runner()
             before_load()
-            runner = cls(lm, s)
+            runner = load_runner(s.stack)(lm, s)
             timing = runner.load()
             self.runner, self.runner_key = runner, key
         self.runner.configure(lm, s)

@@ -25,7 +25,7 @@ from bench.context import RunContext, RunOptions
 from bench.errors import ResultWriteError, UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
 from bench.results import Result, new_run_id, write_result
-from bench.results.schema import Metrics
+from bench.results.schema import Metrics, ModelInfo
 from bench.roofline import roofline
 from bench.stacks import load_runner
 from bench.stacks.base import LoadedModel, RunOutput
@@ -184,7 +184,7 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, setup
             error=error,
             finished_at=now_iso(),
             timing=wall(),
-            metrics=_metrics(ctx, s, lm, w, out, memory) if status == "ok" else None,
+            metrics=_metrics(ctx, s, lm, w, out, memory, base["model"]) if status == "ok" else None,
             check=check,
             memory=memory,
             kv=out.kv if out is not None else partial_kv,
@@ -201,10 +201,10 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, setup
         )
 
 
-def _metrics(ctx: RunContext, s: ScenarioBase, lm: LoadedModel, w: BuiltWorkload, out, memory) -> Metrics:
+def _metrics(ctx: RunContext, s, lm: LoadedModel, w: BuiltWorkload, out, memory, model: ModelInfo) -> Metrics:
     metrics = compute_metrics(w, out)
     # the KV cache's own element size where the stack says it (an fp8 cache), else the model's
-    bpt = (out.kv.bytes_per_token if out.kv is not None else None) or ctx.model_info(lm).kv_bytes_per_token
+    bpt = (out.kv.bytes_per_token if out.kv is not None else None) or model.kv_bytes_per_token
     layout = (
         s.roofline_layout(
             w.sequences(),
@@ -244,7 +244,7 @@ def _warn_busy(ctx: RunContext, opts: RunOptions, progress) -> None:
 def by_engine(ctx: RunContext, scenarios: list[ScenarioBase]) -> list[ScenarioBase]:
     """The scenarios with those that can share an engine next to each other (in the order each engine is
     first needed, and the suite's order within it): every engine starts once."""
-    keys = [load_runner(s.stack).engine_key(ctx.loaded_model(ctx.budgeted(s)), ctx.budgeted(s)) for s in scenarios]
+    keys = [ctx.engine_key(ctx.budgeted(s)) for s in scenarios]
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
     return [s for _, s in sorted(zip(keys, scenarios), key=lambda pair: first[pair[0]])]
 

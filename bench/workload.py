@@ -52,7 +52,7 @@ class BuiltWorkload:
     def sequences(self) -> list[Request]:
         """Every output the workload asks for, as one request each: a request of n samples n times over,
         in request order. The engines return their outputs in this order."""
-        return [r for r in self.requests for _ in range(self.samples)]
+        return per_sample(self.requests, self.samples)
 
     @property
     def max_total_len(self) -> int:
@@ -75,6 +75,12 @@ class BuiltWorkload:
             "seed": self.spec.seed,
             "spec": self.spec.model_dump(exclude_none=True),
         }
+
+
+def per_sample(requests: Sequence[Request], samples: int) -> list[Request]:
+    """Each request once per sample, its samples next to each other: the order in which the engines
+    return n outputs per prompt."""
+    return [r for r in requests for _ in range(samples)]
 
 
 def batches(requests: Sequence[Request], size: int) -> list[Sequence[Request]]:

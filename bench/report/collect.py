@@ -7,10 +7,9 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from bench.errors import UserError
 from bench.results import Result
 from bench.results.sections import KvBatches, WorkloadSummary
-from bench.stacks import default_baseline, order, stack_spec
+from bench.stacks import baseline, default_baseline, order
 
 # Two-sided 95 % Student t quantiles for n - 1 degrees of freedom (no scipy in the collector image).
 _T95 = {
@@ -197,8 +196,6 @@ def pick_baseline(group: Group, spec: str) -> Row | None:
 
 
 def is_baseline(stack: str) -> bool:
-    """The stack the others are measured against (the registry says which)."""
-    try:
-        return stack_spec(stack).role == "baseline"
-    except UserError:  # a stack this PagedBench does not know, in an old or foreign result
-        return False
+    """The stack the others are measured against (the registry says which; a stack it does not know, in an
+    old or foreign result, is not)."""
+    return stack == baseline().name

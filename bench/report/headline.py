@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bench.report.collect import Collection, Group, Row, sampled
 from bench.report.tables import GIB, Table, fmt, pct
 from bench.results.sections import KvBatches, KvPool
-from bench.stacks import STACKS
+from bench.stacks import STACKS, baseline
 
 # Which share of KV memory holds tokens, defined once for every stack:
 #  - "of set aside": bytes holding tokens at the stack's busiest moment over the bytes it had set aside for
@@ -217,8 +217,7 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
 
 def compared() -> list[tuple[str, str]]:
     """(baseline stack, engine stack) pairs the headline compares, in the registry's order."""
-    base = [n for n, spec in STACKS.items() if spec.role == "baseline"]
-    return [(x, n) for x in base for n, spec in STACKS.items() if spec.role == "engine"]
+    return [(baseline().name, n) for n, spec in STACKS.items() if spec.role == "engine"]
 
 
 def title() -> str:

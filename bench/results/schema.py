@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from bench.results.sections import Breakdown, Environment, Kv, Roofline, RunConfig, Timing, WorkloadSummary
+from bench.results.sections import (
+    Breakdown,
+    Environment,
+    Kv,
+    Roofline,
+    RunConfig,
+    Section,
+    Timing,
+    WorkloadSummary,
+)
 
 SCHEMA_VERSION = 2  # 2: typed sections (kv by layout, config with the stack's options); 1 is read by v1.py
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN figure is no figure
+_Model = Section  # one strictness for every part of a result: no unknown key, no NaN figure
 
 
 class Percentiles(_Model):

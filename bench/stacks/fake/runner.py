@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from bench.config import Workload
 from bench.stacks.base import RequestTiming, Runner, RunOutput
-from bench.workload import Request
+from bench.workload import Request, per_sample
 
 
 class FakeRunner(Runner):
@@ -25,7 +25,7 @@ class FakeRunner(Runner):
             raise RuntimeError(self.scenario.fail)
         t0 = time.perf_counter()
         timings = []
-        requests = [r for r in requests for _ in range(sampling.samples_per_prompt)]  # one per output
+        requests = per_sample(requests, sampling.samples_per_prompt)  # one per output
         for r in requests:
             time.sleep(1e-5 * r.output_len)
             now = time.perf_counter() - t0

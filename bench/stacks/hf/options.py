@@ -55,8 +55,8 @@ class HfScenario(ScenarioBase):
     def roofline_layout(
         self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None, samples: int = 1
     ):
-        if not self.batched:  # transformers' paged cache: at most 256 running unless the engine said more
-            return paged_layout(requests, weights, bpt, int(peak_running or 256))
+        if not self.batched:  # transformers' paged cache: a continuous-batching engine's bound
+            return paged_layout(requests, weights, bpt, int(peak_running or self.max_running()))
         # `requests` has each request once per sample, next to each other: a batch of b requests is b x n rows.
         size = samples * (1 if self.resolved_mode == "sequential" else (self.resolved_batch_size or len(requests)))
         static = cache_len if self.resolved_mode == "static-cache" else None

@@ -19,7 +19,7 @@ from bench.stacks.hf import generation
 from bench.stacks.hf.capacity import ScenarioOOM, largest_batch, padded_slots
 from bench.stacks.hf.kv import hf_batch_kv, summarize_hf_kv
 from bench.stacks.hf.options import HfScenario
-from bench.workload import Request, batches
+from bench.workload import Request, batches, per_sample
 
 __all__ = ["HfRunner", "ScenarioOOM"]
 
@@ -151,7 +151,7 @@ class HfRunner(Runner):
         offset = 0
         for batch in batches(requests, size):
             counts, first_s, token_s, end_s, kv = self.generate_batch(batch, t0)
-            for j, r in enumerate(r for r in batch for _ in range(k)):
+            for j, r in enumerate(per_sample(batch, k)):
                 returned[offset + j] = counts[j]
                 last = token_s[r.output_len - 1] if len(token_s) >= r.output_len else end_s
                 timings[offset + j] = RequestTiming(finish_s=end_s, first_token_s=first_s, last_token_s=last)
@@ -236,8 +236,8 @@ class HfRunner(Runner):
         end = time.perf_counter() - t0
         counts = []
         k = self.sampling.samples_per_prompt
-        rows = [r for r in batch for _ in range(k)]  # generate() puts each prompt's n samples in a row
-        for r, seq in zip(rows, out.sequences[:, width:].tolist()):  # one copy to the host per batch
+        # generate() puts each prompt's n samples in a row; one copy to the host per batch
+        for r, seq in zip(per_sample(batch, k), out.sequences[:, width:].tolist()):  # one copy to the host per batch
             # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
             n = next((k for k, t in enumerate(seq) if t in hf.eos_ids), len(seq))
             counts.append(min(n, r.output_len))

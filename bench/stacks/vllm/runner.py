@@ -25,7 +25,7 @@ from bench.kv import kv_bytes_per_token
 from bench.stacks.base import RequestTiming, Runner, RunOutput
 from bench.stacks.vllm.kv import summarize_vllm_kv
 from bench.stacks.vllm.options import VllmScenario
-from bench.workload import Request
+from bench.workload import Request, per_sample
 
 _GAUGES = {
     "vllm:kv_cache_usage_perc": "kv_usage",
@@ -182,12 +182,7 @@ class VllmRunner(Runner):
         collectors needed are read when the registry exposes them."""
         collectors = self.gauge_collectors
         if collectors is None:
-            values: dict[str, float] = {}
-            for m in self.llm.get_metrics():
-                key = _GAUGES.get(m.name)
-                if key is not None and hasattr(m, "value"):
-                    values[key] = values.get(key, 0.0) + float(m.value)
-            return values
+            return self._snapshot(_GAUGES)
         values = {}
         for name, collector in collectors.items():
             for family in collector.collect():
@@ -199,9 +194,13 @@ class VllmRunner(Runner):
     def prefix_counters(self) -> dict[str, float]:
         """The engine's prefix-cache counters (prompt tokens looked up, and found cached), summed over
         engines; read before and after a run, their difference is the run's."""
+        return self._snapshot(_PREFIX)
+
+    def _snapshot(self, names: dict[str, str]) -> dict[str, float]:
+        """The metrics `names` maps (vLLM's name -> ours) from vLLM's public snapshot, summed over engines."""
         values: dict[str, float] = {}
         for m in self.llm.get_metrics():
-            key = _PREFIX.get(m.name.removesuffix("_total"))
+            key = names.get(m.name.removesuffix("_total"))
             if key is not None and hasattr(m, "value"):
                 values[key] = values.get(key, 0.0) + float(m.value)
         return values
@@ -237,14 +236,15 @@ class VllmRunner(Runner):
             # A run on a reused engine starts with an empty prefix cache: the last run's prompts (a repeat's,
             # say) must not be found there.
             self.llm.reset_prefix_cache()
-        preempt_before = self.read_gauges().get("preemptions", 0.0)
-        prefix_before = self.prefix_counters()
+        if not warmup:  # the run's own counts: differences across it
+            preempt_before = self.read_gauges().get("preemptions", 0.0)
+            prefix_before = self.prefix_counters()
         use_tqdm = sys.stderr.isatty() and not warmup
-        t0_mono = time.monotonic()
-        t0 = time.perf_counter()
-        with self._engine_watch():
+        with self._engine_watch():  # its setup and teardown outside the timed region
+            t0_mono = time.monotonic()
+            t0 = time.perf_counter()
             outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
-        elapsed = time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
         returned, timings, stamped = [], [], 0
         for out in outputs:  # one per request; with n samples, n outputs each (their times are the request's)
             m = getattr(out, "metrics", None)
@@ -273,7 +273,7 @@ class VllmRunner(Runner):
                 block_size=self.block_size,
                 bpt=self.bpt,
                 prefix_caching=self.prefix_caching,
-                requests=[r for r in requests for _ in range(sampling.samples_per_prompt)],
+                requests=per_sample(requests, sampling.samples_per_prompt),
                 peak_usage=sampler.engine_peak("kv_usage", run) if sampler else None,
                 peak_running=sampler.engine_peak("running", run) if sampler else None,
                 peak_waiting=sampler.engine_peak("waiting", run) if sampler else None,

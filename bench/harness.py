@@ -140,15 +140,15 @@ def _timed(ctx: RunContext, s: ScenarioBase, w: BuiltWorkload, sampler: Sampler,
     return out
 
 
-def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, setup_s: float | None = None) -> Result:
+def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, before: dict | None = None) -> Result:
     """Run one scenario once on the context's engine (loaded if need be) and return its result: `ok`
-    with figures, or `failed` / `interrupted` with the reason. Nothing is written. `setup_s`: the run's
-    one-off work before it, recorded on the run's first result."""
+    with figures, or `failed` / `interrupted` with the reason. Nothing is written. `before`: the timing of
+    the run's one-off work before it (`process_start_s`, `setup_s`), recorded on the run's first result."""
     started = time.perf_counter()
     s = ctx.budgeted(scenario)
     lm, w = ctx.loaded_model(s), ctx.workload(s.workload)
     base = _identity(ctx, s, lm, w, repeat)
-    timing: dict = {"setup_s": setup_s}
+    timing: dict = dict(before or {})
     wall = lambda: timing | {"wall_s": time.perf_counter() - started}  # noqa: E731
     sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu, background=ctx.opts.sampler)
     status, error, out, check, partial_kv = "failed", None, None, None, None
@@ -249,7 +249,18 @@ def by_engine(ctx: RunContext, scenarios: list[ScenarioBase]) -> list[ScenarioBa
     return [s for _, s in sorted(zip(keys, scenarios), key=lambda pair: first[pair[0]])]
 
 
+def _since_process_start() -> float | None:
+    """Seconds since this process started: the interpreter, the imports and the command line before a run."""
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # no psutil, or no process table to read: the run records no start-up time
+        return None
+
+
 def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
+    process_start_s = _since_process_start()
     started = time.perf_counter()
     scenarios = select_scenarios(suite, opts.stack, opts.only)
     run_dir = opts.out / (opts.run_id or new_run_id())
@@ -261,7 +272,7 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     repeats = {s.name: opts.repeats or s.repeats for s in scenarios}
     total = sum(repeats.values())
-    setup_s: float | None = time.perf_counter() - started
+    before: dict | None = {"process_start_s": process_start_s, "setup_s": time.perf_counter() - started}
     try:
         k = 0
         for s in scenarios:
@@ -272,8 +283,8 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
                     f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
                     f"{w.output_tokens} output tokens){f' repeat {repeat}' if repeats[s.name] > 1 else ''} ..."
                 )
-                result = run_scenario(ctx, s, repeat, setup_s)
-                setup_s = None  # once, on the run's first result
+                result = run_scenario(ctx, s, repeat, before)
+                before = None  # once, on the run's first result
                 _write(result, run_dir, summary)
                 progress(f"[{k}/{total}] {s.name}: {one_line(result)}")
                 if result.status == "interrupted":

@@ -2,7 +2,8 @@
 engine core — into a log file beside the results, while still showing it where it was going.
 
 The log keeps every line; the console is spared the engines' own INFO/WARNING/DEBUG log lines (dozens per
-vLLM start, some thousands of characters long), which stay in the log. A progress bar redrawn with
+vLLM start, some thousands of characters long; a dozen per run of transformers' paged mode), which stay in
+the log. A progress bar redrawn with
 carriage returns is logged as its last state, and shown that way too when the console is not a terminal."""
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pathlib import Path
 _COLOUR = rb"(?:\x1b\[[0-9;]*m)*"
 _PROCESS = rb"(?:\([\w.-]+ pid=\d+\))?"
 _ENGINE_LOG = re.compile(rb"^" + _COLOUR + _PROCESS + _COLOUR + rb" ?(?:INFO|WARNING|DEBUG) \d\d-\d\d ")
+# transformers' continuous-batching logger: "2026-12-01 11:56:02,216 - ContinuousBatchingLogger - INFO - ...".
+_TRANSFORMERS_LOG = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - [\w.]+ - (?:INFO|WARNING|DEBUG) - ")
 
 
 def console_quiet(line: bytes) -> bool:
     """Whether a line is an engine's own log line, for the log file only."""
-    return _ENGINE_LOG.match(line) is not None
+    return _ENGINE_LOG.match(line) is not None or _TRANSFORMERS_LOG.match(line) is not None
 
 
 def last_redraw(line: bytes) -> bytes:

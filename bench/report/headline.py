@@ -241,6 +241,6 @@ def headline(c: Collection) -> tuple[list[str], list[Table]]:
     if not tables:
         labels = " and ".join(STACKS[n].label for pair in compared()[:1] for n in pair)
         lines.append(f"No workload was run by both {labels}: this report has no like-for-like comparison.")
-    if tables and single:
-        lines.append("Not like for like, so not compared above:")
+    if tables:
+        single = [f"Not like for like, so not compared above: {x}" for x in single]
     return lines + single, tables

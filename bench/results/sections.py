@@ -104,6 +104,9 @@ class Environment(Section):
 class Timing(Section):
     """Where a scenario's wall time went: the user's time, apart from the timed figures."""
 
+    # From the process's start to the run's: the interpreter, imports, reading the suite; on the run's
+    # first result only.
+    process_start_s: float | None = None
     # The run's one-off work before its first scenario (building or fetching the model, reading the GPU,
     # measuring bandwidth, building the workloads); on the run's first result only.
     setup_s: float | None = None

@@ -12,7 +12,7 @@ from bench.report.headline import headline
 from tests.unit.test_collect_repeats import repeated
 
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
-EVIDENCE = RESULTS / "h200-2026-12-01" / "results"  # the current evidence, the one the README points to
+EVIDENCE = RESULTS / "h200-2026-12-01-one-card" / "results"  # the current evidence, the one the README points to
 
 
 def load(relative: str) -> dict:
@@ -32,8 +32,8 @@ def report(tmp_path_factory) -> str:
 def test_the_first_section_is_the_comparison_at_equal_memory(report):
     first = report.split("\n## ")[1]  # the section after the title
     assert first.startswith("HF and vLLM: the answer")
-    hf = load("capacity-hf-102132/hf-hf-max-batch-r0.json")
-    vllm = load("capacity-vllm-102132/vllm-vllm-r0.json")
+    hf = load("capacity-hf-120522/hf-hf-max-batch-r0.json")
+    vllm = load("capacity-vllm-120522/vllm-vllm-r0.json")
     assert hf["config"]["memory_budget_gib"] == vllm["config"]["memory_budget_gib"] == 7
     ratio = vllm["metrics"]["output_tokens_per_s"] / hf["metrics"]["output_tokens_per_s"]
     rows, running = hf["kv"]["capacity"]["max_batch"], vllm["kv"]["peak_running"]
@@ -48,8 +48,8 @@ def test_the_first_section_is_the_comparison_at_equal_memory(report):
 
 
 def test_kv_holding_tokens_is_one_definition_for_both_stacks(report):
-    vllm = load("capacity-vllm-102132/vllm-vllm-r0.json")["kv"]
-    hf = load("capacity-hf-102132/hf-hf-max-batch-r0.json")["kv"]
+    vllm = load("capacity-vllm-120522/vllm-vllm-r0.json")["kv"]
+    hf = load("capacity-hf-120522/hf-hf-max-batch-r0.json")["kv"]
     held = vllm["reserved_bytes_peak"] * vllm["peak_usage"] * vllm["block_fill"] / 2**30
     line = next(x for x in report.splitlines() if x.startswith("| vLLM at its best, at 7 GiB"))
     assert f"| {held:.2f} |" in line and f"{100 * vllm['block_fill']:.1f} %" in line
@@ -69,6 +69,13 @@ def test_a_workload_only_one_stack_ran_is_named_not_compared(tmp_path):
     assert "only vLLM ran this workload (vllm continuous (vllm-sustained)); nothing to compare it with" in report
 
 
+def test_what_is_not_compared_says_so_in_its_own_sentence(report):
+    first = report.split("## Details")[0]
+    line = next(x for x in first.splitlines() if "workload sustained" in x)
+    assert line.startswith("- Not like for like, so not compared above: synthetic:llama-1b on NVIDIA H200")
+    assert "Not like for like, so not compared above:\n" not in first
+
+
 def test_a_workload_whose_every_scenario_failed_is_said_so(tmp_path):
     report = markdown_of(RESULTS / "h200-2026-12-01" / "cut-short", tmp_path)  # the run the engine watch cut
     first = report.split("## Details")[0]
@@ -84,8 +91,15 @@ def test_no_comparison_is_said_when_one_stack_ran(tmp_path):
     assert tables == [] and "no like-for-like comparison" in lines[0]
 
 
-def test_results_from_two_cards_of_one_name_say_so(report):
-    """The current evidence's default suite ran HF on one H200 and vLLM on another: the headline says so."""
+def test_results_from_two_cards_of_one_name_say_so(tmp_path):
+    """The superseded set's default suite ran HF on one H200 and vLLM on another: the headline says so."""
+    report = markdown_of(RESULTS / "h200-2026-12-01" / "results", tmp_path)
     line = next(x for x in report.splitlines() if "workload mixed" in x and "best" in x)
     assert "on NVIDIA H200 (2 cards)" in line
     assert "on NVIDIA H200," in next(x for x in report.splitlines() if "workload many" in x)  # one card
+
+
+def test_the_current_evidence_ran_on_one_card(report):
+    cards = {json.loads(p.read_text())["environment"]["gpu"]["uuid"] for p in EVIDENCE.rglob("*.json")}
+    assert len(cards) == 1
+    assert "(2 cards)" not in report and report.count("on NVIDIA H200,") >= 3

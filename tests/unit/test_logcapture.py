@@ -14,6 +14,9 @@ def test_engine_log_lines_are_for_the_log_only():
     assert console_quiet(b"(EngineCore pid=39) WARNING 12-01 07:50:26 [x.py:1] slow\n")
     assert console_quiet(b"\x1b[1;36m(EngineCore pid=39)\x1b[0;0m INFO 12-01 07:50:26 [x.py:1] y\n")
     assert not console_quiet(b"ERROR 12-01 07:50:26 [x.py:1] the engine died\n")
+    paged = b"2026-12-01 11:56:02,216 - ContinuousBatchingLogger - INFO - Warming up for continuous batching...\n"
+    assert console_quiet(paged)
+    assert not console_quiet(paged.replace(b"INFO", b"ERROR"))
     assert not console_quiet(b"[1/1] vllm: ok, 16 tokens in 0.01 s\n")
 
 

@@ -38,6 +38,7 @@ def test_scenarios_sharing_an_engine_run_together_and_start_it_once(tmp_path):
     assert not a.timing.engine_reused and c0.timing.engine_reused and c1.timing.engine_reused
     assert not b.timing.engine_reused
     assert a.timing.setup_s is not None and all(x.timing.setup_s is None for x in (c0, c1, b))
+    assert a.timing.process_start_s > 0 and all(x.timing.process_start_s is None for x in (c0, c1, b))
     for x in (a, c0, c1):
         assert x.timing.wall_s >= x.timing.timed_s == x.metrics.elapsed_s > 0
     assert b.timing.wall_s > 0 and b.timing.timed_s is None  # it failed in its timed run
@@ -52,7 +53,7 @@ def test_the_listing_says_which_knob_forces_another_engine(tmp_path):
 
 def test_time_to_answer_sums_each_run_and_each_suite(tmp_path):
     timings = [
-        ("hf", "h", {"setup_s": 5.0, "load_s": 2.0, "warmup_s": 1.0, "timed_s": 2.0, "wall_s": 6.0}),
+        ("hf", "h", {"process_start_s": 4.0, "setup_s": 5.0, "load_s": 2.0, "warmup_s": 1.0, "timed_s": 2.0, "wall_s": 6.0}),
         ("hf", "h", {"engine_reused": True, "warmup_shared": True, "timed_s": 2.0, "wall_s": 2.5}),
         (
             "vllm",
@@ -72,6 +73,6 @@ def test_time_to_answer_sums_each_run_and_each_suite(tmp_path):
         write_result(r.model_copy(update={"config": r.config.model_copy(update={"stack": stack})}), tmp_path / run)
     table = time_table(collect(tmp_path))
     rows = {row[0]: row for row in table.rows}
-    assert rows["s: HF (run h)"][1:] == ["2", "5.0", "2.0 (1 start)", "1.0", "4.0", "8.5", "2.1"]
-    assert rows["s: vLLM (run v)"][3] == "30.0 (1 start, warm)"
-    assert rows["s: all of it"][1:] == ["3", "6.0", "32.0 (2 starts, warm)", "1.0", "6.0", "41.5", "6.9"]
+    assert rows["s: HF (run h)"][1:] == ["2", "4.0", "5.0", "2.0 (1 start)", "1.0", "4.0", "17.5", "4.4"]
+    assert rows["s: vLLM (run v)"][4:] == ["30.0 (1 start, warm)", "—", "2.0", "34.0", "17.0"]
+    assert rows["s: all of it"][1:] == ["3", "4.0", "6.0", "32.0 (2 starts, warm)", "1.0", "6.0", "51.5", "8.6"]

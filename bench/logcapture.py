@@ -9,16 +9,21 @@ carriage returns is logged as its last state, and shown that way too when the co
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import struct
 import sys
+import termios
 import threading
+import time
 from pathlib import Path
 
 # vLLM's log format, after an optional "(EngineCore pid=12) " process prefix and colour codes.
 _COLOUR = rb"(?:\x1b\[[0-9;]*m)*"
 _PROCESS = rb"(?:\([\w.-]+ pid=\d+\))?"
 _ENGINE_LOG = re.compile(rb"^" + _COLOUR + _PROCESS + _COLOUR + rb" ?(?:INFO|WARNING|DEBUG) \d\d-\d\d ")
+_GRACE_S = 5.0  # the most the log waits, after the run, for its pipes to drain
 # transformers' continuous-batching logger: "2026-12-01 11:56:02,216 - ContinuousBatchingLogger - INFO - ...".
 _TRANSFORMERS_LOG = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - [\w.]+ - (?:INFO|WARNING|DEBUG) - ")
 
@@ -44,6 +49,14 @@ class _Lines:
     def feed(self, chunk: bytes) -> list[bytes]:
         *lines, self.partial = (self.partial + chunk).split(b"\n")
         return [line + b"\n" for line in lines]
+
+
+def _pending(fd: int) -> int:
+    """Bytes waiting in a pipe, not yet read."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -108,9 +121,14 @@ def tee_output(log_path: Path):
         sys.stderr.flush()
         for fd in (1, 2):
             os.dup2(saved[fd], fd)
-        # A child that still holds a pipe (a dying engine core) must not keep us waiting.
-        for t in threads:
-            t.join(timeout=5)
+        # A child that still holds a pipe (a dying engine core, multiprocessing's resource tracker, which
+        # lives as long as we do) must not keep us waiting: once what was written is drained, we go on.
+        deadline = time.monotonic() + _GRACE_S
+        while time.monotonic() < deadline and any(t.is_alive() for t in threads):
+            if not any(_pending(fd) for fd, t in zip(readers, threads) if t.is_alive()):
+                time.sleep(0.05)  # the pump's last line reaches the log
+                break
+            time.sleep(0.02)
         for fd, t in zip(readers, threads):
             if not t.is_alive():
                 os.close(fd)

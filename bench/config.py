@@ -88,6 +88,9 @@ class Workload(Strict):
     shared_prefix_len: int = Field(default=0, ge=0, le=MAX_TOKENS)
     # n: outputs per prompt, each output_len long (parallel sampling: the prompt's KV can be shared).
     samples_per_prompt: int = Field(default=1, ge=1, le=64)
+    # Beam search of this width: each prompt's beams (the best `beam_width` at the end) all come back, each
+    # output_len long, so the beams that share a prefix can share its KV.
+    beam_width: int = Field(default=1, ge=1, le=16)
     output_len: Length
     requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy seeds are 32-bit
@@ -105,7 +108,20 @@ class Workload(Strict):
             raise ValueError("'requests' is required with 'prompt_len'")
         if self.samples_per_prompt > 1 and self.temperature == 0:
             raise ValueError("samples_per_prompt > 1 needs temperature > 0 (greedy samples would all be the same)")
+        if self.beam_width > 1:
+            if self.samples_per_prompt > 1 or self.temperature > 0:
+                raise ValueError(
+                    "beam_width > 1 is deterministic search: it needs samples_per_prompt 1 and temperature 0"
+                )
+            if self.output_len.dist != "fixed":
+                # vLLM's beam search takes one max_tokens for all prompts of a call.
+                raise ValueError("beam_width > 1 needs a fixed output_len (one beam-search length for every request)")
         return self
+
+    @property
+    def outputs_per_prompt(self) -> int:
+        """Outputs each request returns: its n samples, or its beams."""
+        return self.samples_per_prompt * self.beam_width
 
     @property
     def num_requests(self) -> int:

@@ -46,6 +46,7 @@ def check_output(workload: BuiltWorkload, out: RunOutput) -> Check:
         expected_output_tokens=sum(expected),
         returned_output_tokens=sum(returned),
         mismatched_requests=mismatched[:20],
+        distinct_outputs=out.distinct_outputs,
         passed=not mismatched and out.elapsed_s > 0,
     )
 

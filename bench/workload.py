@@ -42,8 +42,8 @@ class BuiltWorkload:
 
     @property
     def samples(self) -> int:
-        """Outputs per request (`samples_per_prompt`)."""
-        return self.spec.samples_per_prompt
+        """Outputs per request (`samples_per_prompt`, or `beam_width`)."""
+        return self.spec.outputs_per_prompt
 
     @property
     def output_tokens(self) -> int:
@@ -81,6 +81,11 @@ def per_sample(requests: Sequence[Request], samples: int) -> list[Request]:
     """Each request once per sample, its samples next to each other: the order in which the engines
     return n outputs per prompt."""
     return [r for r in requests for _ in range(samples)]
+
+
+def distinct_outputs(outputs: Sequence[Sequence[int]], k: int) -> int:
+    """How many of each request's k outputs (in `per_sample` order) differ as token sequences, summed."""
+    return sum(len({tuple(o) for o in outputs[i : i + k]}) for i in range(0, len(outputs), k))
 
 
 def batches(requests: Sequence[Request], size: int) -> list[Sequence[Request]]:

@@ -19,7 +19,7 @@ PAPER = (
 def needed_tokens(row: Row) -> int:
     """KV tokens every output would hold on its own at its end: prompt + output - 1 each."""
     w = row.first.workload
-    n = w.spec.samples_per_prompt
+    n = w.spec.outputs_per_prompt
     return n * w.prompt_tokens + w.output_tokens - n * w.requests
 
 
@@ -27,6 +27,8 @@ def shared_tokens(row: Row) -> float | None:
     """KV tokens that did not need a copy of their own: prompt tokens found in the prefix cache (a block
     pool that counts them), none for padded batches (each row holds its own copy)."""
     kv = row.first.kv
+    if isinstance(kv, KvPool) and row.first.workload.spec.beam_width > 1:
+        return _beams_shared(row, kv)
     if isinstance(kv, KvPool):
         return kv.prefix_cache_hits
     if isinstance(kv, KvBatches) and kv.prompt_tokens_total is not None:
@@ -34,10 +36,23 @@ def shared_tokens(row: Row) -> float | None:
     return None
 
 
+def _beams_shared(row: Row, kv: KvPool) -> float | None:
+    """Beam search on a block pool runs every beam's whole sequence at each step, finding the common prefix
+    in the prefix cache (so its hits count recomputation saved, not memory): what the beams shared is what
+    they would hold apart at their end less what the pool held at its busiest — when every beam was in the
+    pool at once then, else unknown."""
+    w = row.first.workload
+    if None in (kv.peak_usage, kv.pool_tokens, kv.peak_running):
+        return None
+    if kv.peak_running < w.spec.outputs_per_prompt * w.requests:
+        return None
+    return max(0.0, needed_tokens(row) - kv.peak_usage * kv.pool_tokens)
+
+
 def shares(group: Group) -> bool:
     """Whether the workload gives anything to share."""
     spec = group.workload.spec
-    return spec.samples_per_prompt > 1 or spec.shared_prefix_len > 0
+    return spec.outputs_per_prompt > 1 or spec.shared_prefix_len > 0
 
 
 def sharing_table(group: Group) -> Table | None:
@@ -60,8 +75,9 @@ def sharing_table(group: Group) -> Table | None:
             ]
         )
     spec = group.workload.spec
+    per = f"beam width {spec.beam_width}" if spec.beam_width > 1 else f"{spec.samples_per_prompt} sample(s) per prompt"
     return Table(
-        f"Sharing — {spec.samples_per_prompt} sample(s) per prompt, a shared prefix of {spec.shared_prefix_len} tokens",
+        f"Sharing — {per}, a shared prefix of {spec.shared_prefix_len} tokens",
         [
             "stack / mode",
             "scenario",
@@ -74,7 +90,8 @@ def sharing_table(group: Group) -> Table | None:
         ],
         rows,
         "Without sharing: prompt + output - 1 KV tokens for every output. Held once for several: prompt tokens a "
-        "block pool found in its prefix cache (their KV computed and stored once); padded batches hold every "
-        "prompt once per row, so they share nothing. Saved: held once over without sharing, over the whole run. "
+        "block pool found in its prefix cache (their KV computed and stored once) or, for beam search, what its "
+        "beams would hold apart at their end less what the pool held at its busiest (all beams in it); padded "
+        "batches hold every prompt once per row, so they share nothing. Saved: held once over without sharing. "
         + PAPER,
     )

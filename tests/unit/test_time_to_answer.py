@@ -53,7 +53,11 @@ def test_the_listing_says_which_knob_forces_another_engine(tmp_path):
 
 def test_time_to_answer_sums_each_run_and_each_suite(tmp_path):
     timings = [
-        ("hf", "h", {"process_start_s": 4.0, "setup_s": 5.0, "load_s": 2.0, "warmup_s": 1.0, "timed_s": 2.0, "wall_s": 6.0}),
+        (
+            "hf",
+            "h",
+            {"process_start_s": 4.0, "setup_s": 5.0, "load_s": 2.0, "warmup_s": 1.0, "timed_s": 2.0, "wall_s": 6.0},
+        ),
         ("hf", "h", {"engine_reused": True, "warmup_shared": True, "timed_s": 2.0, "wall_s": 2.5}),
         (
             "vllm",

@@ -25,7 +25,7 @@ class FakeRunner(Runner):
             raise RuntimeError(self.scenario.fail)
         t0 = time.perf_counter()
         timings = []
-        requests = per_sample(requests, sampling.samples_per_prompt)  # one per output
+        requests = per_sample(requests, sampling.outputs_per_prompt)  # one per output
         for r in requests:
             time.sleep(1e-5 * r.output_len)
             now = time.perf_counter() - t0

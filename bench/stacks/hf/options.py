@@ -43,8 +43,8 @@ class HfScenario(ScenarioBase):
         return self.resolved_mode != "paged"
 
     def workload_refusal(self, workload) -> str | None:
-        if workload.samples_per_prompt > 1 and not self.batched:
-            return "HF's paged mode generates one output per prompt: samples_per_prompt must be 1"
+        if workload.outputs_per_prompt > 1 and not self.batched:
+            return "HF's paged mode generates one output per prompt: samples_per_prompt and beam_width must be 1"
         return None
 
     def crosscheck_refusal(self) -> str | None:

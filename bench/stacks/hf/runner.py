@@ -19,7 +19,7 @@ from bench.stacks.hf import generation
 from bench.stacks.hf.capacity import ScenarioOOM, largest_batch, padded_slots
 from bench.stacks.hf.kv import hf_batch_kv, summarize_hf_kv
 from bench.stacks.hf.options import HfScenario
-from bench.workload import Request, batches, per_sample
+from bench.workload import Request, batches, distinct_outputs, per_sample
 
 __all__ = ["HfRunner", "ScenarioOOM"]
 
@@ -31,6 +31,7 @@ class HfRunner(Runner):
     def __init__(self, model: LoadedModel, scenario: HfScenario) -> None:
         super().__init__(model, scenario)
         self.warmed: set[tuple] = set()  # shapes already warmed up on this loaded model
+        self.distinct = 0  # distinct outputs of the batches generated since the run began
 
     @staticmethod
     def engine_key(model: LoadedModel, scenario) -> tuple:
@@ -111,6 +112,7 @@ class HfRunner(Runner):
             new,
             sampling.temperature > 0,
             sampling.samples_per_prompt,
+            sampling.beam_width,
             cache,
         )
 
@@ -140,7 +142,8 @@ class HfRunner(Runner):
         return out
 
     def _run_batches(self, requests: Sequence[Request], size: int, warmup: bool) -> RunOutput:
-        k = self.sampling.samples_per_prompt
+        k = self.sampling.outputs_per_prompt
+        self.distinct = 0
         returned = [0] * (len(requests) * k)  # one per output: each request's n samples in a row
         timings: list[RequestTiming | None] = [None] * (len(requests) * k)
         kv_batches = []
@@ -166,6 +169,7 @@ class HfRunner(Runner):
             timings=timings,
             latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
             "a request finishes when its batch's generate() returns",
+            distinct_outputs=self.distinct,
             kv=summarize_hf_kv(kv_batches, size, self.hf.model.config, self.model.dtype),
             memory=self.hf.memory_figures(),
         )
@@ -194,6 +198,8 @@ class HfRunner(Runner):
         }
         if self.sampling.samples_per_prompt > 1:  # generate() expands each prompt into n rows
             kwargs["num_return_sequences"] = self.sampling.samples_per_prompt
+        if self.sampling.beam_width > 1:  # and into num_beams rows, every beam returned
+            kwargs |= {"num_beams": self.sampling.beam_width, "num_return_sequences": self.sampling.beam_width}
         if self.scenario.resolved_mode == "static-cache":
             # Reserve the whole max model length up front, as a static allocator does.
             kwargs["past_key_values"] = StaticCache(config=self.hf.model.config, max_cache_len=self.model.max_model_len)
@@ -234,13 +240,15 @@ class HfRunner(Runner):
                 f"out of memory at batch size {len(batch)} (prompt width {width}, {new} new tokens): {e}"
             ) from None
         end = time.perf_counter() - t0
-        counts = []
-        k = self.sampling.samples_per_prompt
-        # generate() puts each prompt's n samples in a row; one copy to the host per batch
-        for r, seq in zip(per_sample(batch, k), out.sequences[:, width:].tolist()):  # one copy to the host per batch
+        counts, kept = [], []
+        k = self.sampling.outputs_per_prompt
+        # generate() puts each prompt's n samples (or beams) in a row; one copy to the host per batch
+        for r, seq in zip(per_sample(batch, k), out.sequences[:, width:].tolist()):
             # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
             n = next((k for k, t in enumerate(seq) if t in hf.eos_ids), len(seq))
             counts.append(min(n, r.output_len))
+            kept.append(seq[: counts[-1]])
+        self.distinct += distinct_outputs(kept, k)
         kv = hf_batch_kv(out.past_key_values, batch, width, new, k)
         del out
         first = clock.times[0] if clock.times else end
@@ -262,7 +270,7 @@ class HfRunner(Runner):
                 kwargs = self.generate_kwargs(batch)
                 out = hf.model.generate(**kwargs)
                 generated = out.shape[1] - kwargs["input_ids"].shape[1]
-                tokens += sampling.samples_per_prompt * sum(min(r.output_len, generated) for r in batch)
+                tokens += sampling.outputs_per_prompt * sum(min(r.output_len, generated) for r in batch)
         hf.sync()
         return tokens, time.perf_counter() - t0
 

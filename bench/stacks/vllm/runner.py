@@ -25,7 +25,7 @@ from bench.kv import kv_bytes_per_token
 from bench.stacks.base import RequestTiming, Runner, RunOutput
 from bench.stacks.vllm.kv import summarize_vllm_kv
 from bench.stacks.vllm.options import VllmScenario
-from bench.workload import Request, per_sample
+from bench.workload import Request, distinct_outputs, per_sample
 
 _GAUGES = {
     "vllm:kv_cache_usage_perc": "kv_usage",
@@ -230,8 +230,24 @@ class VllmRunner(Runner):
         ]
         return prompts, params
 
+    def _generate(self, inputs: tuple, requests: Sequence[Request], sampling: Workload, use_tqdm: bool = False):
+        """Each request's outputs as token ids (its n samples, or its beams), and the engine's outputs, from
+        `inputs()`'s prompts and parameters. Beam search is vLLM's own (`LLM.beam_search`: one step of all
+        beams per engine call, their common prefixes found in the prefix cache); EOS is ignored, so every
+        beam runs to the workload's length."""
+        prompts, params = inputs
+        if sampling.beam_width == 1:
+            outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
+            return [[list(c.token_ids) for c in out.outputs] for out in outputs], outputs
+        from vllm.sampling_params import BeamSearchParams
+
+        beam = BeamSearchParams(beam_width=sampling.beam_width, max_tokens=requests[0].output_len, ignore_eos=True)
+        outputs = self.llm.beam_search(prompts, beam, use_tqdm=use_tqdm)
+        # A beam's tokens begin with its prompt's.
+        return [[s.tokens[r.prompt_len :] for s in out.sequences] for r, out in zip(requests, outputs)], outputs
+
     def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
-        prompts, params = self.inputs(requests, sampling)
+        inputs = self.inputs(requests, sampling)
         if self.prefix_caching:
             # A run on a reused engine starts with an empty prefix cache: the last run's prompts (a repeat's,
             # say) must not be found there.
@@ -243,16 +259,16 @@ class VllmRunner(Runner):
         with self._engine_watch():  # its setup and teardown outside the timed region
             t0_mono = time.monotonic()
             t0 = time.perf_counter()
-            outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
+            tokens, outputs = self._generate(inputs, requests, sampling, use_tqdm)
             elapsed = time.perf_counter() - t0
         returned, timings, stamped = [], [], 0
-        for out in outputs:  # one per request; with n samples, n outputs each (their times are the request's)
+        for ids, out in zip(tokens, outputs):  # one per request; n outputs each (their times are the request's)
             m = getattr(out, "metrics", None)
             first = getattr(m, "first_token_ts", 0.0) if m is not None else 0.0
             last = getattr(m, "last_token_ts", 0.0) if m is not None else 0.0
             stamped += bool(first and last)
-            for completion in out.outputs:
-                returned.append(len(completion.token_ids))
+            for completion in ids:
+                returned.append(len(completion))
                 if first and last:
                     timings.append(
                         RequestTiming(
@@ -262,8 +278,11 @@ class VllmRunner(Runner):
                 else:
                     timings.append(RequestTiming(finish_s=elapsed))
         source = "vLLM: engine-core first/last token timestamps per request (RequestOutput.metrics)"
-        if stamped < len(outputs):
+        if sampling.beam_width > 1:
+            source = "vLLM beam search: no per-request timestamps; every request finishes with the run"
+        elif stamped < len(outputs):
             source = f"vLLM: {stamped}/{len(outputs)} requests had engine timestamps; others count the whole run"
+        distinct = distinct_outputs([c for ids in tokens for c in ids], sampling.outputs_per_prompt)
         kv = None
         if not warmup:
             sampler = getattr(self, "sampler", None)
@@ -273,7 +292,7 @@ class VllmRunner(Runner):
                 block_size=self.block_size,
                 bpt=self.bpt,
                 prefix_caching=self.prefix_caching,
-                requests=per_sample(requests, sampling.samples_per_prompt),
+                requests=per_sample(requests, sampling.outputs_per_prompt),
                 peak_usage=sampler.engine_peak("kv_usage", run) if sampler else None,
                 peak_running=sampler.engine_peak("running", run) if sampler else None,
                 peak_waiting=sampler.engine_peak("waiting", run) if sampler else None,
@@ -281,15 +300,22 @@ class VllmRunner(Runner):
                 samples=sum(1 for s in sampler.samples if s.engine and s.phase == "run") if sampler else 0,
                 prefix=_difference(self.prefix_counters(), prefix_before),
             )
-        return RunOutput(elapsed_s=elapsed, returned_tokens=returned, timings=timings, latency_source=source, kv=kv)
+        return RunOutput(
+            elapsed_s=elapsed,
+            returned_tokens=returned,
+            timings=timings,
+            latency_source=source,
+            kv=kv,
+            distinct_outputs=distinct,
+        )
 
     def plain_run(self, requests: Sequence[Request], sampling: Workload) -> tuple[int, float]:
-        """One `LLM.generate()` over the same requests, timed around the call."""
-        prompts, params = self.inputs(requests, sampling)
+        """One `LLM.generate()` (or `LLM.beam_search()`) over the same requests, timed around the call."""
+        inputs = self.inputs(requests, sampling)
         t0 = time.perf_counter()
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        tokens, _ = self._generate(inputs, requests, sampling)
         elapsed = time.perf_counter() - t0
-        return sum(len(c.token_ids) for o in outputs for c in o.outputs), elapsed
+        return sum(len(c) for ids in tokens for c in ids), elapsed
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -373,3 +373,12 @@ def monitor(interval, count):
 
 if __name__ == "__main__":
     main()
+
+
+def _add_serving() -> None:
+    from bench.serving.cli import serve_cmd
+
+    main.add_command(serve_cmd)
+
+
+_add_serving()

@@ -38,6 +38,19 @@ def load_runner(name: str):
     return load(stack_spec(name).runner)
 
 
+def load_server(name: str):
+    """The stack's OpenAI-compatible server (a ServerKind); UserError when it has none."""
+    spec = stack_spec(name)
+    if spec.server is None:
+        raise UserError(f"stack {name!r} has no server to run online; stacks with one: {', '.join(servers())}")
+    return load(spec.server)
+
+
+def servers() -> list[str]:
+    """The stacks that can serve online."""
+    return [n for n, s in STACKS.items() if s.server]
+
+
 def options_models() -> dict:
     """Each stack's scenario model (its knobs), by name."""
     return {name: load(spec.options) for name, spec in STACKS.items()}

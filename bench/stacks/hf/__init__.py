@@ -15,4 +15,5 @@ STACK = StackSpec(
     color="#4c72b0",
     packages=("torch", "transformers", "tokenizers"),
     crosscheck=True,
+    server="bench.stacks.hf.serve:SERVER",
 )

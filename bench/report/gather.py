@@ -13,6 +13,7 @@ from bench.errors import UserError
 from bench.files import UnreadableFile, read_json
 from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of
 from bench.report.render import csv_rows, markdown
+from bench.report.serving import serving_file
 from bench.results import Result, ResultFileError, scan_results
 
 
@@ -26,13 +27,18 @@ def collect(root: Path) -> Collection:
     seen: dict[tuple, str] = {}
     files = 0
     crosschecks: list[dict] = []
+    serving: list[dict] = []
     for path, item in scan_results(root):
         files += 1
         rel = str(path.relative_to(root))
         if isinstance(item, ResultFileError):
-            check = _crosscheck(path)
+            check, served = _crosscheck(path), serving_file(path)
             if check is not None:
                 crosschecks.append(check | {"file": rel})
+            elif served is not None:
+                serving.append(served | {"file": rel})
+                if served["status"] != "ok":
+                    problems.append((rel, f"serving {served['status']}: {served.get('error')}"))
             else:
                 problems.append((rel, str(item)))
             continue
@@ -55,7 +61,7 @@ def collect(root: Path) -> Collection:
         ok.append(item)
     if files == 0:
         raise UserError(f"no result files (*.json) under {root}")
-    return Collection(groups_of(ok), problems, ok, files, crosschecks)
+    return Collection(groups_of(ok), problems, ok, files, crosschecks, serving)
 
 
 def _unreadable(r: Result) -> str | None:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from bench.report.collect import Collection, Group
 from bench.report.headline import headline
 from bench.report.headline import title as headline_title
+from bench.report.serving import serving_table
 from bench.report.sharing import sharing_table
 from bench.report.tables import (
     Table,
@@ -72,9 +73,9 @@ def markdown(c: Collection, baseline: str) -> str:
     timing = time_table(c)
     if timing is not None:
         out += _md_table(timing)
-    fidelity = crosscheck_table(c)
-    if fidelity is not None:
-        out += _md_table(fidelity)
+    for extra in (crosscheck_table(c), serving_table(c)):
+        if extra is not None:
+            out += _md_table(extra)
     for g in c.groups:
         out += [f"## {group_title(g)}", "", "**What this shows** (computed from the results below):", ""]
         out += [f"- {s}" for s in summary(g, baseline)] + [""]
@@ -207,9 +208,7 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
     timing = time_table(c)
     if timing is not None:
         parts.append(_html_table(timing))
-    fidelity = crosscheck_table(c)
-    if fidelity is not None:
-        parts.append(_html_table(fidelity))
+    parts += [_html_table(t) for t in (crosscheck_table(c), serving_table(c)) if t is not None]
     for g in c.groups:
         parts.append(
             f"<h2>{html.escape(group_title(g))}</h2><p><b>What this shows</b> (computed from the "

@@ -13,7 +13,14 @@ from bench.serving.metrics import SLO_KEYS
 from bench.stacks import servers
 
 # The scenario knobs each server takes, where the suite gives them.
-SERVER_KNOBS = ("dtype", "max_model_len", "enforce_eager", "gpu_memory_utilization", "kv_cache_space_gib")
+SERVER_KNOBS = (
+    "dtype",
+    "max_model_len",
+    "enforce_eager",
+    "gpu_memory_utilization",
+    "kv_cache_space_gib",
+    "memory_fraction",
+)
 
 
 def parse_slos(values: tuple[str, ...]) -> dict[str, float]:

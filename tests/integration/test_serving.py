@@ -72,6 +72,12 @@ def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite
         assert load["ttft_ms"]["count"] == 8 and load["e2e_ms"]["p99"] >= load["ttft_ms"]["p99"]
     if stack == "vllm":  # one token per streamed chunk: the chunks were counted and agreed with usage
         assert all(len(x["chunk_s"]) == x["output_tokens"] for load in result["loads"] for x in load["records"])
+    r = run_cli("collect", tmp_path, "--out", tmp_path / "report", "--no-plots")
+    assert r.returncode == 0, r.stderr
+    table = (tmp_path / "report" / "report.md").read_text().split("### Online serving")[1].split("###")[0]
+    for load in result["loads"]:
+        row = next(x for x in table.splitlines() if f"| {stack}-serve | {load['load']} |" in x)
+        assert f"| 8 / 8 | 0 | {load['achieved_rps']:.2f} | {load['output_tokens_per_s']:,.0f} |" in row
 
 
 @pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")

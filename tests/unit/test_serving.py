@@ -95,3 +95,24 @@ def test_bad_serving_input_is_one_clear_line(args, message, tmp_path):
     r = run_cli(*base, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_serving_run_is_reported_with_its_failures(tmp_path):
+    import json
+
+    from bench.report.gather import collect
+    from bench.report.serving import serving_table
+
+    ok = Record(index=0, sent_s=0.0, chunk_s=[0.1, 0.2], end_s=0.2, output_tokens=2)
+    lost = Record(index=1, sent_s=0.0, error="ConnectError: connection lost")
+    summary = summarize([ok, lost], Load("concurrency", concurrency=1), duration_s=1.0)
+    result = {"schema": "pagedbench-serving/1", "stack": "vllm", "server": "vllm serve", "scenario": "v"}
+    result |= {"status": "failed", "error": "vllm serve stopped answering during concurrency 1"}
+    result["loads"] = [summary.model_dump()]
+    (tmp_path / "serving-vllm-v.json").write_text(json.dumps(result))
+    c = collect(tmp_path)
+    assert c.serving and c.problems == [("serving-vllm-v.json", "serving failed: " + result["error"])]
+    row = serving_table(c).rows[0]
+    assert row[:5] == ["vLLM (vllm serve)", "v", "concurrency 1", "1 / 2", "1 ⚠"]
+    (tmp_path / "serving-vllm-v.json").write_text(json.dumps(result | {"loads": [{"load": "x"}]}))
+    assert collect(tmp_path).serving == []  # a file missing the figures is a problem, not a row

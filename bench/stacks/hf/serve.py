@@ -14,8 +14,11 @@ def command(model_dir: Path, port: int, settings: dict) -> list[str]:
     cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir)]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--continuous-batching"]
     cmd += ["--device", settings.get("device", "auto"), "--dtype", settings.get("dtype", "auto")]
-    if settings.get("cb_num_blocks"):
-        cmd += ["--cb-num-blocks", str(settings["cb_num_blocks"])]
+    # Its paged cache takes a share of the free memory (0.9 by default): the scenario's memory_fraction
+    # where given; on a CPU, where that share is of the host's memory, a tenth.
+    share = settings.get("memory_fraction") or (0.1 if settings.get("device") == "cpu" else None)
+    if share:
+        cmd += ["--cb-max-memory-percent", str(share)]
     return cmd
 
 

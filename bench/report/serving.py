@@ -1,0 +1,86 @@
+"""`pagedbench serve` results in the report: one row per load of each server, the figures its result
+file holds (computed by the load generator), failed requests shown beside the completed ones."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench.files import UnreadableFile, read_json
+from bench.report.collect import Collection
+from bench.report.tables import Table, fmt, stack_label
+
+SCHEMA = "pagedbench-serving/1"
+_NUMBERS = ("requests", "completed", "failed", "achieved_rps", "output_tokens_per_s", "duration_s")
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def serving_file(path: Path) -> dict | None:
+    """A serving result with the fields the report reads, or None."""
+    try:
+        data = read_json(path)
+    except UnreadableFile:
+        return None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("loads"), list):
+        return None
+    if not all(isinstance(data.get(k), str) for k in ("stack", "scenario", "status")):
+        return None
+    for load in data["loads"]:
+        if not isinstance(load, dict) or not isinstance(load.get("load"), str):
+            return None
+        if not all(_number(load.get(k)) for k in _NUMBERS):
+            return None
+    return data
+
+
+def _pair(p: dict | None) -> str:
+    if not isinstance(p, dict) or not (_number(p.get("p50")) and _number(p.get("p99"))):
+        return "—"
+    return f"{p['p50']:,.0f} / {p['p99']:,.0f}"
+
+
+def serving_table(c: Collection) -> Table | None:
+    if not c.serving:
+        return None
+    rows = []
+    for data in c.serving:
+        for load in data["loads"]:
+            good = load.get("goodput_rps")
+            rows.append(
+                [
+                    f"{stack_label(data['stack'])} ({data.get('server', '?')})",
+                    data["scenario"],
+                    load["load"],
+                    f"{load['completed']:,} / {load['requests']:,}",
+                    f"{load['failed']:,} ⚠" if load["failed"] else "0",
+                    fmt(load["achieved_rps"], 2),
+                    fmt(load["output_tokens_per_s"], 0),
+                    _pair(load.get("ttft_ms")),
+                    _pair(load.get("tpot_ms")),
+                    _pair(load.get("e2e_ms")),
+                    fmt(good, 2) if _number(good) else "—",
+                ]
+            )
+    return Table(
+        "Online serving",
+        [
+            "server",
+            "scenario",
+            "load",
+            "completed",
+            "failed",
+            "achieved req/s",
+            "output tok/s",
+            "TTFT p50 / p99 ms",
+            "TPOT p50 / p99 ms",
+            "E2E p50 / p99 ms",
+            "goodput req/s",
+        ],
+        rows,
+        "TTFT: send to the first streamed chunk. TPOT: (E2E - TTFT) / (output tokens - 1), per request. E2E: send "
+        "to the last byte. Goodput: completed requests per second that met every SLO the run was given. Figures "
+        "are over completed requests; failed ones are counted, with their reasons in the result file.",
+    )

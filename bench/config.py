@@ -128,6 +128,29 @@ class Workload(Strict):
         return self.requests if self.requests is not None else len(self.prompts or [])
 
 
+# --- online serving ------------------------------------------------------------------------------------
+
+
+class ServingPlan(Strict):
+    """The loads `pagedbench serve` sends a suite's servers when the command line gives none: each rate on
+    `profile`, then each concurrency; `slos` (per-request limits in ms) for goodput."""
+
+    profile: Literal["poisson", "constant", "gamma"] = "poisson"
+    rates: list[Annotated[float, Field(gt=0, le=1e6)]] = Field(default_factory=list)
+    concurrency: list[Annotated[int, Field(ge=1, le=100000)]] = Field(default_factory=list)
+    burstiness: float = Field(default=1.0, gt=0, le=1e3)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    slos: dict[Literal["ttft_ms_p99", "tpot_ms_p99", "e2e_ms_p99"], Annotated[float, Field(gt=0, le=1e9)]] = Field(
+        default_factory=dict
+    )
+
+    @model_validator(mode="after")
+    def _some_load(self):
+        if not self.rates and not self.concurrency:
+            raise ValueError("give at least one of 'rates' (requests per second) or 'concurrency'")
+        return self
+
+
 # --- scenarios -----------------------------------------------------------------------------------------
 
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]

@@ -12,7 +12,7 @@ from typing import Annotated, Union
 
 from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 
-from bench.config import NAME, ScenarioBase, Strict, Workload
+from bench.config import NAME, ScenarioBase, ServingPlan, Strict, Workload
 from bench.errors import UserError
 from bench.files import UnreadableFile, read_yaml
 from bench.models import parse_model
@@ -47,6 +47,7 @@ class Suite(Strict):
     model: str
     workloads: dict[str, Workload] = Field(min_length=1)
     scenarios: list[Scenario] = Field(min_length=1)
+    serving: ServingPlan | None = None  # the loads of `pagedbench serve`
 
     @model_validator(mode="after")
     def _consistent(self):

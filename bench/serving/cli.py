@@ -38,11 +38,22 @@ def parse_slos(values: tuple[str, ...]) -> dict[str, float]:
     return slos
 
 
-def loads_from(profile, rates, concurrency, burstiness, seed):
+def loads_from(profile, rates, concurrency, burstiness, seed, plan=None):
+    """The command line's loads, or else the suite's `serving` plan."""
     from bench.serving.schedule import Load
 
     if not rates and not concurrency:
-        raise UserError("give at least one --rate (requests per second) or --concurrency")
+        if plan is None:
+            raise UserError(
+                "give at least one --rate (requests per second) or --concurrency, or a suite with 'serving'"
+            )
+        profile, rates, concurrency, burstiness, seed = (
+            plan.profile,
+            plan.rates,
+            plan.concurrency,
+            plan.burstiness,
+            plan.seed,
+        )
     loads = [Load(profile, rate=r, burstiness=burstiness, seed=seed) for r in sorted(rates)]
     return loads + [Load("concurrency", concurrency=c) for c in sorted(concurrency)]
 
@@ -71,8 +82,9 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     from bench.suite import load_suite
 
     slos = parse_slos(more["slo_args"])
-    loads = loads_from(profile, rates, concurrency, more["burstiness"], more["seed"])
     suite = load_suite(suite_name, model_override=model)
+    loads = loads_from(profile, rates, concurrency, more["burstiness"], more["seed"], suite.serving)
+    slos = (dict(suite.serving.slos) if suite.serving else {}) | slos
     s = next((x for x in suite.scenarios if x.name == scenario), None)
     if s is None or s.stack != stack:
         names = [x.name for x in suite.scenarios if x.stack == stack]

@@ -116,3 +116,20 @@ def test_a_failed_serving_run_is_reported_with_its_failures(tmp_path):
     assert row[:5] == ["vLLM (vllm serve)", "v", "concurrency 1", "1 / 2", "1 ⚠"]
     (tmp_path / "serving-vllm-v.json").write_text(json.dumps(result | {"loads": [{"load": "x"}]}))
     assert collect(tmp_path).serving == []  # a file missing the figures is a problem, not a row
+
+
+def test_a_suites_serving_plan_gives_the_loads_and_is_checked(tmp_path):
+    from bench.serving.cli import loads_from
+    from bench.suite import load_suite
+
+    plan = load_suite("serving").serving
+    loads = loads_from("poisson", (), (), 1.0, 0, plan)
+    assert [x.label for x in loads][:2] == ["poisson 1 req/s", "poisson 4 req/s"] and loads[-1].concurrency == 64
+    assert loads_from("constant", (2.0,), (), 1.0, 0, plan)[0].label == "constant 2 req/s"  # the command line wins
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nmodel: synthetic:tiny-llama\nworkloads: {w: {requests: 2, prompt_len: 4, output_len: 2}}\n"
+        "scenarios: [{name: v, stack: vllm, workload: w}]\nserving: {rates: [], slos: {ttft: 5}}\n"
+    )
+    r = run_cli("serve", "--stack", "vllm", "--suite", bad, "--scenario", "v", "--out", tmp_path)
+    assert r.returncode == 2 and "serving" in r.stderr and "Traceback" not in r.stderr

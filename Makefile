@@ -64,12 +64,15 @@ BASELINE    ?=
 MAX_REGRESSION ?= 5%
 # Timed runs shorter than this (seconds) are flagged, not failed, by compare (default: the report's 30 s).
 MIN_RUN_S   ?=
+# What each stack's container runs: `run` (offline), or `serve` (its server under the suite's serving plan;
+# the default for SUITE=serving).
+COMMAND     ?= $(if $(filter serving,$(SUITE)),serve,run)
 -include docker/pins-$(VARIANT).env
 COMPOSE     ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 HF_CACHE_KEY   := $(subst :,-,$(subst /,-,$(HF_IMAGE)))
 VLLM_CACHE_KEY := $(subst :,-,$(subst /,-,$(VLLM_IMAGE)))
 # What compose reads from the environment (`make compose-env` prints them, for running compose by hand).
-COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION \
+COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION COMMAND \
   HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY GIT_SHA GIT_DIRTY \
   RUN_UID RUN_GID BUILD_NETWORK PREPARE_NETWORK SHM_SIZE SOURCE
 # The OCI source label: the origin's address without any credentials in it.

@@ -58,11 +58,42 @@ def loads_from(profile, rates, concurrency, burstiness, seed, plan=None):
     return loads + [Load("concurrency", concurrency=c) for c in sorted(concurrency)]
 
 
+def pick_scenario(suite, stack: str, name: str | None):
+    """The named scenario of `stack`, or its only one."""
+    mine = [x for x in suite.scenarios if x.stack == stack]
+    if name is None and len(mine) == 1:
+        return mine[0]
+    found = next((x for x in mine if x.name == name), None)
+    if found is None:
+        names = ", ".join(x.name for x in mine) or "none"
+        what = f"--scenario {name}: the suite has no {stack} scenario of that name" if name else "give --scenario"
+        raise UserError(f"{what}; its {stack} scenarios: {names}")
+    return found
+
+
+def resolve(device: str) -> str:
+    """auto: cuda where torch sees a GPU, else cpu; left to the server where torch is not installed."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+    except ImportError:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @click.command("serve")
 @click.option("--stack", required=True, type=click.Choice(servers()), help="Whose server to run.")
 @suite_options
-@click.option("--scenario", required=True, help="The suite's scenario of that stack: its workload and knobs.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--scenario", default=None, help="The suite's scenario of that stack (default: its only one).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    envvar="PAGEDBENCH_OUT",
+    help="Results directory; the run writes into OUT/<run-id>/. [env PAGEDBENCH_OUT]",
+)
 @click.option("--run-id", default=None, help="Results go to OUT/RUN_ID (default: a new timestamped id).")
 @click.option("--port", type=click.IntRange(1024, 65535), default=8100, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
@@ -85,15 +116,13 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     suite = load_suite(suite_name, model_override=model)
     loads = loads_from(profile, rates, concurrency, more["burstiness"], more["seed"], suite.serving)
     slos = (dict(suite.serving.slos) if suite.serving else {}) | slos
-    s = next((x for x in suite.scenarios if x.name == scenario), None)
-    if s is None or s.stack != stack:
-        names = [x.name for x in suite.scenarios if x.stack == stack]
-        raise UserError(f"--scenario {scenario}: the suite has no {stack} scenario of that name; it has {names}")
+    s = pick_scenario(suite, stack, scenario)
     run_dir = out / fresh_run_id(out, "--out", run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     model_dir = materialize(parse_model(suite.model))
     requests = serve_requests(s.workload, suite.workloads[s.workload], model_dir)
-    settings = {k: v for k in SERVER_KNOBS if (v := getattr(s, k, None)) not in (None, False)} | {"device": device}
+    settings = {k: v for k in SERVER_KNOBS if (v := getattr(s, k, None)) not in (None, False)}
+    settings["device"] = resolve(device)
     kind = load_server(stack)
     click.echo(f"{kind.name}: {len(requests)} requests of {s.workload}, {len(loads)} load(s) ...", err=True)
     try:
@@ -111,8 +140,8 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     except ServerDied as e:
         click.echo(f"Error: {e}", err=True)
         exit_now(1)
-    result |= {"stack": stack, "suite": suite.name, "scenario": scenario, "model": suite.model, "workload": s.workload}
-    path = run_dir / f"serving-{stack}-{scenario}.json"
+    result |= {"stack": stack, "suite": suite.name, "scenario": s.name, "model": suite.model, "workload": s.workload}
+    path = run_dir / f"serving-{stack}-{s.name}.json"
     write(result, path)
     click.echo(f"{result['status']}: {len(result['loads'])} load(s); result in {path}")
     if result["status"] != "ok":

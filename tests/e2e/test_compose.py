@@ -100,6 +100,34 @@ def test_a_failed_stack_is_reported_and_fails_the_bench(pipeline):
     assert "vllm-too-big" in (run / "report" / "report.md").read_text()
 
 
+def test_bench_serves_both_stacks_through_compose(pipeline):
+    """COMMAND=serve: each stack's container runs its server under the suite's serving plan, on loopback
+    (the containers have no network), and the collector reports both."""
+    suite = pipeline.results / "serve.yaml"
+    suite.write_text(
+        textwrap.dedent("""
+        name: serve
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 6, seed: 1, prompt_len: {dist: uniform, min: 8, max: 24}, output_len: 4}
+        scenarios:
+          - {name: hf-serve, stack: hf, mode: paged, workload: w}
+          - {name: vllm-serve, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1,
+             max_model_len: 128}
+        serving: {rates: [4], concurrency: [2]}
+    """)
+    )
+    out = pipeline.make("bench", "RUN_ID=e2e-serve", "SUITE=/results/serve.yaml", "COMMAND=serve")
+    said = out.stdout + out.stderr
+    assert out.returncode == 0, said[-3000:]
+    run = pipeline.results / "e2e-serve"
+    for stack in ("hf", "vllm"):
+        result = json.loads((run / stack / f"serving-{stack}-{stack}-serve.json").read_text())
+        assert result["status"] == "ok" and [x["completed"] for x in result["loads"]] == [6, 6]
+    report = (run / "report" / "report.md").read_text()
+    assert "### Online serving" in report and "| vllm-serve | concurrency 2 | 6 / 6 | 0 |" in report
+
+
 def test_a_collector_failure_is_not_masked(pipeline):
     out = pipeline.make("report", "RUN_ID=no-such-run")
     assert out.returncode != 0

@@ -85,7 +85,7 @@ def test_the_metrics_page_is_read_summed_over_labels():
         (["--slo", "ttft_ms_p99=fast", "--rate", "1"], "is not a number of milliseconds"),
         (["--slo", "ttft_ms_p99=-1", "--rate", "1"], "must be a positive number"),
         ([], "give at least one --rate"),
-        (["--rate", "1", "--scenario", "nope"], "--scenario nope: the suite has no vllm scenario of that name"),
+        (["--rate", "1", "--scenario", "nope"], "--scenario nope: the suite has no vllm scenario of that name; its"),
     ],
 )
 def test_bad_serving_input_is_one_clear_line(args, message, tmp_path):

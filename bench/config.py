@@ -248,6 +248,11 @@ class ScenarioBase(Strict):
         """Why the cross-check cannot time this scenario against a plain loop, or None when it can."""
         return None
 
+    def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
+        """Why the scenario cannot be placed on the `gpus` GPUs the run sees (0 on a CPU) with this model
+        (its config.json), or None when it can: checked before any engine loads."""
+        return None
+
     def max_running(self) -> int:
         """The most sequences the stack runs at once when nothing better is known."""
         return 256

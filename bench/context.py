@@ -169,8 +169,13 @@ class RunContext:
         return s.with_budget(self.device_total_mib)
 
     def check_fits(self, scenarios: list[ScenarioBase]) -> None:
-        """Every request must fit its scenario's max model length: a user error, found before any run."""
+        """Every request must fit its scenario's max model length, and every scenario the GPUs the run sees:
+        user errors, found before any run."""
+        gpus = self.gpu_count()
         for s in scenarios:
+            refusal = s.placement_refusal(self.config, gpus)
+            if refusal:
+                raise UserError(f"scenario {s.name}: {refusal}")
             lm = self.loaded_model(s)
             if lm.max_model_len > self.max_position and stack_spec(s.stack).device:
                 raise UserError(
@@ -182,6 +187,14 @@ class RunContext:
                     f"scenario {s.name}: workload {w.name} has a request of {w.max_total_len} tokens "
                     f"(prompt + output), over max_model_len {lm.max_model_len}"
                 )
+
+    def gpu_count(self) -> int:
+        """The GPUs this run may use: those torch sees on a CUDA run, none on a CPU one."""
+        if self.device != "cuda":
+            return 0
+        import torch
+
+        return torch.cuda.device_count()
 
     def engine_key(self, s: ScenarioBase) -> tuple:
         """Which loaded engine the (budgeted) scenario can run on: equal keys share one."""

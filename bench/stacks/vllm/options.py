@@ -24,12 +24,30 @@ class VllmScenario(ScenarioBase):
     block_size: int | None = Field(default=None, ge=1, le=4096)
     # The KV cache's element type: "auto" (the model's) or "fp8" (one byte: about twice the blocks).
     kv_cache_dtype: Literal["auto", "fp8"] | None = None
+    # Split the model over GPUs of one host (vLLM's multiprocessing executor): tensor parallel within a
+    # layer, pipeline parallel across layers; the engine uses tensor x pipeline GPUs.
+    tensor_parallel_size: int | None = Field(default=None, ge=1, le=64)
+    pipeline_parallel_size: int | None = Field(default=None, ge=1, le=64)
 
     MODES: ClassVar[tuple[str, ...]] = STACK.modes
     BUDGET_KNOB: ClassVar[str] = "gpu_memory_utilization"
 
     def max_running(self) -> int:
         return self.max_num_seqs or DEFAULT_MAX_NUM_SEQS
+
+    def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
+        tp, pp = self.tensor_parallel_size or 1, self.pipeline_parallel_size or 1
+        if tp * pp == 1:
+            return None
+        if tp * pp > gpus:
+            return f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {tp * pp} GPUs; this run sees {gpus}"
+        heads = model_config.get("num_attention_heads")
+        if isinstance(heads, int) and heads % tp:
+            return f"tensor_parallel_size {tp} does not divide the model's {heads} attention heads"
+        layers = model_config.get("num_hidden_layers")
+        if isinstance(layers, int) and pp > layers:
+            return f"pipeline_parallel_size {pp} exceeds the model's {layers} layers"
+        return None
 
     def roofline_layout(
         self, requests, *, weights: int, bpt: int, cache_len: int, peak_running: float | None, samples: int = 1

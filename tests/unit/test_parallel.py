@@ -1,0 +1,52 @@
+"""Tensor and pipeline parallel knobs: refused, with one clear line and before any engine loads, where the
+run's GPUs or the model cannot take them."""
+
+import textwrap
+
+from bench.suite import make_scenario
+from tests.conftest import run_cli
+
+LLAMA = {"num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 16}
+
+
+def vllm(**knobs):
+    return make_scenario(name="v", stack="vllm", workload="w", **knobs)
+
+
+def test_the_gpus_and_the_model_bound_the_split():
+    assert vllm().placement_refusal(LLAMA, gpus=0) is None  # one GPU (or the CPU): nothing to check
+    assert vllm(tensor_parallel_size=2).placement_refusal(LLAMA, gpus=2) is None
+    assert vllm(tensor_parallel_size=2, pipeline_parallel_size=2).placement_refusal(LLAMA, gpus=4) is None
+    assert "needs 4 GPUs; this run sees 2" in vllm(tensor_parallel_size=4).placement_refusal(LLAMA, gpus=2)
+    assert "needs 4 GPUs" in vllm(tensor_parallel_size=2, pipeline_parallel_size=2).placement_refusal(LLAMA, 3)
+    assert "does not divide the model's 32 attention heads" in vllm(tensor_parallel_size=3).placement_refusal(
+        LLAMA, gpus=4
+    )
+    assert "exceeds the model's 16 layers" in vllm(pipeline_parallel_size=32).placement_refusal(LLAMA, gpus=64)
+
+
+def test_tensor_parallel_engines_are_apart_and_the_knob_reaches_the_engine():
+    from bench.stacks.vllm.runner import VllmRunner
+
+    assert vllm(tensor_parallel_size=2).engine_settings() != vllm().engine_settings()
+    runner = VllmRunner.__new__(VllmRunner)
+    runner.scenario = vllm(tensor_parallel_size=2, pipeline_parallel_size=1)
+    runner.model = type("M", (), {"path": "m", "dtype": "float16", "max_model_len": 64})()
+    args = runner.engine_args()
+    assert args["tensor_parallel_size"] == 2 and args["pipeline_parallel_size"] == 1
+
+
+def test_a_split_the_run_cannot_place_exits_2_before_loading(tmp_path):
+    suite = tmp_path / "tp.yaml"
+    suite.write_text(
+        textwrap.dedent("""
+        name: tp
+        model: synthetic:tiny-llama
+        workloads: {w: {requests: 2, prompt_len: 4, output_len: 2}}
+        scenarios: [{name: v-tp2, stack: vllm, workload: w, tensor_parallel_size: 2}]
+    """)
+    )
+    r = run_cli("run", "--stack", "vllm", "--suite", suite, "--device", "cpu", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "scenario v-tp2: tensor_parallel_size 2 x pipeline_parallel_size 1 needs 2 GPUs; this run sees 0" in r.stderr
+    assert not list((tmp_path / "out").rglob("*.json"))  # nothing partial left behind

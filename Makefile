@@ -22,6 +22,11 @@ DEVICE_FOUND := $(DEVICE)
 endif
 MODEL       ?=
 GPU         ?= 0
+# Each stack's GPUs (an index or a comma-separated list); PARALLEL=1 runs the two stacks at once, on
+# disjoint sets (preflight refuses overlapping ones). The default: both on GPU, one after the other.
+GPUS_HF     ?= $(GPU)
+GPUS_VLLM   ?= $(GPU)
+PARALLEL    ?= 0
 CUDA        ?= cu130
 RESULTS     ?= ./results
 OUT         ?= $(RESULTS)
@@ -72,7 +77,7 @@ COMPOSE     ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker co
 HF_CACHE_KEY   := $(subst :,-,$(subst /,-,$(HF_IMAGE)))
 VLLM_CACHE_KEY := $(subst :,-,$(subst /,-,$(VLLM_IMAGE)))
 # What compose reads from the environment (`make compose-env` prints them, for running compose by hand).
-COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION COMMAND \
+COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU GPUS_HF GPUS_VLLM VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION COMMAND \
   HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY GIT_SHA GIT_DIRTY \
   RUN_UID RUN_GID BUILD_NETWORK PREPARE_NETWORK SHM_SIZE SOURCE
 # The OCI source label: the origin's address without any credentials in it.
@@ -150,20 +155,30 @@ compose-env: ## Print what make passes to compose, to run services by hand: eval
 
 .PHONY: preflight
 preflight: ## Check Docker, and on a GPU host the driver, the container toolkit and whether the GPU is free
-	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) scripts/preflight.sh $(VARIANT) $(GPU) $(HF_BASE)
+	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) GPUS_HF=$(GPUS_HF) GPUS_VLLM=$(GPUS_VLLM) \
+	  PARALLEL=$(PARALLEL) scripts/preflight.sh $(VARIANT) $(GPU) $(HF_BASE)
 
 .PHONY: build
 build: ## Build (or reuse) the hf, vllm and collector images of the variant
 	@scripts/pip-extra.sh docker/pip-extra "$(PIP_CA)" "$(WHEELHOUSE)"
 	$(COMPOSE) build hf vllm collector
 
-# prepare, then each stack, then the collector whatever the stacks did; exits non-zero when any of them failed.
+# prepare, then each stack (one after the other, or with PARALLEL=1 at the same time), then the collector
+# whatever the stacks did; exits non-zero when any of them failed.
 define run_stacks
-	@mkdir -p $(RESULTS)
+	@mkdir -p $(RESULTS)/$(RUN_ID)
 	$(COMPOSE) --profile tools run --rm prepare
-	@status=0; for service in $(1); do \
-	  rc=0; $(COMPOSE) run --rm --no-deps $$service || rc=$$?; \
-	  echo "$$service: exit $$rc"; [ $$rc = 0 ] || status=1; \
+	@status=0; pids=""; for service in $(1); do \
+	  if [ "$(PARALLEL)" = 1 ]; then \
+	    ( $(COMPOSE) run --rm --no-deps $$service > $(RESULTS)/$(RUN_ID)/$$service.console.log 2>&1 ) & pids="$$pids $$!:$$service"; \
+	  else \
+	    rc=0; $(COMPOSE) run --rm --no-deps $$service || rc=$$?; \
+	    echo "$$service: exit $$rc"; [ $$rc = 0 ] || status=1; \
+	  fi; \
+	done; \
+	for p in $$pids; do \
+	  rc=0; wait $${p%%:*} || rc=$$?; cat $(RESULTS)/$(RUN_ID)/$${p#*:}.console.log; \
+	  echo "$${p#*:}: exit $$rc"; [ $$rc = 0 ] || status=1; \
 	done; \
 	rc=0; $(COMPOSE) run --rm --no-deps collector || rc=$$?; echo "collector: exit $$rc"; [ $$rc = 0 ] || status=1; \
 	echo "results and report: $(RESULTS)/$(RUN_ID)/"; exit $$status

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
 # the NVIDIA container toolkit give containers the GPU, and is the GPU free?
-#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
+#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [GPUS_HF=0] [GPUS_VLLM=0] [PARALLEL=0] \
+#     scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
 # IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
-# refuses a GPU that other processes use. Exit 2: something to install or fix; 3: the GPU is busy.
+# refuses a GPU that other processes use. PARALLEL=1 (both stacks at once) needs disjoint GPUS_HF and
+# GPUS_VLLM. Exit 2: something to install or fix; 3: the GPU is busy.
 set -u
 variant=${1:-cu130}
 gpu=${2:-0}
@@ -22,6 +24,19 @@ docker_answers() {
     exit 2
   fi
 }
+
+# PARALLEL=1 runs the two stacks at the same time: on GPU sets that share no GPU, never on the CPU variant.
+if [ "${PARALLEL:-0}" = 1 ]; then
+  if [ "$device" = cpu ]; then
+    echo "preflight: PARALLEL=1 runs the stacks at once on disjoint GPUs; the CPU variant has none (the stacks would share the CPU)" >&2
+    exit 2
+  fi
+  shared=$(comm -12 <(tr ', ' '\n\n' <<<"${GPUS_HF:-$gpu}" | grep . | sort -u) <(tr ', ' '\n\n' <<<"${GPUS_VLLM:-$gpu}" | grep . | sort -u) | paste -sd, -)
+  if [ -n "$shared" ]; then
+    echo "preflight: PARALLEL=1 needs disjoint GPU sets; GPUS_HF (${GPUS_HF:-$gpu}) and GPUS_VLLM (${GPUS_VLLM:-$gpu}) share GPU $shared" >&2
+    exit 2
+  fi
+fi
 
 if [ "$device" = cpu ]; then
   docker_answers

@@ -30,9 +30,9 @@ STACKS = ("hf", "vllm")
 
 
 def test_gpu_reservation_only_in_the_gpu_file(compose, gpu):
-    for name in ("prepare", *STACKS):
+    for name, ids in (("prepare", "${GPU:-0}"), ("hf", "${GPUS_HF:-0}"), ("vllm", "${GPUS_VLLM:-0}")):
         devices = gpu["services"][name]["deploy"]["resources"]["reservations"]["devices"]
-        assert devices == [{"driver": "nvidia", "device_ids": ["${GPU:-0}"], "capabilities": ["gpu"]}]
+        assert devices == [{"driver": "nvidia", "device_ids": [ids], "capabilities": ["gpu"]}]
     assert "collector" not in gpu["services"]
     assert not any("deploy" in s for s in compose["services"].values()), "the CPU variant must run without a GPU"
 
@@ -234,6 +234,41 @@ def test_collector_lock_resolves(tmp_path):
         pytest.skip("package index not reachable")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Would install" in out.stdout
+
+
+def test_preflight_refuses_parallel_stacks_on_shared_gpus():
+    def preflight(device="gpu", **env):
+        return subprocess.run(
+            ["bash", str(ROOT / "scripts" / "preflight.sh"), "cu130", "0"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": device, **env},
+        )
+
+    shared = preflight(PARALLEL="1", GPUS_HF="0,1", GPUS_VLLM="1,2")
+    assert shared.returncode == 2 and shared.stderr.strip().splitlines() == [
+        "preflight: PARALLEL=1 needs disjoint GPU sets; GPUS_HF (0,1) and GPUS_VLLM (1,2) share GPU 1"
+    ]
+    same = preflight(PARALLEL="1")  # both default to GPU 0
+    assert same.returncode == 2 and "share GPU 0" in same.stderr
+    cpu = preflight(device="cpu", PARALLEL="1", GPUS_HF="0", GPUS_VLLM="1")
+    assert cpu.returncode == 2 and "the CPU variant has none" in cpu.stderr
+    # Disjoint sets pass this check (and go on to the next: here, no nvidia-smi).
+    apart = preflight(PARALLEL="1", GPUS_HF="0,1", GPUS_VLLM="2,3")
+    assert "disjoint" not in apart.stderr and "nvidia-smi is not found" in apart.stderr
+    assert "disjoint" not in preflight(GPUS_HF="0", GPUS_VLLM="0").stderr  # one after the other: may share
+
+
+def test_make_hands_each_stack_its_gpus_and_runs_them_at_once_with_parallel():
+    def dry(*args):
+        r = subprocess.run(["make", "-n", "bench", "DEVICE=gpu", *args], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert "GPUS_HF=3 GPUS_VLLM=3" in dry("GPU=3")  # both default to GPU
+    parallel = dry("GPUS_HF=0", "GPUS_VLLM=1", "PARALLEL=1")
+    assert "GPUS_HF=0 GPUS_VLLM=1" in parallel and "PARALLEL=1" in parallel
+    assert '$service.console.log 2>&1 ) & pids=' in parallel and "wait" in parallel
 
 
 def test_preflight_driver_check(tmp_path):

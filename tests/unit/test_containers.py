@@ -268,7 +268,7 @@ def test_make_hands_each_stack_its_gpus_and_runs_them_at_once_with_parallel():
     assert "GPUS_HF=3 GPUS_VLLM=3" in dry("GPU=3")  # both default to GPU
     parallel = dry("GPUS_HF=0", "GPUS_VLLM=1", "PARALLEL=1")
     assert "GPUS_HF=0 GPUS_VLLM=1" in parallel and "PARALLEL=1" in parallel
-    assert '$service.console.log 2>&1 ) & pids=' in parallel and "wait" in parallel
+    assert "$service.console.log 2>&1 ) & pids=" in parallel and "wait" in parallel
 
 
 def test_preflight_driver_check(tmp_path):

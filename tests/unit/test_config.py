@@ -123,8 +123,8 @@ def test_prompts_and_prompt_len_are_exclusive(tmp_path):
 def test_unknown_suite_name():
     with pytest.raises(
         UserError,
-        match="unknown suite 'nope'; built-in suites: capacity, default, full, long-context, seed, serving, sharing, "
-        "smoke",
+        match="unknown suite 'nope'; built-in suites: capacity, default, full, long-context, multi-gpu, seed, serving, "
+        "sharing, smoke",
     ):
         load_suite("nope")
 

@@ -23,6 +23,12 @@ def test_the_gpus_and_the_model_bound_the_split():
         LLAMA, gpus=4
     )
     assert "exceeds the model's 16 layers" in vllm(pipeline_parallel_size=32).placement_refusal(LLAMA, gpus=64)
+    # On a Ray cluster the GPUs may be on other hosts: only the model's bounds are checked here.
+    ray = vllm(tensor_parallel_size=8, pipeline_parallel_size=2, distributed_executor_backend="ray")
+    assert ray.placement_refusal(LLAMA, gpus=1) is None
+    assert "attention heads" in vllm(tensor_parallel_size=3, distributed_executor_backend="ray").placement_refusal(
+        LLAMA, gpus=0
+    )
 
 
 def test_tensor_parallel_engines_are_apart_and_the_knob_reaches_the_engine():
@@ -30,10 +36,11 @@ def test_tensor_parallel_engines_are_apart_and_the_knob_reaches_the_engine():
 
     assert vllm(tensor_parallel_size=2).engine_settings() != vllm().engine_settings()
     runner = VllmRunner.__new__(VllmRunner)
-    runner.scenario = vllm(tensor_parallel_size=2, pipeline_parallel_size=1)
+    runner.scenario = vllm(tensor_parallel_size=2, pipeline_parallel_size=1, distributed_executor_backend="mp")
     runner.model = type("M", (), {"path": "m", "dtype": "float16", "max_model_len": 64})()
     args = runner.engine_args()
     assert args["tensor_parallel_size"] == 2 and args["pipeline_parallel_size"] == 1
+    assert args["distributed_executor_backend"] == "mp"
 
 
 def test_a_split_the_run_cannot_place_exits_2_before_loading(tmp_path):

@@ -28,6 +28,9 @@ class VllmScenario(ScenarioBase):
     # layer, pipeline parallel across layers; the engine uses tensor x pipeline GPUs.
     tensor_parallel_size: int | None = Field(default=None, ge=1, le=64)
     pipeline_parallel_size: int | None = Field(default=None, ge=1, le=64)
+    # "mp": vLLM's processes on this host (its default); "ray": a Ray cluster the engine joins, so the GPUs
+    # may be on several hosts (tensor parallel within a node, pipeline parallel across nodes).
+    distributed_executor_backend: Literal["mp", "ray"] | None = None
 
     MODES: ClassVar[tuple[str, ...]] = STACK.modes
     BUDGET_KNOB: ClassVar[str] = "gpu_memory_utilization"
@@ -39,7 +42,7 @@ class VllmScenario(ScenarioBase):
         tp, pp = self.tensor_parallel_size or 1, self.pipeline_parallel_size or 1
         if tp * pp == 1:
             return None
-        if tp * pp > gpus:
+        if tp * pp > gpus and self.distributed_executor_backend != "ray":  # a Ray cluster's GPUs are not all here
             return f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {tp * pp} GPUs; this run sees {gpus}"
         heads = model_config.get("num_attention_heads")
         if isinstance(heads, int) and heads % tp:

@@ -107,7 +107,7 @@ class VllmRunner(Runner):
             args["block_size"] = s.block_size
         if s.kv_cache_dtype is not None:
             args["kv_cache_dtype"] = s.kv_cache_dtype
-        for knob in ("tensor_parallel_size", "pipeline_parallel_size"):
+        for knob in ("tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend"):
             if getattr(s, knob) is not None:
                 args[knob] = getattr(s, knob)
         return args

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from bench.report.collect import Collection, Group
 from bench.report.headline import headline
 from bench.report.headline import title as headline_title
+from bench.report.pergpu import per_gpu_table
 from bench.report.serving import serving_table
 from bench.report.sharing import sharing_table
 from bench.report.tables import (
@@ -39,7 +40,7 @@ def group_title(g: Group) -> str:
 
 
 def group_tables(g: Group, baseline: str) -> list[Table]:
-    tables = (performance_table(g, baseline), kv_table(g), sharing_table(g), breakdown_table(g))
+    tables = (performance_table(g, baseline), kv_table(g), sharing_table(g), breakdown_table(g), per_gpu_table(g))
     return [t for t in tables if t is not None]
 
 

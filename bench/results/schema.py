@@ -82,6 +82,20 @@ class Check(_Model):
     passed: bool
 
 
+class GpuSample(_Model):
+    """One device's reading, where a run spans several."""
+
+    index: int | str  # NVML index or UUID
+    used_mib: float | None = None
+    process_used_mib: float | None = None  # this run's processes on it
+
+
+class GpuPeak(_Model):
+    index: int | str
+    peak_used_mib: float | None = None
+    peak_process_used_mib: float | None = None
+
+
 class Sample(_Model):
     t_s: float  # seconds since the sampler started
     phase: str
@@ -92,6 +106,7 @@ class Sample(_Model):
     host_rss_mib: float | None = None
     host_cpu_pct: float | None = None
     engine: dict[str, float] | None = None  # stack-reported gauges, e.g. vLLM KV usage
+    gpus: list[GpuSample] | None = None  # every device, where the run's CUDA sees several
 
 
 class Phase(_Model):
@@ -112,6 +127,7 @@ class Memory(_Model):
     torch_peak_reserved_mib: float | None = None
     weights_mib: float | None = None
     peak_host_rss_mib: float | None = None
+    per_gpu: list[GpuPeak] = Field(default_factory=list)  # where the run's CUDA sees several devices
     timeline: list[Sample] = Field(default_factory=list)
     phases: list[Phase] = Field(default_factory=list)
     breakdown: Breakdown | None = None

@@ -33,16 +33,28 @@ class GpuReading:
     power_w: float | None
 
 
-class Gpu:
-    """One NVIDIA device, or `available == False`."""
+def visible_indices(nvml) -> list[int | str]:
+    """Every device CUDA will see: CUDA_VISIBLE_DEVICES's entries, or all NVML devices when it is unset."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [int(x) if x.strip().isdigit() else x.strip() for x in env.split(",") if x.strip()]
+    try:
+        return list(range(nvml.nvmlDeviceGetCount()))
+    except Exception:
+        return [0]
 
-    def __init__(self) -> None:
+
+class Gpu:
+    """One NVIDIA device (the first CUDA will use, unless `which` names another), or `available == False`."""
+
+    def __init__(self, which: int | str | None = None) -> None:
         self.nvml = _nvml()
         self.handle = None
+        self.index = visible_index() if which is None else which
         if self.nvml is None:
             return
         try:
-            which = visible_index()
+            which = self.index
             if isinstance(which, int):
                 self.handle = self.nvml.nvmlDeviceGetHandleByIndex(which)
             else:
@@ -74,7 +86,7 @@ class Gpu:
             "driver": get(n.nvmlSystemGetDriverVersion),
             "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
             "memory_total_mib": mem.total / MIB if mem else None,
-            "index": visible_index(),
+            "index": self.index,
         }
 
     def processes(self) -> list[tuple[int, float | None]]:
@@ -101,3 +113,11 @@ class Gpu:
         except Exception:
             power = None
         return GpuReading(mem.used / MIB, mem.total / MIB, process_used, util, power)
+
+
+def other_gpus(first: Gpu) -> list[Gpu]:
+    """The devices CUDA will see besides `first` (a tensor-parallel run's other ranks), each readable."""
+    if not first.available:
+        return []
+    others = [Gpu(which) for which in visible_indices(first.nvml) if which != first.index]
+    return [g for g in others if g.available]

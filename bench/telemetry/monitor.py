@@ -17,14 +17,15 @@ import time
 
 import psutil
 
-from bench.telemetry.gpu import Gpu
+from bench.telemetry.gpu import Gpu, other_gpus
 
 MIB = 1024 * 1024
 
 
-def measure(gpu: Gpu | None, process: psutil.Process) -> dict[str, float | None]:
+def measure(gpu: Gpu | None, process: psutil.Process, others: list[Gpu] = ()) -> dict:
     """One reading: device memory, utilisation and power (NVML) and host RSS and CPU of `process` and its
-    children (vLLM's engine core is a child process)."""
+    children (vLLM's engine core is a child process); with `others` (the other devices of a run that
+    spans several), each device's memory and this run's share of it under `gpus`."""
     try:
         procs = [process] + process.children(recursive=True)
     except psutil.Error:
@@ -41,6 +42,8 @@ def measure(gpu: Gpu | None, process: psutil.Process) -> dict[str, float | None]
             }
         except Exception:
             pass
+        if others:
+            reading["gpus"] = [_per_gpu(g, {p.pid for p in procs}) for g in [gpu, *others]]
     rss = 0
     for p in procs:
         try:
@@ -54,10 +57,19 @@ def measure(gpu: Gpu | None, process: psutil.Process) -> dict[str, float | None]
     return reading | {"host_rss_mib": rss / MIB if rss else None, "host_cpu_pct": cpu}
 
 
+def _per_gpu(gpu: Gpu, pids: set[int]) -> dict:
+    try:
+        r = gpu.read(pids)
+    except Exception:
+        return {"index": gpu.index}
+    return {"index": gpu.index, "used_mib": r.used_mib, "process_used_mib": r.process_used_mib}
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run it serves handles Ctrl-C and then stops it
     pid, interval_s, path = int(argv[0]), float(argv[1]), argv[2]
     gpu = Gpu() if "--no-gpu" not in argv[3:] else None
+    others = other_gpus(gpu) if gpu is not None else []
     try:
         process = psutil.Process(pid)
         process.cpu_percent(None)
@@ -66,7 +78,7 @@ def main(argv: list[str]) -> int:
     with open(path, "a", buffering=1) as out:
         while True:
             t = time.monotonic()
-            reading = measure(gpu, process)
+            reading = measure(gpu, process, others)
             out.write(json.dumps({"t": t, **reading}) + "\n")
             if not process.is_running():
                 return 0

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.results.schema import Memory, Phase, Sample
-from bench.telemetry.gpu import Gpu
+from bench.results.schema import GpuPeak, Memory, Phase, Sample
+from bench.telemetry.gpu import Gpu, other_gpus
 from bench.telemetry.monitor import measure
 
 MAX_TIMELINE = 2000  # samples kept in the result; peaks are taken over all samples
@@ -49,6 +49,7 @@ class Sampler:
         # sampler's own overhead against a run that has it).
         self.background = background
         self.gpu = gpu if gpu is not None else Gpu()
+        self.others = other_gpus(self.gpu)  # a run's other devices, where CUDA sees several
         self.process = psutil.Process(os.getpid())
         self.samples: list[Sample] = []
         self.phases: list[Phase] = []
@@ -162,7 +163,7 @@ class Sampler:
     # --- sampling --------------------------------------------------------------------------------------
 
     def _take(self) -> None:
-        s = Sample(t_s=self.now(), phase=self.phase, **measure(self.gpu, self.process))
+        s = Sample(t_s=self.now(), phase=self.phase, **measure(self.gpu, self.process, self.others))
         s.engine = self._engine()
         with self._lock:
             self.samples.append(s)
@@ -201,6 +202,23 @@ class Sampler:
         ]
         return max(values) if values else None
 
+    def per_gpu(self) -> list[GpuPeak]:
+        """Each device's peaks, where the run's CUDA sees several: used memory, and this run's share."""
+        peaks: dict[str, dict] = {}
+        for s in self.samples:
+            for g in s.gpus or []:
+                p = peaks.setdefault(str(g.index), {"index": g.index, "used": [], "process": []})
+                p["used"] += [g.used_mib] if g.used_mib is not None else []
+                p["process"] += [g.process_used_mib] if g.process_used_mib is not None else []
+        return [
+            GpuPeak(
+                index=p["index"],
+                peak_used_mib=max(p["used"], default=None),
+                peak_process_used_mib=max(p["process"], default=None),
+            )
+            for p in peaks.values()
+        ]
+
     def memory(self, device: str) -> Memory:
         if self.gpu.available:
             source = "NVML: device-wide used memory"
@@ -225,6 +243,7 @@ class Sampler:
             peak_device_used_mib=self.peak("device_used_mib"),
             peak_process_used_mib=self.peak("process_used_mib"),
             peak_host_rss_mib=self.peak("host_rss_mib"),
+            per_gpu=self.per_gpu(),
             timeline=self.samples[::stride],
             phases=self.phases,
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from bench import __version__
-from bench.cli_support import Finite, Group, exit_now, fresh_run_id, suite_options, writable_file
+from bench.cli_support import Finite, Group, exit_now, fresh_run_id, out_option, suite_options, writable_file
 from bench.errors import ResultWriteError, UserError
 from bench.stacks import STACKS, default_baseline
 
@@ -29,14 +29,7 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--stack", required=True, type=click.Choice(list(STACKS)), help="Which stack's scenarios to run.")
 @suite_options
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    envvar="PAGEDBENCH_OUT",
-    help="Results directory; each run writes into OUT/<run-id>/. [env PAGEDBENCH_OUT]",
-)
+@out_option
 @click.option(
     "--run-id",
     default=None,

@@ -57,6 +57,18 @@ def suite_options(fn):
     )(fn)
 
 
+def out_option(fn):
+    """--out, the results directory of the commands that write results (also read from the environment)."""
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=Path("results"),
+        show_default=True,
+        envvar="PAGEDBENCH_OUT",
+        help="Results directory; each run writes into OUT/<run-id>/. [env PAGEDBENCH_OUT]",
+    )(fn)
+
+
 def exit_now(code: int) -> None:
     """Exit now. A dead engine can leave non-daemon client threads that would block a normal exit for
     ever; every result is on disk already."""

@@ -6,14 +6,13 @@ reason; they never crash the collector and never vanish.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from bench.errors import UserError
 from bench.files import UnreadableFile, read_json
 from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of
 from bench.report.render import csv_rows, markdown
-from bench.report.serving import serving_file
+from bench.report.serving import is_number, serving_file
 from bench.results import Result, ResultFileError, scan_results
 
 
@@ -76,10 +75,6 @@ def _unreadable(r: Result) -> str | None:
     return None
 
 
-def _number(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _crosscheck(path: Path) -> dict | None:
     """A cross-check comparison (`"kind": "crosscheck"`) with the fields the report reads, or None."""
     try:
@@ -90,9 +85,9 @@ def _crosscheck(path: Path) -> dict | None:
         return None
     if not all(isinstance(data.get(k), str) for k in ("stack", "scenario")):
         return None
-    if not all(_number(data.get(k)) for k in ("threshold", "mean_difference")):
+    if not all(is_number(data.get(k)) for k in ("threshold", "mean_difference")):
         return None
     fields = ("difference", "plain_tokens_per_s", "pagedbench_tokens_per_s")
-    if not all(isinstance(r, dict) and all(_number(r.get(k)) for k in fields) for r in data["repeats"]):
+    if not all(isinstance(r, dict) and all(is_number(r.get(k)) for k in fields) for r in data["repeats"]):
         return None
     return data

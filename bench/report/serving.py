@@ -14,7 +14,8 @@ SCHEMA = "pagedbench-serving/1"
 _NUMBERS = ("requests", "completed", "failed", "achieved_rps", "output_tokens_per_s", "duration_s")
 
 
-def _number(x) -> bool:
+def is_number(x) -> bool:
+    """A finite int or float (not a bool), as a result file's figures must be."""
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -31,13 +32,13 @@ def serving_file(path: Path) -> dict | None:
     for load in data["loads"]:
         if not isinstance(load, dict) or not isinstance(load.get("load"), str):
             return None
-        if not all(_number(load.get(k)) for k in _NUMBERS):
+        if not all(is_number(load.get(k)) for k in _NUMBERS):
             return None
     return data
 
 
 def _pair(p: dict | None) -> str:
-    if not isinstance(p, dict) or not (_number(p.get("p50")) and _number(p.get("p99"))):
+    if not isinstance(p, dict) or not (is_number(p.get("p50")) and is_number(p.get("p99"))):
         return "—"
     return f"{p['p50']:,.0f} / {p['p99']:,.0f}"
 
@@ -61,7 +62,7 @@ def serving_table(c: Collection) -> Table | None:
                     _pair(load.get("ttft_ms")),
                     _pair(load.get("tpot_ms")),
                     _pair(load.get("e2e_ms")),
-                    fmt(good, 2) if _number(good) else "—",
+                    fmt(good, 2) if is_number(good) else "—",
                 ]
             )
     return Table(

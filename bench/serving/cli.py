@@ -3,11 +3,9 @@ scenario (its workload, and the knobs its server takes)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from bench.cli_support import Finite, exit_now, fresh_run_id, suite_options
+from bench.cli_support import Finite, exit_now, fresh_run_id, out_option, suite_options
 from bench.errors import UserError
 from bench.serving.metrics import SLO_KEYS
 from bench.stacks import servers
@@ -86,14 +84,7 @@ def resolve(device: str) -> str:
 @click.option("--stack", required=True, type=click.Choice(servers()), help="Whose server to run.")
 @suite_options
 @click.option("--scenario", default=None, help="The suite's scenario of that stack (default: its only one).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    envvar="PAGEDBENCH_OUT",
-    help="Results directory; the run writes into OUT/<run-id>/. [env PAGEDBENCH_OUT]",
-)
+@out_option
 @click.option("--run-id", default=None, help="Results go to OUT/RUN_ID (default: a new timestamped id).")
 @click.option("--port", type=click.IntRange(1024, 65535), default=8100, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)

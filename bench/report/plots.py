@@ -15,7 +15,7 @@ def _color(row: Row) -> str:
     return spec.color if spec else "#8c8c8c"
 
 
-def _uri(fig) -> str:
+def data_uri(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -41,7 +41,7 @@ def throughput(group: Group):
     ax.set_xlim(left=0)  # bars from zero: a small difference looks small
     ax.set_xlabel("output tokens / s (higher is better)")
     ax.invert_yaxis()
-    return "Output throughput per stack and mode", _uri(fig)
+    return "Output throughput per stack and mode", data_uri(fig)
 
 
 def throughput_vs_batch(group: Group):
@@ -74,7 +74,7 @@ def throughput_vs_batch(group: Group):
     ax.set_xlabel("batch size (padded batches)")
     ax.set_ylabel("output tokens / s")
     ax.legend(fontsize=8)
-    return "Throughput vs batch size", _uri(fig)
+    return "Throughput vs batch size", data_uri(fig)
 
 
 def latency(group: Group):
@@ -97,7 +97,7 @@ def latency(group: Group):
     ax.set_xlabel("request latency from submission, ms (log scale)")
     ax.invert_yaxis()
     ax.legend(fontsize=8, ncol=4)
-    return "Latency distribution (p50, p90, p99, max)", _uri(fig)
+    return "Latency distribution (p50, p90, p99, max)", data_uri(fig)
 
 
 PHASE_COLOURS = {"load": "#e8e8e8", "warmup": "#fff2cc", "capacity search": "#f4cccc", "run": "#d9ead3"}
@@ -153,7 +153,7 @@ def memory_timelines(group: Group):
     # One legend above the charts, in room kept for it: no label sits on the data.
     fig.legend([line, *handles], labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False)
     fig.subplots_adjust(hspace=0.7, top=1 - 0.45 / height)
-    return "Memory over the timed run", _uri(fig)
+    return "Memory over the timed run", data_uri(fig)
 
 
 def kv(group: Group):
@@ -188,7 +188,7 @@ def kv(group: Group):
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
     ax.invert_yaxis()
-    return "KV memory: reserved vs holding tokens", _uri(fig)
+    return "KV memory: reserved vs holding tokens", data_uri(fig)
 
 
 def figures(group: Group) -> list[tuple[str, str]]:

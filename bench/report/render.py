@@ -39,6 +39,9 @@ def group_title(g: Group) -> str:
     )
 
 
+SERVING_FIGURES = "serving"  # the key of the serving charts among the figures (the groups' keys are hashes)
+
+
 def group_tables(g: Group, baseline: str) -> list[Table]:
     tables = (performance_table(g, baseline), kv_table(g), sharing_table(g), breakdown_table(g), per_gpu_table(g))
     return [t for t in tables if t is not None]
@@ -210,6 +213,8 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
     if timing is not None:
         parts.append(_html_table(timing))
     parts += [_html_table(t) for t in (crosscheck_table(c), serving_table(c)) if t is not None]
+    for title, uri in figures.get(SERVING_FIGURES, []):
+        parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     for g in c.groups:
         parts.append(
             f"<h2>{html.escape(group_title(g))}</h2><p><b>What this shows</b> (computed from the "

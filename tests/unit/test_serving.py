@@ -133,3 +133,35 @@ def test_a_suites_serving_plan_gives_the_loads_and_is_checked(tmp_path):
     )
     r = run_cli("serve", "--stack", "vllm", "--suite", bad, "--scenario", "v", "--out", tmp_path)
     assert r.returncode == 2 and "serving" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_serving_charts_draw_latency_goodput_and_kv_against_load(tmp_path):
+    import base64
+    import io
+    import json
+
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from bench.report import write_report
+
+    loads = []
+    for i, rate in enumerate([1.0, 4.0, 16.0]):
+        records = [
+            Record(index=k, sent_s=k / rate, chunk_s=[k / rate + 0.05 * (i + 1), k / rate + 0.1 * (i + 1)],
+                   end_s=k / rate + 0.1 * (i + 1), output_tokens=2)
+            for k in range(8)
+        ]  # fmt: skip
+        s = summarize(records, Load("poisson", rate=rate), duration_s=8 / rate, slos={"ttft_ms_p99": 120})
+        loads.append(s.model_dump() | {"started_s": 10.0 * i})
+    timeline = [{"t_s": t, "kv_usage": min(1.0, t / 30)} for t in range(0, 30)]
+    result = {"schema": "pagedbench-serving/1", "stack": "vllm", "server": "vllm serve", "scenario": "v",
+              "status": "ok", "loads": loads, "timeline": timeline}  # fmt: skip
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "serving-vllm-v.json").write_text(json.dumps(result))
+    write_report(tmp_path / "r", tmp_path / "report")
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Latency against load" in page and "Goodput and KV use against load" in page
+    for uri in page.split("src='data:image/png;base64,")[1:]:
+        image = Image.open(io.BytesIO(base64.b64decode(uri.split("'")[0])))
+        assert 600 < image.width < 2000 and 200 < image.height < 1200

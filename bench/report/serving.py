@@ -43,11 +43,23 @@ def _pair(p: dict | None) -> str:
     return f"{p['p50']:,.0f} / {p['p99']:,.0f}"
 
 
+def peak_memory(data: dict) -> float | None:
+    """The server's peak memory over the sweep: its processes' GPU memory, else the device's, else host RSS."""
+    memory = data.get("memory")
+    if not isinstance(memory, dict):
+        return None
+    for key in ("peak_process_used_mib", "peak_device_used_mib", "peak_host_rss_mib"):
+        if is_number(memory.get(key)):
+            return memory[key]
+    return None
+
+
 def serving_table(c: Collection) -> Table | None:
     if not c.serving:
         return None
     rows = []
     for data in c.serving:
+        peak = peak_memory(data)
         for load in data["loads"]:
             good = load.get("goodput_rps")
             rows.append(
@@ -63,6 +75,7 @@ def serving_table(c: Collection) -> Table | None:
                     _pair(load.get("tpot_ms")),
                     _pair(load.get("e2e_ms")),
                     fmt(good, 2) if is_number(good) else "—",
+                    fmt(peak, 0),
                 ]
             )
     return Table(
@@ -79,9 +92,11 @@ def serving_table(c: Collection) -> Table | None:
             "TPOT p50 / p99 ms",
             "E2E p50 / p99 ms",
             "goodput req/s",
+            "server peak MiB",
         ],
         rows,
         "TTFT: send to the first streamed chunk. TPOT: (E2E - TTFT) / (output tokens - 1), per request. E2E: send "
         "to the last byte. Goodput: completed requests per second that met every SLO the run was given. Figures "
-        "are over completed requests; failed ones are counted, with their reasons in the result file.",
+        "are over completed requests; failed ones are counted, with their reasons in the result file. Server peak: "
+        "over the whole sweep, its processes' GPU memory (NVML), else the device's, else its host RSS.",
     )

@@ -16,6 +16,7 @@ from bench.serving.client import Record, run_load
 from bench.serving.metrics import LoadSummary, summarize
 from bench.serving.schedule import Load
 from bench.serving.server import ServerDied, ServeRequest, ServerKind, healthy, serve
+from bench.telemetry.sampler import Sampler
 
 SCHEMA = "pagedbench-serving/1"
 
@@ -80,13 +81,17 @@ def sweep(
     """Run every load against one server; return the result (see `SCHEMA`)."""
     result: dict = {"schema": SCHEMA, "server": kind.name, "settings": settings or {}, "slos": slos or {}}
     result |= {"requests": len(requests), "loads": [], "timeline": [], "status": "ok", "error": None}
-    with serve(kind, model_dir, port, log, settings) as url:
+    with serve(kind, model_dir, port, log, settings) as server:
+        url = server.url
         run_load(url, kind, "model", requests[:2], Load("concurrency", concurrency=1))  # warm-up
-        t0 = time.perf_counter()
+        # The server's memory (NVML, host RSS) by the run's monitor process, its KV gauges by the scraper,
+        # both on one time axis: seconds since the sampler started.
+        memory = Sampler(interval_ms=500, pid=server.pid)
         scrape_url = f"{url}{kind.metrics_path}" if kind.metrics_path else None
-        with Scraper(scrape_url, t0, kind.metrics) as scraper:
+        with memory, Scraper(scrape_url, time.perf_counter() - memory.now(), kind.metrics) as scraper:
             for load in loads:
-                started = time.perf_counter() - t0
+                memory.mark(load.label)
+                started = memory.now()
                 records, duration = run_load(url, kind, "model", requests, load)
                 summary = summarize(records, load, duration, slos)
                 result["loads"].append(_entry(summary, records, started))
@@ -95,6 +100,7 @@ def sweep(
                     result |= {"status": "failed", "error": f"{kind.name} stopped answering during {load.label}"}
                     break
         result["timeline"] = scraper.samples
+        result["memory"] = memory.memory("server").model_dump(exclude_none=True)
     if any(entry["failed"] for entry in result["loads"]) and result["status"] == "ok":
         result |= {"status": "failed", "error": "some requests failed (see each load's errors)"}
     return result

@@ -62,9 +62,16 @@ def _tail(log: Path, lines: int = 5) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class Running:
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
 def serve(kind: ServerKind, model_dir: Path, port: int, log: Path, settings: dict | None = None, timeout_s=600):
-    """Start the server, wait for /health, yield its base URL; stop it (SIGTERM, then SIGKILL) after."""
+    """Start the server, wait for /health, yield it running (its base URL and process id); stop it
+    (SIGTERM, then SIGKILL) after."""
     settings = settings or {}
     url = f"http://127.0.0.1:{port}"
     if healthy(url):
@@ -86,7 +93,7 @@ def serve(kind: ServerKind, model_dir: Path, port: int, log: Path, settings: dic
             if time.monotonic() > deadline:
                 raise ServerDied(f"{kind.name} did not answer /health within {timeout_s:.0f} s: {_tail(log)}")
             time.sleep(0.5)
-        yield url
+        yield Running(url, proc.pid)
     finally:
         stop(proc)
 

@@ -41,7 +41,9 @@ def _remove_stale_monitor_files() -> None:
 
 
 class Sampler:
-    def __init__(self, interval_ms: float = 50.0, gpu: Gpu | None = None, background: bool = True) -> None:
+    def __init__(
+        self, interval_ms: float = 50.0, gpu: Gpu | None = None, background: bool = True, pid: int | None = None
+    ) -> None:
         if interval_ms <= 0:
             raise ValueError("interval_ms must be > 0")
         self.interval_s = interval_ms / 1000.0
@@ -50,7 +52,7 @@ class Sampler:
         self.background = background
         self.gpu = gpu if gpu is not None else Gpu()
         self.others = other_gpus(self.gpu)  # a run's other devices, where CUDA sees several
-        self.process = psutil.Process(os.getpid())
+        self.process = psutil.Process(pid or os.getpid())  # the process sampled, with its children
         self.samples: list[Sample] = []
         self.phases: list[Phase] = []
         self.engine_probe: Callable[[], dict[str, float]] | None = None
@@ -88,7 +90,7 @@ class Sampler:
         fd, name = tempfile.mkstemp(prefix=f"{MONITOR_PREFIX}{os.getpid()}-", suffix=".jsonl")
         os.close(fd)
         self._monitor_file = Path(name)
-        args = [str(os.getpid()), repr(self.interval_s), name] + ([] if self.gpu.available else ["--no-gpu"])
+        args = [str(self.process.pid), repr(self.interval_s), name] + ([] if self.gpu.available else ["--no-gpu"])
         self._monitor = subprocess.Popen(
             [sys.executable, "-m", "bench.telemetry.monitor", *args],
             stdin=subprocess.PIPE,

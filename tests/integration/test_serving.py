@@ -70,6 +70,10 @@ def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite
         assert [x["output_tokens"] for x in load["records"]] == expected  # exactly the workload's lengths
         assert load["output_tokens_per_s"] > 0 and load["goodput_rps"] is not None
         assert load["ttft_ms"]["count"] == 8 and load["e2e_ms"]["p99"] >= load["ttft_ms"]["p99"]
+    memory = result["memory"]  # the server's process (and its children), sampled through the sweep
+    assert memory["peak_host_rss_mib"] > 50 and [p["name"] for p in memory["phases"]] == [
+        x["load"] for x in result["loads"]
+    ]
     if stack == "vllm":  # one token per streamed chunk: the chunks were counted and agreed with usage
         assert all(len(x["chunk_s"]) == x["output_tokens"] for load in result["loads"] for x in load["records"])
     r = run_cli("collect", tmp_path, "--out", tmp_path / "report", "--no-plots")

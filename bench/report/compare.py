@@ -23,6 +23,15 @@ METRICS = {
     "latency_p99_ms": False,
     "peak_memory_mib": False,
 }
+# The same for each load of a `pagedbench serve` result (its figures are single values per load).
+SERVING_METRICS = {
+    "completed_share": True,
+    "achieved_rps": True,
+    "output_tokens_per_s": True,
+    "goodput_rps": True,
+    "ttft_p99_ms": False,
+    "tpot_p99_ms": False,
+}
 
 
 @dataclass
@@ -52,7 +61,8 @@ class Delta:
     def verdict(self, threshold: float, min_run_s: float) -> str:
         """ "ok"; "regression" (worse beyond the threshold, beyond the noise of the repeats); "inconclusive"
         (worse beyond it, but within that noise); "too short" (worse beyond it on a run too short to trust)."""
-        worse = -self.change if METRICS[self.metric] else self.change
+        higher_is_better = SERVING_METRICS if self.key[0] == "serving" else METRICS
+        worse = -self.change if higher_is_better[self.metric] else self.change
         if worse <= threshold:
             return "ok"
         if self.shortest_s < min_run_s:
@@ -86,10 +96,42 @@ def _rows(path: Path) -> dict[tuple, Row]:
     return out
 
 
+def _serving_loads(path: Path) -> dict[tuple, dict]:
+    """Each load of each serving result: its figures by SERVING_METRICS name, and its duration."""
+    out = {}
+    for data in collect(path).serving:
+        gpu = ((data.get("environment") or {}).get("gpu") or {}).get("name") or "CPU"
+        for load in data["loads"]:
+            figures = {
+                "completed_share": load["completed"] / load["requests"] if load["requests"] else None,
+                "achieved_rps": load["achieved_rps"],
+                "output_tokens_per_s": load["output_tokens_per_s"],
+                "goodput_rps": load.get("goodput_rps"),
+                "ttft_p99_ms": (load.get("ttft_ms") or {}).get("p99"),
+                "tpot_p99_ms": (load.get("tpot_ms") or {}).get("p99"),
+            }
+            key = ("serving", data.get("model"), gpu, data["stack"], f"{data['scenario']} @ {load['load']}")
+            out[key] = figures | {"duration_s": load["duration_s"]}
+    return out
+
+
+def _serving_deltas(baseline: Path, candidate: Path) -> tuple[list[Delta], set, set]:
+    base, cand = _serving_loads(baseline), _serving_loads(candidate)
+    deltas = []
+    for k in sorted(set(base) & set(cand)):
+        shortest = min(base[k]["duration_s"], cand[k]["duration_s"])
+        for m in SERVING_METRICS:
+            b, c = base[k][m], cand[k][m]
+            if b is not None and c is not None and (b or c):
+                deltas.append(Delta(k, m, Stat.of([b]), Stat.of([c]), shortest))
+    return deltas, set(base), set(cand)
+
+
 def compare(baseline: Path, candidate: Path) -> tuple[list[Delta], list[tuple]]:
     base, cand = _rows(baseline), _rows(candidate)
     common = sorted(set(base) & set(cand))
-    if not common:
+    served, served_base, served_cand = _serving_deltas(baseline, candidate)
+    if not common and not served:
         raise UserError(
             "no scenario of the candidate matches the baseline on workload hash, model and GPU: "
             "results of different workloads or GPUs are never compared"
@@ -101,8 +143,8 @@ def compare(baseline: Path, candidate: Path) -> tuple[list[Delta], list[tuple]]:
             b, c = base[k].stat(m), cand[k].stat(m)
             if b.mean or c.mean:
                 deltas.append(Delta(k, m, b, c, shortest))
-    unmatched = sorted(set(base) ^ set(cand))
-    return deltas, unmatched
+    unmatched = sorted(set(base) ^ set(cand)) + sorted(served_base ^ served_cand)
+    return deltas + served, unmatched
 
 
 FLAGS = {"ok": "", "regression": "  REGRESSION", "inconclusive": "  within noise", "too short": "  too short"}

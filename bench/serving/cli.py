@@ -131,6 +131,10 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     except ServerDied as e:
         click.echo(f"Error: {e}", err=True)
         exit_now(1)
+    from bench.stacks import recorded_packages
+    from bench.telemetry import environment
+
+    result["environment"] = environment.collect(packages=(*recorded_packages(), "httpx", "fastapi", "uvicorn"))
     result |= {"stack": stack, "suite": suite.name, "scenario": s.name, "model": suite.model, "workload": s.workload}
     path = run_dir / f"serving-{stack}-{s.name}.json"
     write(result, path)

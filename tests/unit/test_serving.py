@@ -165,3 +165,29 @@ def test_the_serving_charts_draw_latency_goodput_and_kv_against_load(tmp_path):
     for uri in page.split("src='data:image/png;base64,")[1:]:
         image = Image.open(io.BytesIO(base64.b64decode(uri.split("'")[0])))
         assert 600 < image.width < 2000 and 200 < image.height < 1200
+
+
+def test_compare_gates_serving_results_load_by_load(tmp_path):
+    import json
+
+    def serving_dir(name, ttft_s, failed=0):
+        starts = [k * 0.5 for k in range(80 - failed)]
+        ok = [Record(k, t, chunk_s=[t + ttft_s, t + ttft_s + 0.02], end_s=t + ttft_s + 0.02, output_tokens=2)
+              for k, t in enumerate(starts)]  # fmt: skip
+        lost = [Record(index=100 + k, sent_s=0.0, error="HTTP 500: boom") for k in range(failed)]
+        summary = summarize(ok + lost, Load("poisson", rate=2), duration_s=40.0)
+        result = {"schema": "pagedbench-serving/1", "stack": "vllm", "server": "vllm serve", "scenario": "v",
+                  "status": "failed" if failed else "ok", "model": "m", "loads": [summary.model_dump()]}  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "serving-vllm-v.json").write_text(json.dumps(result))
+        return tmp_path / name
+
+    base = serving_dir("base", ttft_s=0.05)
+    same = run_cli("compare", base, base)
+    assert same.returncode == 0 and same.stdout.strip().splitlines()[-1].startswith("PASS")
+    assert "vllm v @ poisson 2 req/s" in same.stdout and "ttft_p99_ms" in same.stdout
+    slower = run_cli("compare", base, serving_dir("slow", ttft_s=0.08))
+    assert slower.returncode == 1 and "REGRESSION" in slower.stdout and "FAIL" in slower.stdout.splitlines()[-1]
+    broken = run_cli("compare", base, serving_dir("broken", ttft_s=0.05, failed=20))
+    line = next(x for x in broken.stdout.splitlines() if "completed_share" in x)
+    assert broken.returncode == 1 and "REGRESSION" in line  # a quarter of the requests failed

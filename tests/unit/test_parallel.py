@@ -57,3 +57,28 @@ def test_a_split_the_run_cannot_place_exits_2_before_loading(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "scenario v-tp2: tensor_parallel_size 2 x pipeline_parallel_size 1 needs 2 GPUs; this run sees 0" in r.stderr
     assert not list((tmp_path / "out").rglob("*.json"))  # nothing partial left behind
+
+
+def hf(**knobs):
+    return make_scenario(name="h", stack="hf", mode="padded", batch_size=2, workload="w", **knobs)
+
+
+def test_hf_layer_placement_needs_several_gpus_and_its_own_engine():
+    assert "device_map auto places the layers over several GPUs; this run sees 1" in hf(
+        device_map="auto"
+    ).placement_refusal(LLAMA, gpus=1)
+    assert hf(device_map="auto").placement_refusal(LLAMA, gpus=2) is None
+    assert hf(device_map="auto").engine_settings() != hf().engine_settings()
+
+
+def test_hf_layer_placement_loads_through_accelerate(tmp_path):
+    import pytest
+
+    pytest.importorskip("accelerate")
+    from bench.context import materialize
+    from bench.models import parse_model
+    from bench.stacks.hf import generation
+
+    path = materialize(parse_model("synthetic:tiny-llama"))
+    loaded = generation.load(path, "float32", "cpu", device_map="auto")  # on a CPU host: all on the CPU
+    assert loaded.device.type == "cpu" and loaded.spread_over == ()

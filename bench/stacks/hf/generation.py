@@ -19,6 +19,7 @@ class Loaded:
     pad_id: int
     eos_ids: list[int]
     weights_bytes: int
+    spread_over: tuple[int, ...] = ()  # the GPUs a device_map placed layers on (all of them are synced)
 
     @property
     def on_gpu(self) -> bool:
@@ -26,7 +27,8 @@ class Loaded:
 
     def sync(self) -> None:
         if self.on_gpu:
-            self.torch.cuda.synchronize()
+            for index in self.spread_over or (None,):
+                self.torch.cuda.synchronize(index)
 
     def reset_peak(self) -> None:
         if self.on_gpu:
@@ -45,12 +47,18 @@ class Loaded:
         return memory
 
 
-def load(path, dtype: str, device: str) -> Loaded:
+def load(path, dtype: str, device: str, device_map: str | None = None) -> Loaded:
+    """The model on `device`, or with `device_map` its layers placed over the devices (inputs then go to
+    the device of its first layer)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    model = model.to(torch.device(device)).eval()
+    if device_map:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), device_map=device_map).eval()
+        device = str(next(model.parameters()).device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        model = model.to(torch.device(device)).eval()
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     weights += sum(b.numel() * b.element_size() for b in model.buffers())
     gen = model.generation_config
@@ -58,7 +66,12 @@ def load(path, dtype: str, device: str) -> Loaded:
     if isinstance(pad_id, list):
         pad_id = pad_id[0]
     eos_ids = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
-    loaded = Loaded(torch, model, torch.device(device), dtype, pad_id, eos_ids, weights)
+    spread = (
+        tuple(sorted({p.device.index for p in model.parameters() if p.device.type == "cuda"})) if device_map else ()
+    )
+    loaded = Loaded(
+        torch, model, torch.device(device), dtype, pad_id, eos_ids, weights, spread if len(spread) > 1 else ()
+    )
     loaded.sync()
     return loaded
 

@@ -16,6 +16,9 @@ class HfScenario(ScenarioBase):
     # "max": search the largest batch that completes within memory_fraction of the GPU (capacity).
     batch_size: Annotated[int, Field(ge=1, le=MAX_REQUESTS)] | Literal["max"] | None = None
     memory_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
+    # "auto": the layers placed over every GPU the run sees (accelerate's device_map), one GPU computing at
+    # a time: the model is split for memory, not run in parallel (HF's tensor parallelism is not built).
+    device_map: Literal["auto"] | None = None
 
     MODES: ClassVar[tuple[str, ...]] = STACK.modes
     BUDGET_KNOB: ClassVar[str] = "memory_fraction"
@@ -35,7 +38,17 @@ class HfScenario(ScenarioBase):
 
     def engine_settings(self) -> dict:
         # One set of weights serves every mode, batch size and max length.
-        return {"stack": self.stack, "dtype": self.dtype, "memory_fraction": self.memory_fraction}
+        return {
+            "stack": self.stack,
+            "dtype": self.dtype,
+            "memory_fraction": self.memory_fraction,
+            "device_map": self.device_map,
+        }
+
+    def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
+        if self.device_map and gpus < 2:
+            return f"device_map auto places the layers over several GPUs; this run sees {gpus}"
+        return None
 
     @property
     def batched(self) -> bool:

@@ -44,7 +44,7 @@ class HfRunner(Runner):
         if self.model.device == "cuda" and self.scenario.memory_fraction:
             torch.cuda.set_per_process_memory_fraction(self.scenario.memory_fraction)
         t = time.perf_counter()
-        self.hf = generation.load(self.model.path, self.model.dtype, self.model.device)
+        self.hf = generation.load(self.model.path, self.model.dtype, self.model.device, self.scenario.device_map)
         return {"load_s": time.perf_counter() - t}
 
     def set_probe(self, sampler) -> None:

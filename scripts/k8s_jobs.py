@@ -93,14 +93,13 @@ def job(
 
 
 def gpus_needed(suite, stack: str) -> int:
-    """The most GPUs one scenario of the stack splits its model over (1 when none does)."""
+    """The most GPUs one scenario of the stack uses: a split model's tensor x pipeline, two for layers placed
+    over GPUs (device_map), else one."""
     most = 1
     for s in suite.scenarios:
         if s.stack == stack:
-            most = max(
-                most,
-                (getattr(s, "tensor_parallel_size", None) or 1) * (getattr(s, "pipeline_parallel_size", None) or 1),
-            )
+            split = (getattr(s, "tensor_parallel_size", None) or 1) * (getattr(s, "pipeline_parallel_size", None) or 1)
+            most = max(most, split, 2 if getattr(s, "device_map", None) else 1)
     return most
 
 

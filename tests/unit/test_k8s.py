@@ -72,6 +72,7 @@ def test_a_split_model_gets_its_gpus(tmp_path, monkeypatch):
     suite.scenarios.append(make_scenario(name="v-tp2", stack="vllm", workload=suite.scenarios[0].workload,
                                          tensor_parallel_size=2, pipeline_parallel_size=2))  # fmt: skip
     assert k8s_jobs.gpus_needed(suite, "vllm") == 4 and k8s_jobs.gpus_needed(suite, "hf") == 1
+    assert k8s_jobs.gpus_needed(load_suite("multi-gpu"), "hf") == 2  # its layers placed over two GPUs
 
 
 def test_one_gpu_type_per_run_by_node_selector():

@@ -1,5 +1,6 @@
 """Images, compose and locks, checked without a Docker engine."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -260,8 +261,13 @@ def test_preflight_refuses_parallel_stacks_on_shared_gpus():
 
 
 def test_make_hands_each_stack_its_gpus_and_runs_them_at_once_with_parallel():
+    # `make test` exports what compose reads (GPU, GPUS_HF, ...): the dry runs must not inherit them.
+    env = {k: v for k, v in os.environ.items() if k not in ("GPU", "GPUS_HF", "GPUS_VLLM", "PARALLEL", "MAKEFLAGS")}
+
     def dry(*args):
-        r = subprocess.run(["make", "-n", "bench", "DEVICE=gpu", *args], capture_output=True, text=True, cwd=ROOT)
+        r = subprocess.run(
+            ["make", "-n", "bench", "DEVICE=gpu", *args], capture_output=True, text=True, cwd=ROOT, env=env
+        )
         assert r.returncode == 0, r.stderr
         return r.stdout
 

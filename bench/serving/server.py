@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -13,6 +12,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from bench.errors import UserError
 
@@ -85,6 +86,7 @@ def serve(kind: ServerKind, model_dir: Path, port: int, log: Path, settings: dic
             env=env,
             start_new_session=True,
         )
+    family: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + timeout_s
         while not healthy(url):
@@ -93,20 +95,32 @@ def serve(kind: ServerKind, model_dir: Path, port: int, log: Path, settings: dic
             if time.monotonic() > deadline:
                 raise ServerDied(f"{kind.name} did not answer /health within {timeout_s:.0f} s: {_tail(log)}")
             time.sleep(0.5)
+        family = _family(proc.pid)  # its engine processes: they outlive a server that dies first
         yield Running(url, proc.pid)
     finally:
-        stop(proc)
+        stop(proc, family)
 
 
-def stop(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it has not exited within the grace."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+def _family(pid: int) -> list[psutil.Process]:
     try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        parent = psutil.Process(pid)
+        return [parent, *parent.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def stop(proc: subprocess.Popen, family: list[psutil.Process], grace_s: float = 15.0) -> None:
+    """SIGTERM to the server and every process it started (those seen when it became ready, and those there
+    now), SIGKILL to any left after the grace: no engine process outlives the run, even when the server
+    itself died first."""
+    procs = {p.pid: p for p in [*family, *_family(proc.pid)]}
+    for p in procs.values():
+        with contextlib.suppress(psutil.Error):
+            p.terminate()  # psutil checks the process is still the one seen (no reused pid is signalled)
+    _, alive = psutil.wait_procs(list(procs.values()), timeout=grace_s)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)

@@ -32,6 +32,19 @@ scenarios:
 NEEDS = {"hf": "accelerate", "vllm": "vllm"}  # transformers serve places the model through accelerate
 
 
+def servers_left(before: set[int]) -> list[str]:
+    """Server or engine processes started since `before` that are still running."""
+    left = []
+    for pid in set(psutil.pids()) - before:
+        try:
+            line = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            continue
+        if any(mark in line for mark in ("VLLM::", "api_server", "transformers serve", "cli.transformers")):
+            left.append(line[:80])
+    return left
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,12 +62,14 @@ def suite(tmp_path_factory):
 def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite, tmp_path):
     if not has(NEEDS[stack]):
         pytest.skip(f"{NEEDS[stack]} is not installed")
+    before = set(psutil.pids())
     r = run_cli(
         "serve", "--stack", stack, "--suite", suite, "--scenario", f"{stack}-serve", "--device", "cpu",
         "--rate", "8", "--concurrency", "1", "--concurrency", "3", "--slo", "ttft_ms_p99=60000",
         "--port", free_port(), "--out", tmp_path, "--run-id", "s",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
+    assert not servers_left(before)  # the server and its engine processes were stopped
     result = json.loads((tmp_path / "s" / f"serving-{stack}-{stack}-serve.json").read_text())
     assert result["status"] == "ok" and [x["load"] for x in result["loads"]] == [
         "poisson 8 req/s",
@@ -111,6 +126,7 @@ def test_a_server_that_dies_mid_load_fails_clearly_and_keeps_what_was_answered(t
                 return
             time.sleep(0.05)
 
+    before = set(psutil.pids())
     killer = threading.Thread(target=kill_after_some_answers, daemon=True)
     killer.start()
     settings = {"enforce_eager": True, "kv_cache_space_gib": 1, "max_model_len": 256}
@@ -122,3 +138,14 @@ def test_a_server_that_dies_mid_load_fails_clearly_and_keeps_what_was_answered(t
     answered = [x for x in load["records"] if x["error"] is None]
     assert all(x["output_tokens"] == 40 for x in answered)  # what was answered is kept, checked
     assert load["errors"] and all(x["error"] for x in load["records"] if x not in answered)
+    # The engine's processes, orphaned when the server was killed, were stopped too.
+    left = []
+    for pid in set(psutil.pids()) - before:
+        try:
+            if "VLLM" in " ".join(psutil.Process(pid).cmdline()) or "api_server" in " ".join(
+                psutil.Process(pid).cmdline()
+            ):
+                left.append(pid)
+        except psutil.Error:
+            pass
+    assert not left, f"engine processes left running: {left}"

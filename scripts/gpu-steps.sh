@@ -6,6 +6,7 @@
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
+#           sharing-hf sharing-vllm serving-hf serving-vllm serve-crosscheck multi-gpu
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -107,6 +108,26 @@ for group in "$@"; do
     ;;
   variance-profile)  # the same, with the engine core's Python stack sampled every 20 ms
     limited 540 python3 scripts/vllm_variance.py --runs 5 --profile-ms 20 --out "$C/variance-profile-$T.json"
+    ;;
+  sharing-hf)
+    pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-$T
+    ;;
+  sharing-vllm)
+    pb 570 run --stack vllm --suite sharing --out "$R" --run-id sharing-vllm-$T
+    ;;
+  serving-hf)  # transformers serve needs its serving extras (FastAPI, Uvicorn, accelerate) in the site
+    pb 570 serve --stack hf --suite serving --out "$R" --run-id serving-hf-$T
+    ;;
+  serving-vllm)
+    pb 570 serve --stack vllm --suite serving --out "$R" --run-id serving-vllm-$T
+    ;;
+  serve-crosscheck)  # needs pandas (vllm bench serve's custom data) in the site
+    limited 540 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve --rate inf \
+      --out "$C/serve-crosscheck-inf-$T.json"
+    ;;
+  multi-gpu)  # two GPUs or more
+    pb 570 run --stack vllm --suite multi-gpu --out "$R" --run-id multi-gpu-vllm-$T
+    pb 570 run --stack hf --suite multi-gpu --out "$R" --run-id multi-gpu-hf-$T
     ;;
   overhead)  # the sampler on and off, interleaved, 3 times each
     for i in 1 2 3; do

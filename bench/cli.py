@@ -15,6 +15,7 @@ import click
 from bench import __version__
 from bench.cli_support import Finite, Group, exit_now, fresh_run_id, out_option, suite_options, writable_file
 from bench.errors import ResultWriteError, UserError
+from bench.serving.cli import serve_cmd
 from bench.stacks import STACKS, default_baseline
 
 
@@ -364,14 +365,7 @@ def monitor(interval, count):
         pass
 
 
+main.add_command(serve_cmd)  # `pagedbench serve`, in the serving package
+
 if __name__ == "__main__":
     main()
-
-
-def _add_serving() -> None:
-    from bench.serving.cli import serve_cmd
-
-    main.add_command(serve_cmd)
-
-
-_add_serving()

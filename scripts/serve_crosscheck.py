@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.context import materialize  # noqa: E402
-from bench.models import parse_model  # noqa: E402
+from bench.errors import UserError  # noqa: E402
+from bench.serving.cli import pick_scenario  # noqa: E402
 from bench.serving.client import run_load  # noqa: E402
-from bench.serving.metrics import per_request, summarize  # noqa: E402
-from bench.serving.requests import serve_requests  # noqa: E402
+from bench.serving.metrics import summarize  # noqa: E402
+from bench.serving.run import server_inputs, warm_up  # noqa: E402
 from bench.serving.schedule import Load  # noqa: E402
 from bench.serving.server import serve  # noqa: E402
 from bench.stacks import load_server  # noqa: E402
@@ -44,15 +43,13 @@ def ours(url, kind, requests, rate, seed) -> dict:
     load = Load("concurrency", concurrency=len(requests)) if rate == float("inf") else Load("poisson", rate, seed=seed)
     records, duration = run_load(url, kind, "model", requests, load)
     s = summarize(records, load, duration)
-    done = [per_request(r) for r in records if r.ok]
-    mean = lambda key: 1000 * statistics.fmean(f[key] for f in done if f[key] is not None)  # noqa: E731
     return {
         "achieved_rps": s.achieved_rps,
         "output_tokens_per_s": s.output_tokens_per_s,
-        "ttft_mean_ms": mean("ttft"),
+        "ttft_mean_ms": s.ttft_ms.mean,
         "ttft_p50_ms": s.ttft_ms.p50,
-        "tpot_mean_ms": mean("tpot"),
-        "e2e_mean_ms": mean("e2e"),
+        "tpot_mean_ms": s.tpot_ms.mean,
+        "e2e_mean_ms": s.e2e_ms.mean,
         "completed": s.completed,
         "failed": s.failed,
     }
@@ -87,16 +84,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the comparison, as JSON")
     a = p.parse_args(argv)
     suite = load_suite(a.suite)
-    s = next((x for x in suite.scenarios if x.name == a.scenario and x.stack == "vllm"), None)
-    if s is None:
-        p.error(f"--scenario {a.scenario}: no vllm scenario of that name in {suite.name}")
-    model_dir = materialize(parse_model(suite.model))
-    requests = serve_requests(s.workload, suite.workloads[s.workload], model_dir)
-    knobs = ("dtype", "max_model_len", "enforce_eager", "gpu_memory_utilization", "kv_cache_space_gib")
-    settings = {k: v for k in knobs if (v := getattr(s, k, None)) not in (None, False)}
+    s = pick_scenario(suite, "vllm", a.scenario)
+    model_dir, requests, settings = server_inputs(suite, s, "auto")  # vLLM places itself
     kind = load_server("vllm")
     with serve(kind, model_dir, a.port, a.out.with_suffix(".server.log"), settings) as server:
-        run_load(server.url, kind, "model", requests[:2], Load("concurrency", concurrency=1))  # warm-up
+        warm_up(server.url, kind, requests)
         mine = ours(server.url, kind, requests, a.rate, a.seed)
         vllm = theirs(server.url, model_dir, requests, a.rate, a.seed)
     rows = []
@@ -118,4 +110,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)

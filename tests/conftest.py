@@ -30,6 +30,15 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     )
 
 
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def has(module: str) -> bool:
     import importlib.util
 

@@ -126,6 +126,11 @@ class Group:
         return f"{names} ({len(cards)} cards)" if len(cards) > 1 else names
 
 
+def is_number(x) -> bool:
+    """A finite int or float (not a bool), as a file's figures must be."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 @dataclass
 class Collection:
     groups: list[Group]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.report.collect import Row, Stat
+from bench.report.collect import Collection, Row, Stat
 from bench.report.gather import collect
 
 # metric -> True when higher is better
@@ -87,19 +87,19 @@ def parse_threshold(text: str) -> float:
     return value
 
 
-def _rows(path: Path) -> dict[tuple, Row]:
+def _rows(c: Collection) -> dict[tuple, Row]:
     out = {}
-    for g in collect(path).groups:
+    for g in c.groups:
         for row in g.rows:
             gpu = row.first.environment.gpu.name if row.first.environment.gpu else "CPU"
             out[(g.workload_hash, g.model, gpu, row.first.stack, row.first.scenario)] = row
     return out
 
 
-def _serving_loads(path: Path) -> dict[tuple, dict]:
+def _serving_loads(c: Collection) -> dict[tuple, dict]:
     """Each load of each serving result: its figures by SERVING_METRICS name, and its duration."""
     out = {}
-    for data in collect(path).serving:
+    for data in c.serving:
         gpu = ((data.get("environment") or {}).get("gpu") or {}).get("name") or "CPU"
         for load in data["loads"]:
             figures = {
@@ -115,7 +115,7 @@ def _serving_loads(path: Path) -> dict[tuple, dict]:
     return out
 
 
-def _serving_deltas(baseline: Path, candidate: Path) -> tuple[list[Delta], set, set]:
+def _serving_deltas(baseline: Collection, candidate: Collection) -> tuple[list[Delta], set, set]:
     base, cand = _serving_loads(baseline), _serving_loads(candidate)
     deltas = []
     for k in sorted(set(base) & set(cand)):
@@ -128,9 +128,10 @@ def _serving_deltas(baseline: Path, candidate: Path) -> tuple[list[Delta], set, 
 
 
 def compare(baseline: Path, candidate: Path) -> tuple[list[Delta], list[tuple]]:
-    base, cand = _rows(baseline), _rows(candidate)
+    collected = collect(baseline), collect(candidate)  # each directory read once
+    base, cand = _rows(collected[0]), _rows(collected[1])
     common = sorted(set(base) & set(cand))
-    served, served_base, served_cand = _serving_deltas(baseline, candidate)
+    served, served_base, served_cand = _serving_deltas(*collected)
     if not common and not served:
         raise UserError(
             "no scenario of the candidate matches the baseline on workload hash, model and GPU: "

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from bench.errors import UserError
 from bench.files import UnreadableFile, read_json
-from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of
+from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of, is_number
 from bench.report.render import csv_rows, markdown
-from bench.report.serving import is_number, serving_file
+from bench.report.serving import serving_file
 from bench.results import Result, ResultFileError, scan_results
 
 
@@ -31,7 +31,8 @@ def collect(root: Path) -> Collection:
         files += 1
         rel = str(path.relative_to(root))
         if isinstance(item, ResultFileError):
-            check, served = _crosscheck(path), serving_file(path)
+            data = _json(path)
+            check, served = _crosscheck(data), serving_file(data)
             if check is not None:
                 crosschecks.append(check | {"file": rel})
             elif served is not None:
@@ -75,12 +76,16 @@ def _unreadable(r: Result) -> str | None:
     return None
 
 
-def _crosscheck(path: Path) -> dict | None:
-    """A cross-check comparison (`"kind": "crosscheck"`) with the fields the report reads, or None."""
+def _json(path: Path):
+    """A file that is no result, as JSON, or None when it is not readable JSON."""
     try:
-        data = read_json(path)
+        return read_json(path)
     except UnreadableFile:
         return None
+
+
+def _crosscheck(data) -> dict | None:
+    """A cross-check comparison (`"kind": "crosscheck"`) with the fields the report reads, or None."""
     if not isinstance(data, dict) or data.get("kind") != "crosscheck" or not isinstance(data.get("repeats"), list):
         return None
     if not all(isinstance(data.get(k), str) for k in ("stack", "scenario")):

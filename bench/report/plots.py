@@ -10,9 +10,14 @@ from bench.results.sections import KvBatches
 from bench.stacks import STACKS
 
 
-def _color(row: Row) -> str:
-    spec = STACKS.get(row.first.stack)
+def stack_color(stack: str) -> str:
+    """The stack's colour in every chart (grey for a stack this PagedBench does not know)."""
+    spec = STACKS.get(stack)
     return spec.color if spec else "#8c8c8c"
+
+
+def _color(row: Row) -> str:
+    return stack_color(row.first.stack)
 
 
 def data_uri(fig) -> str:

@@ -3,28 +3,15 @@ file holds (computed by the load generator), failed requests shown beside the co
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
-from bench.files import UnreadableFile, read_json
-from bench.report.collect import Collection
+from bench.report.collect import Collection, is_number
 from bench.report.tables import Table, fmt, stack_label
 
 SCHEMA = "pagedbench-serving/1"
 _NUMBERS = ("requests", "completed", "failed", "achieved_rps", "output_tokens_per_s", "duration_s")
 
 
-def is_number(x) -> bool:
-    """A finite int or float (not a bool), as a result file's figures must be."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def serving_file(path: Path) -> dict | None:
-    """A serving result with the fields the report reads, or None."""
-    try:
-        data = read_json(path)
-    except UnreadableFile:
-        return None
+def serving_file(data) -> dict | None:
+    """A serving result (a file's JSON) with the fields the report reads, or None."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("loads"), list):
         return None
     if not all(isinstance(data.get(k), str) for k in ("stack", "scenario", "status")):

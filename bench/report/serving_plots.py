@@ -3,13 +3,7 @@ and the server's KV use against the load, one line per server."""
 
 from __future__ import annotations
 
-from bench.report.plots import data_uri
-from bench.stacks import STACKS
-
-
-def _color(data: dict) -> str:
-    spec = STACKS.get(data.get("stack"))
-    return spec.color if spec else "#8c8c8c"
+from bench.report.plots import data_uri, stack_color
 
 
 def _open_loop(data: dict) -> list[dict]:
@@ -27,7 +21,7 @@ def latency_vs_load(serving: list[dict]):
         if not loads:
             continue
         x = [ld["achieved_rps"] for ld in loads]
-        label, color = f"{data['stack']} {data['scenario']}", _color(data)
+        label, color = f"{data['stack']} {data['scenario']}", stack_color(data["stack"])
         for ax, key in ((ttft, "ttft_ms"), (tpot, "tpot_ms")):
             p50 = [(ld.get(key) or {}).get("p50") for ld in loads]
             p99 = [(ld.get(key) or {}).get("p99") for ld in loads]
@@ -48,7 +42,7 @@ def goodput_and_kv(serving: list[dict]):
 
     fig, (good, kv) = plt.subplots(1, 2, figsize=(11, 3.8))
     for data in serving:
-        loads, color = _open_loop(data), _color(data)
+        loads, color = _open_loop(data), stack_color(data["stack"])
         label = f"{data['stack']} {data['scenario']}"
         if not loads:
             continue

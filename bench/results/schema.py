@@ -76,8 +76,8 @@ class Check(_Model):
     expected_output_tokens: int
     returned_output_tokens: int
     mismatched_requests: list[int] = Field(default_factory=list)  # first few indices
-    # Of each request's outputs, how many differ as token sequences, summed (= expected_requests when all
-    # of them do); None where the stack did not count them.
+    # With several outputs per request (n samples, beams): how many of each request's differ as token
+    # sequences, summed (= expected_requests when all do). None with one output per request.
     distinct_outputs: int | None = None
     passed: bool
 

@@ -10,16 +10,6 @@ from bench.errors import UserError
 from bench.serving.metrics import SLO_KEYS
 from bench.stacks import servers
 
-# The scenario knobs each server takes, where the suite gives them.
-SERVER_KNOBS = (
-    "dtype",
-    "max_model_len",
-    "enforce_eager",
-    "gpu_memory_utilization",
-    "kv_cache_space_gib",
-    "memory_fraction",
-)
-
 
 def parse_slos(values: tuple[str, ...]) -> dict[str, float]:
     slos = {}
@@ -96,12 +86,11 @@ def resolve(device: str) -> str:
 @click.option("--slo", "slo_args", multiple=True, help=f"KEY=MS for goodput, KEY one of {', '.join(SLO_KEYS)}.")
 def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, profile, rates, concurrency, **more):
     """Run a stack's OpenAI-compatible server under each load in turn and write one serving result."""
-    from bench.context import materialize
-    from bench.models import parse_model
-    from bench.serving.requests import serve_requests
-    from bench.serving.run import ServerDied, sweep, write
-    from bench.stacks import load_server
+    from bench.serving.run import server_inputs, sweep, write
+    from bench.serving.server import ServerDied
+    from bench.stacks import load_server, recorded_packages
     from bench.suite import load_suite
+    from bench.telemetry import environment
 
     slos = parse_slos(more["slo_args"])
     suite = load_suite(suite_name, model_override=model)
@@ -110,10 +99,7 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     s = pick_scenario(suite, stack, scenario)
     run_dir = out / fresh_run_id(out, "--out", run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
-    model_dir = materialize(parse_model(suite.model))
-    requests = serve_requests(s.workload, suite.workloads[s.workload], model_dir)
-    settings = {k: v for k in SERVER_KNOBS if (v := getattr(s, k, None)) not in (None, False)}
-    settings["device"] = resolve(device)
+    model_dir, requests, settings = server_inputs(suite, s, resolve(device))
     kind = load_server(stack)
     click.echo(f"{kind.name}: {len(requests)} requests of {s.workload}, {len(loads)} load(s) ...", err=True)
     try:
@@ -131,9 +117,6 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     except ServerDied as e:
         click.echo(f"Error: {e}", err=True)
         exit_now(1)
-    from bench.stacks import recorded_packages
-    from bench.telemetry import environment
-
     result["environment"] = environment.collect(packages=(*recorded_packages(), "httpx", "fastapi", "uvicorn"))
     result |= {"stack": stack, "suite": suite.name, "scenario": s.name, "model": suite.model, "workload": s.workload}
     path = run_dir / f"serving-{stack}-{s.name}.json"

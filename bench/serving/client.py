@@ -101,11 +101,11 @@ async def _run(url: str, kind: ServerKind, model: str, requests: Sequence[ServeR
         if times is not None:  # open loop: every request at its time, whatever is in flight
             await asyncio.gather(*(one(r, at) for r, at in zip(requests, times)))
         else:  # closed loop: `concurrency` workers, each sending its next request when one returns
-            queue = list(requests)
+            pending = iter(requests)  # shared: each worker takes the next one left
 
             async def worker() -> None:
-                while queue:
-                    await one(queue.pop(0))
+                for r in pending:
+                    await one(r)
 
             await asyncio.gather(*(worker() for _ in range(load.concurrency)))
         duration = time.perf_counter() - t0

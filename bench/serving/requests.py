@@ -18,9 +18,8 @@ def _tokenizer(model_dir: Path):
     return Tokenizer.from_file(str(model_dir / "tokenizer.json"))
 
 
-def text_pool(model_dir: Path) -> list[int]:
-    """Token ids whose decoded text is printable and encodes back to the same one id."""
-    tok = _tokenizer(model_dir)
+def text_pool(tok) -> list[int]:
+    """Token ids whose decoded text is printable and encodes back to the same one id, for a tokenizer."""
     special = set(tok.get_added_tokens_decoder())  # ids of the added (special) tokens
     pool = []
     for i in range(tok.get_vocab_size()):
@@ -35,7 +34,7 @@ def text_pool(model_dir: Path) -> list[int]:
 def serve_requests(name: str, spec: Workload, model_dir: Path) -> list[ServeRequest]:
     """The workload's requests (its seed, lengths and count) as text prompts."""
     tok = _tokenizer(model_dir)
-    pool = text_pool(model_dir)
+    pool = text_pool(tok)
     if len(pool) < 2:
         raise UserError(f"model {model_dir}: its tokenizer has too few tokens that round-trip through text")
     built = build_workload(name, spec, pool)

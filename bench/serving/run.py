@@ -15,7 +15,7 @@ from bench.results.store import write_atomic
 from bench.serving.client import Record, run_load
 from bench.serving.metrics import LoadSummary, summarize
 from bench.serving.schedule import Load
-from bench.serving.server import ServerDied, ServeRequest, ServerKind, healthy, serve
+from bench.serving.server import ServeRequest, ServerKind, healthy, serve
 from bench.telemetry.sampler import Sampler
 
 SCHEMA = "pagedbench-serving/1"
@@ -67,6 +67,25 @@ class Scraper:
             self._thread.join(timeout=5)
 
 
+def warm_up(url: str, kind: ServerKind, requests: list[ServeRequest]) -> None:
+    """Two requests, one at a time, before any load: the server's first requests are its slowest."""
+    run_load(url, kind, "model", requests[:2], Load("concurrency", concurrency=1))
+
+
+def server_inputs(suite, scenario, device: str) -> tuple[Path, list[ServeRequest], dict]:
+    """What a server run of the suite's scenario needs: the model's directory, the workload as text
+    prompts, and the settings its server is started with (the scenario's engine settings, as offline;
+    each server's command takes those it knows)."""
+    from bench.context import materialize
+    from bench.models import parse_model
+    from bench.serving.requests import serve_requests
+
+    model_dir = materialize(parse_model(suite.model))
+    requests = serve_requests(scenario.workload, suite.workloads[scenario.workload], model_dir)
+    settings = {k: v for k, v in scenario.engine_settings().items() if v is not None}
+    return model_dir, requests, settings | {"device": device}
+
+
 def sweep(
     kind: ServerKind,
     model_dir: Path,
@@ -83,7 +102,7 @@ def sweep(
     result |= {"requests": len(requests), "loads": [], "timeline": [], "status": "ok", "error": None}
     with serve(kind, model_dir, port, log, settings) as server:
         url = server.url
-        run_load(url, kind, "model", requests[:2], Load("concurrency", concurrency=1))  # warm-up
+        warm_up(url, kind, requests)
         # The server's memory (NVML, host RSS) by the run's monitor process, its KV gauges by the scraper,
         # both on one time axis: seconds since the sampler started.
         memory = Sampler(interval_ms=500, pid=server.pid)
@@ -123,6 +142,3 @@ def one_line(s: LoadSummary) -> str:
 
 def write(result: dict, path: Path) -> None:
     write_atomic(path, json.dumps(result, indent=1), replace=True)
-
-
-__all__ = ["ServerDied", "sweep", "write", "parse_metrics"]

@@ -30,7 +30,7 @@ class RunOutput:
     latency_source: str
     kv: KvBatches | KvPool | None = None
     memory: dict[str, float] = field(default_factory=dict)  # torch peaks, weights, ... (Memory's fields)
-    # Of each request's outputs (n samples, or beams), how many differ, summed; None where not counted.
+    # Of each request's outputs (n samples, or beams), how many differ, summed; None with one per request.
     distinct_outputs: int | None = None
 
 

@@ -18,12 +18,6 @@ def _nvml():
         return None
 
 
-def visible_index() -> int | str:
-    """The NVML index (or UUID) of the first device CUDA will use."""
-    first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
-    return int(first) if first.isdigit() else first
-
-
 @dataclass
 class GpuReading:
     used_mib: float
@@ -33,15 +27,21 @@ class GpuReading:
     power_w: float | None
 
 
-def visible_indices(nvml) -> list[int | str]:
-    """Every device CUDA will see: CUDA_VISIBLE_DEVICES's entries, or all NVML devices when it is unset."""
+def visible_indices(nvml=None) -> list[int | str]:
+    """Every device CUDA will see, by NVML index or UUID: CUDA_VISIBLE_DEVICES's entries, or when it is
+    unset every NVML device (device 0 without NVML to count them). Set but empty: none."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [int(x) if x.strip().isdigit() else x.strip() for x in env.split(",") if x.strip()]
     try:
-        return list(range(nvml.nvmlDeviceGetCount()))
+        return list(range(nvml.nvmlDeviceGetCount())) or [0]
     except Exception:
         return [0]
+
+
+def visible_index() -> int | str | None:
+    """The NVML index (or UUID) of the first device CUDA will use; None when it may use none."""
+    return next(iter(visible_indices()), None)
 
 
 class Gpu:
@@ -51,7 +51,7 @@ class Gpu:
         self.nvml = _nvml()
         self.handle = None
         self.index = visible_index() if which is None else which
-        if self.nvml is None:
+        if self.nvml is None or self.index is None:
             return
         try:
             which = self.index

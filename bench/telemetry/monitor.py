@@ -30,20 +30,23 @@ def measure(gpu: Gpu | None, process: psutil.Process, others: list[Gpu] = ()) ->
         procs = [process] + process.children(recursive=True)
     except psutil.Error:
         procs = [process]
-    reading: dict[str, float | None] = {}
+    reading: dict = {}
     if gpu is not None and gpu.available:
-        try:
-            r = gpu.read({p.pid for p in procs})
+        pids = {p.pid for p in procs}
+        devices = {g.index: _read(g, pids) for g in [gpu, *others]}  # each device read once
+        r = devices[gpu.index]
+        if r is not None:
             reading |= {
                 "device_used_mib": r.used_mib,
                 "process_used_mib": r.process_used_mib,
                 "gpu_util_pct": r.util_pct,
                 "power_w": r.power_w,
             }
-        except Exception:
-            pass
         if others:
-            reading["gpus"] = [_per_gpu(g, {p.pid for p in procs}) for g in [gpu, *others]]
+            reading["gpus"] = [
+                {"index": i} | ({"used_mib": d.used_mib, "process_used_mib": d.process_used_mib} if d else {})
+                for i, d in devices.items()
+            ]
     rss = 0
     for p in procs:
         try:
@@ -57,12 +60,12 @@ def measure(gpu: Gpu | None, process: psutil.Process, others: list[Gpu] = ()) ->
     return reading | {"host_rss_mib": rss / MIB if rss else None, "host_cpu_pct": cpu}
 
 
-def _per_gpu(gpu: Gpu, pids: set[int]) -> dict:
+def _read(gpu: Gpu, pids: set[int]):
+    """The device's reading, or None when NVML could not give one this time."""
     try:
-        r = gpu.read(pids)
+        return gpu.read(pids)
     except Exception:
-        return {"index": gpu.index}
-    return {"index": gpu.index, "used_mib": r.used_mib, "process_used_mib": r.process_used_mib}
+        return None
 
 
 def main(argv: list[str]) -> int:

@@ -2,12 +2,11 @@
 generate() holds a copy of the prompt's KV per beam, vLLM's beam search finds the beams' common prefix in
 its prefix cache (when it is on)."""
 
-import textwrap
-
 import pytest
 
 from bench.results import load_result
 from tests.conftest import has, run_cli
+from tests.integration.sharing import run_stacks, sharing_table
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +31,7 @@ scenarios:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("beams")
-    suite = root / "beams.yaml"
-    suite.write_text(textwrap.dedent(SUITE))
-    for stack in ["hf"] + (["vllm"] if has("vllm") else []):
-        r = run_cli("run", "--stack", stack, "--suite", suite, "--out", root, "--run-id", stack)
-        assert r.returncode == 0, r.stderr[-3000:]
-    return root
+    return run_stacks(tmp_path_factory.mktemp("beams"), SUITE)
 
 
 def test_every_beam_comes_back_checked_and_distinct(runs):
@@ -67,12 +60,7 @@ def test_vllm_beams_find_their_prefix_only_with_the_prefix_cache_on(runs):
 
 
 def test_the_report_has_a_sharing_table_for_beams(runs, tmp_path):
-    r = run_cli("collect", runs, "--out", tmp_path, "--no-plots")
-    assert r.returncode == 0, r.stderr
-    text = (tmp_path / "report.md").read_text()
-    table = text.split("### Sharing — beam width 3, a shared prefix of 0 tokens")[1].split("###")[0]
-    w = load_result(runs / "hf" / "hf-hf-b2-r0.json").workload
-    needed = 3 * w.prompt_tokens + w.output_tokens - 3 * w.requests
+    table, needed = sharing_table(runs, tmp_path, "beam width 3, a shared prefix of 0 tokens", "hf-hf-b2-r0.json")
     hf = next(line for line in table.splitlines() if line.startswith("| hf padded"))
     assert f"| {needed:,} | 0 | 0.0 % |" in hf
     if has("vllm"):

@@ -2,12 +2,11 @@
 HF's generate() holds each prompt's KV once per sample, vLLM shares the prompt's blocks through its
 prefix cache."""
 
-import textwrap
-
 import pytest
 
 from bench.results import load_result
-from tests.conftest import has, run_cli
+from tests.conftest import has
+from tests.integration.sharing import run_stacks, sharing_table
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +30,7 @@ scenarios:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("samples")
-    suite = root / "samples.yaml"
-    suite.write_text(textwrap.dedent(SUITE))
-    stacks = ["hf"] + (["vllm"] if has("vllm") else [])
-    for stack in stacks:
-        r = run_cli("run", "--stack", stack, "--suite", suite, "--out", root, "--run-id", stack)
-        assert r.returncode == 0, r.stderr[-3000:]
-    return root
+    return run_stacks(tmp_path_factory.mktemp("samples"), SUITE)
 
 
 def test_every_sample_is_checked_and_counted(runs):
@@ -67,12 +59,9 @@ def test_vllm_returns_every_sample_and_shares_the_prompt(runs):
 def test_the_report_says_what_sharing_saved(runs, tmp_path):
     from bench.report.tables import pct
 
-    r = run_cli("collect", runs, "--out", tmp_path, "--no-plots")
-    assert r.returncode == 0, r.stderr
-    text = (tmp_path / "report.md").read_text()
-    table = text.split("### Sharing — 3 sample(s) per prompt, a shared prefix of 0 tokens")[1].split("###")[0]
-    w = load_result(runs / "hf" / "hf-hf-b2-r0.json").workload
-    needed = 3 * w.prompt_tokens + w.output_tokens - 3 * w.requests
+    table, needed = sharing_table(
+        runs, tmp_path, "3 sample(s) per prompt, a shared prefix of 0 tokens", "hf-hf-b2-r0.json"
+    )
     hf = next(line for line in table.splitlines() if line.startswith("| hf padded"))
     assert f"| {needed:,} | 0 | 0.0 % |" in hf  # generate() copies every prompt: nothing saved
     if has("vllm"):

@@ -3,13 +3,12 @@ send every request of the same workload and their figures come out side by side.
 for a GPU: on a CPU a run of tenths of a second varies more than the tools could differ.)"""
 
 import json
-import socket
 import sys
 import textwrap
 
 import pytest
 
-from tests.conftest import ROOT, has
+from tests.conftest import ROOT, free_port, has
 
 pytestmark = [
     pytest.mark.integration,
@@ -31,9 +30,7 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
           - {name: v, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256}
     """)
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     out = tmp_path / "xc.json"
     r = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", str(suite), "--scenario", "v",

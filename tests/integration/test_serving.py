@@ -3,7 +3,6 @@
 against the workload; a server killed mid-load fails the run clearly and keeps what was answered."""
 
 import json
-import socket
 import textwrap
 import threading
 import time
@@ -12,7 +11,7 @@ import psutil
 import pytest
 
 from bench.config import Workload
-from tests.conftest import has, run_cli
+from tests.conftest import free_port, has, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +42,6 @@ def servers_left(before: set[int]) -> list[str]:
         if any(mark in line for mark in ("VLLM::", "api_server", "transformers serve", "cli.transformers")):
             left.append(line[:80])
     return left
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,6 @@ class HfRunner(Runner):
     def __init__(self, model: LoadedModel, scenario: HfScenario) -> None:
         super().__init__(model, scenario)
         self.warmed: set[tuple] = set()  # shapes already warmed up on this loaded model
-        self.distinct = 0  # distinct outputs of the batches generated since the run began
 
     @staticmethod
     def engine_key(model: LoadedModel, scenario) -> tuple:
@@ -143,7 +142,7 @@ class HfRunner(Runner):
 
     def _run_batches(self, requests: Sequence[Request], size: int, warmup: bool) -> RunOutput:
         k = self.sampling.outputs_per_prompt
-        self.distinct = 0
+        outputs = []  # each batch's rows, kept to count distinct outputs after the timed run
         returned = [0] * (len(requests) * k)  # one per output: each request's n samples in a row
         timings: list[RequestTiming | None] = [None] * (len(requests) * k)
         kv_batches = []
@@ -153,7 +152,9 @@ class HfRunner(Runner):
         t0 = time.perf_counter()
         offset = 0
         for batch in batches(requests, size):
-            counts, first_s, token_s, end_s, kv = self.generate_batch(batch, t0)
+            counts, first_s, token_s, end_s, kv, rows = self.generate_batch(batch, t0)
+            if k > 1:
+                outputs += [row[:n] for row, n in zip(rows, counts)]
             for j, r in enumerate(per_sample(batch, k)):
                 returned[offset + j] = counts[j]
                 last = token_s[r.output_len - 1] if len(token_s) >= r.output_len else end_s
@@ -169,7 +170,7 @@ class HfRunner(Runner):
             timings=timings,
             latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
             "a request finishes when its batch's generate() returns",
-            distinct_outputs=self.distinct,
+            distinct_outputs=distinct_outputs(outputs, k) if k > 1 else None,
             kv=summarize_hf_kv(kv_batches, size, self.hf.model.config, self.model.dtype),
             memory=self.hf.memory_figures(),
         )
@@ -207,7 +208,8 @@ class HfRunner(Runner):
 
     def generate_batch(self, batch: Sequence[Request], t0: float):
         """One generate() call over a left-padded batch. Returns per-row token counts, the batch's first
-        token time, per-step times, the end time (all relative to t0) and what the KV cache held."""
+        token time, per-step times, the end time (all relative to t0), what the KV cache held and the rows'
+        generated token ids."""
         torch = self.hf.torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -240,19 +242,18 @@ class HfRunner(Runner):
                 f"out of memory at batch size {len(batch)} (prompt width {width}, {new} new tokens): {e}"
             ) from None
         end = time.perf_counter() - t0
-        counts, kept = [], []
-        k = self.sampling.outputs_per_prompt
+        counts = []
+        per = self.sampling.outputs_per_prompt
         # generate() puts each prompt's n samples (or beams) in a row; one copy to the host per batch
-        for r, seq in zip(per_sample(batch, k), out.sequences[:, width:].tolist()):
+        rows = out.sequences[:, width:].tolist()
+        for r, seq in zip(per_sample(batch, per), rows):
             # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
-            n = next((k for k, t in enumerate(seq) if t in hf.eos_ids), len(seq))
+            n = next((i for i, t in enumerate(seq) if t in hf.eos_ids), len(seq))
             counts.append(min(n, r.output_len))
-            kept.append(seq[: counts[-1]])
-        self.distinct += distinct_outputs(kept, k)
-        kv = hf_batch_kv(out.past_key_values, batch, width, new, k)
+        kv = hf_batch_kv(out.past_key_values, batch, width, new, per)
         del out
         first = clock.times[0] if clock.times else end
-        return counts, first, clock.times, end, kv
+        return counts, first, clock.times, end, kv, rows
 
     # --- the cross-check's plain loop --------------------------------------------------------------------
 

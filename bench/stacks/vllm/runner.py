@@ -233,21 +233,29 @@ class VllmRunner(Runner):
         ]
         return prompts, params
 
-    def _generate(self, inputs: tuple, requests: Sequence[Request], sampling: Workload, use_tqdm: bool = False):
-        """Each request's outputs as token ids (its n samples, or its beams), and the engine's outputs, from
-        `inputs()`'s prompts and parameters. Beam search is vLLM's own (`LLM.beam_search`: one step of all
-        beams per engine call, their common prefixes found in the prefix cache); EOS is ignored, so every
-        beam runs to the workload's length."""
+    def _generate(self, inputs: tuple, sampling: Workload, use_tqdm: bool = False) -> list:
+        """The engine's outputs for `inputs()`'s prompts and parameters, one per request. Beam search is
+        vLLM's own (`LLM.beam_search`: one step of all beams per engine call, their common prefixes found in
+        the prefix cache); EOS is ignored, so every beam runs to the workload's length (one for all)."""
         prompts, params = inputs
         if sampling.beam_width == 1:
-            outputs = self.llm.generate(prompts, params, use_tqdm=use_tqdm)
-            return [[list(c.token_ids) for c in out.outputs] for out in outputs], outputs
+            return self.llm.generate(prompts, params, use_tqdm=use_tqdm)
         from vllm.sampling_params import BeamSearchParams
 
-        beam = BeamSearchParams(beam_width=sampling.beam_width, max_tokens=requests[0].output_len, ignore_eos=True)
-        outputs = self.llm.beam_search(prompts, beam, use_tqdm=use_tqdm)
-        # A beam's tokens begin with its prompt's.
-        return [[s.tokens[r.prompt_len :] for s in out.sequences] for r, out in zip(requests, outputs)], outputs
+        length = params[0].max_tokens
+        beam = BeamSearchParams(beam_width=sampling.beam_width, max_tokens=length, ignore_eos=True)
+        return self.llm.beam_search(prompts, beam, use_tqdm=use_tqdm)
+
+    @staticmethod
+    def _tokens(outputs: list, requests: Sequence[Request]) -> list[list]:
+        """Each request's outputs as token ids: its n completions, or its beams (whose tokens begin with the
+        prompt's)."""
+        return [
+            [c.token_ids for c in out.outputs]
+            if hasattr(out, "outputs")
+            else [b.tokens[r.prompt_len :] for b in out.sequences]
+            for r, out in zip(requests, outputs)
+        ]
 
     def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
         inputs = self.inputs(requests, sampling)
@@ -262,8 +270,9 @@ class VllmRunner(Runner):
         with self._engine_watch():  # its setup and teardown outside the timed region
             t0_mono = time.monotonic()
             t0 = time.perf_counter()
-            tokens, outputs = self._generate(inputs, requests, sampling, use_tqdm)
+            outputs = self._generate(inputs, sampling, use_tqdm)
             elapsed = time.perf_counter() - t0
+        tokens = self._tokens(outputs, requests)
         returned, timings, stamped = [], [], 0
         for ids, out in zip(tokens, outputs):  # one per request; n outputs each (their times are the request's)
             m = getattr(out, "metrics", None)
@@ -285,7 +294,8 @@ class VllmRunner(Runner):
             source = "vLLM beam search: no per-request timestamps; every request finishes with the run"
         elif stamped < len(outputs):
             source = f"vLLM: {stamped}/{len(outputs)} requests had engine timestamps; others count the whole run"
-        distinct = distinct_outputs([c for ids in tokens for c in ids], sampling.outputs_per_prompt)
+        k = sampling.outputs_per_prompt
+        distinct = distinct_outputs([c for ids in tokens for c in ids], k) if k > 1 else None
         kv = None
         if not warmup:
             sampler = getattr(self, "sampler", None)
@@ -316,9 +326,9 @@ class VllmRunner(Runner):
         """One `LLM.generate()` (or `LLM.beam_search()`) over the same requests, timed around the call."""
         inputs = self.inputs(requests, sampling)
         t0 = time.perf_counter()
-        tokens, _ = self._generate(inputs, requests, sampling)
+        outputs = self._generate(inputs, sampling)
         elapsed = time.perf_counter() - t0
-        return sum(len(c) for ids in tokens for c in ids), elapsed
+        return sum(len(c) for ids in self._tokens(outputs, requests) for c in ids), elapsed
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

@@ -7,18 +7,31 @@ from pathlib import Path
 
 from bench.serving.server import ServeRequest, ServerKind
 
+# The engine settings `vllm serve` takes as flags of the same name (as `LLM(...)` takes them offline).
+FLAGS = (
+    "max_model_len",
+    "gpu_memory_utilization",
+    "max_num_seqs",
+    "block_size",
+    "kv_cache_dtype",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "distributed_executor_backend",
+)
+
 
 def command(model_dir: Path, port: int, settings: dict) -> list[str]:
     """`vllm serve` by its module (the console script looks up the package under the name `vllm`, which
-    the CPU build's distribution does not have)."""
+    the CPU build's distribution does not have), with the scenario's engine settings; prefix caching and
+    eager mode as offline (off unless the scenario turns them on)."""
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
     cmd += ["--served-model-name", "model", "--host", "127.0.0.1", "--port", str(port)]
-    if settings.get("max_model_len"):
-        cmd += ["--max-model-len", str(settings["max_model_len"])]
     if settings.get("dtype", "auto") != "auto":
         cmd += ["--dtype", settings["dtype"]]
-    if settings.get("gpu_memory_utilization"):
-        cmd += ["--gpu-memory-utilization", str(settings["gpu_memory_utilization"])]
+    for knob in FLAGS:
+        if settings.get(knob) is not None:
+            cmd += [f"--{knob.replace('_', '-')}", str(settings[knob])]
+    cmd.append("--enable-prefix-caching" if settings.get("enable_prefix_caching") else "--no-enable-prefix-caching")
     if settings.get("enforce_eager"):
         cmd.append("--enforce-eager")
     return cmd

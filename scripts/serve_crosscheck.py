@@ -52,6 +52,7 @@ def ours(url, kind, requests, rate, seed) -> dict:
         "e2e_mean_ms": s.e2e_ms.mean,
         "completed": s.completed,
         "failed": s.failed,
+        "errors": s.errors,
     }
 
 

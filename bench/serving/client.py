@@ -21,7 +21,8 @@ class Record:
 
     index: int
     sent_s: float
-    chunk_s: list[float] = field(default_factory=list)  # every streamed chunk that carried a choice
+    chunk_s: list[float] = field(default_factory=list)  # every streamed chunk that carried output
+    streamed_tokens: int | None = None  # the tokens those chunks carried, where the server says
     end_s: float | None = None
     prompt_tokens: int | None = None  # from the server's usage
     output_tokens: int | None = None
@@ -36,7 +37,7 @@ class Record:
         return self.chunk_s[0] if self.chunk_s else None
 
 
-def check(record: Record, request: ServeRequest, chunk_is_token: bool) -> None:
+def check(record: Record, request: ServeRequest) -> None:
     """Mark the record failed when the answer is not exactly the workload's."""
     if record.error is not None:
         return
@@ -44,13 +45,23 @@ def check(record: Record, request: ServeRequest, chunk_is_token: bool) -> None:
         record.error = "the server sent no usage"
     elif record.output_tokens != request.output_len:
         record.error = f"{record.output_tokens} output tokens, the workload asks for {request.output_len}"
-    elif chunk_is_token and len(record.chunk_s) != record.output_tokens:
-        record.error = f"{len(record.chunk_s)} tokens streamed, usage says {record.output_tokens}"
+    elif record.streamed_tokens is not None and record.streamed_tokens != record.output_tokens:
+        record.error = f"{record.streamed_tokens} tokens streamed, usage says {record.output_tokens}"
     elif record.prompt_tokens is not None and record.prompt_tokens != request.prompt_tokens:
         record.error = f"prompt of {record.prompt_tokens} tokens, the workload's is {request.prompt_tokens}"
 
 
-async def _send(client, url: str, body: dict, record: Record, t0: float) -> None:
+def _take(record: Record, tokens: int | None, at: float) -> None:
+    """One streamed choice of `tokens` tokens (None: the server does not say): its time counts where it
+    carried output (a chunk of several tokens is one arrival, as a client sees it)."""
+    if tokens is None:
+        record.chunk_s.append(at)
+    elif tokens > 0:
+        record.chunk_s.append(at)
+        record.streamed_tokens = (record.streamed_tokens or 0) + tokens
+
+
+async def _send(client, url: str, kind: ServerKind, body: dict, record: Record, t0: float) -> None:
     import httpx
 
     try:
@@ -70,7 +81,7 @@ async def _send(client, url: str, body: dict, record: Record, t0: float) -> None
                     record.error = f"server error: {str(chunk['error'])[:200]}"
                     return
                 if chunk.get("choices"):
-                    record.chunk_s.append(time.perf_counter() - t0)
+                    _take(record, kind.chunk_tokens(chunk["choices"][0]), time.perf_counter() - t0)
                 usage = chunk.get("usage")
                 if usage:
                     record.prompt_tokens = usage.get("prompt_tokens")
@@ -83,7 +94,6 @@ async def _send(client, url: str, body: dict, record: Record, t0: float) -> None
 async def _run(url: str, kind: ServerKind, model: str, requests: Sequence[ServeRequest], load: Load, timeout_s: float):
     import httpx
 
-    make_body, chunk_is_token = kind.body, kind.chunk_is_token
     times = send_times(load, len(requests))
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     records: list[Record] = []
@@ -95,8 +105,8 @@ async def _run(url: str, kind: ServerKind, model: str, requests: Sequence[ServeR
                 await asyncio.sleep(max(0.0, at - (time.perf_counter() - t0)))
             record = Record(index=r.index, sent_s=time.perf_counter() - t0)
             records.append(record)
-            await _send(client, url, make_body(model, r), record, t0)
-            check(record, r, chunk_is_token)
+            await _send(client, url, kind, kind.body(model, r), record, t0)
+            check(record, r)
 
         if times is not None:  # open loop: every request at its time, whatever is in flight
             await asyncio.gather(*(one(r, at) for r, at in zip(requests, times)))

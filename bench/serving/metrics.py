@@ -1,7 +1,8 @@
 """Serving figures from the load generator's records, with the definitions written out (they differ
 between tools): TTFT — send to the first streamed chunk; E2E — send to the last byte; TPOT — (E2E − TTFT)
-÷ (output tokens − 1), per request; ITL — the gaps between consecutive streamed chunks (tokens where the
-server streams one per chunk); goodput — completed requests per second that met every SLO given."""
+÷ (output tokens − 1), per request; ITL — the gaps between consecutive streamed chunks that carried
+output (a chunk the server filled with several tokens is one gap, as vllm bench serve counts it);
+goodput — completed requests per second that met every SLO given."""
 
 from __future__ import annotations
 

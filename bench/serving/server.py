@@ -30,13 +30,13 @@ class ServeRequest:
 class ServerKind:
     """How to start one stack's server and talk to it. `command(model_dir, port, settings)` is its command
     line; `body(model, request)` the /v1/completions body forcing exactly the request's output length
-    with the fields that server accepts; `chunk_is_token`: whether it streams one token per chunk (so the
-    chunks are counted and must agree with its usage)."""
+    with the fields that server accepts; `chunk_tokens(choice)`: how many tokens a streamed choice
+    carried, where the server says (their sum must agree with its usage), else None."""
 
     name: str
     command: Callable[[Path, int, dict], list[str]]
     body: Callable[[str, ServeRequest], dict]
-    chunk_is_token: bool
+    chunk_tokens: Callable[[dict], int | None] = lambda choice: None  # noqa: E731
     env: Callable[[dict], dict] = lambda settings: {}  # noqa: E731
     # What the server exposes about its KV cache during load: a Prometheus page's path, or None, and the
     # metrics kept from it on the load's timeline (its names -> ours: kv_usage, running, waiting, ...).

@@ -39,7 +39,8 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     c = json.loads(out.read_text())
-    assert c["pagedbench"]["completed"] == 24 and c["pagedbench"]["failed"] == 0 and c["completed_by_vllm"] == 24
+    mine = c["pagedbench"]
+    assert mine["completed"] == 24 and mine["failed"] == 0 and c["completed_by_vllm"] == 24, mine["errors"]
     figures = {row["figure"]: row for row in c["rows"]}
     assert set(figures) >= {"mean TTFT, ms", "mean TPOT, ms", "output throughput, tok/s"}
     for row in figures.values():

@@ -56,15 +56,17 @@ def test_an_answer_that_is_not_the_workloads_is_a_failed_request():
     cases = {
         "no usage": Record(0, 0.0, chunk_s=[0.1] * 4, end_s=1),
         "3 output tokens": Record(0, 0.0, chunk_s=[0.1] * 3, end_s=1, output_tokens=3, prompt_tokens=3),
-        "2 tokens streamed": Record(0, 0.0, chunk_s=[0.1] * 2, end_s=1, output_tokens=4, prompt_tokens=3),
+        "2 tokens streamed": Record(0, 0.0, [0.1] * 2, streamed_tokens=2, end_s=1, output_tokens=4, prompt_tokens=3),
         "prompt of 5 tokens": Record(0, 0.0, chunk_s=[0.1] * 4, end_s=1, output_tokens=4, prompt_tokens=5),
     }
     for reason, record in cases.items():
-        check(record, r, chunk_is_token=True)
+        check(record, r)
         assert reason in (record.error or ""), reason
+    merged = Record(0, 0.0, chunk_s=[0.1, 0.2], streamed_tokens=4, end_s=1, output_tokens=4, prompt_tokens=3)
     text_pieces = Record(0, 0.0, chunk_s=[0.1], end_s=1, output_tokens=4, prompt_tokens=3)
-    check(text_pieces, r, chunk_is_token=False)  # a server that streams text pieces: its usage is checked
-    assert text_pieces.ok
+    for fine in (merged, text_pieces):  # chunks of several tokens; a server that does not count them
+        check(fine, r)
+        assert fine.ok, fine.error
 
 
 def test_the_metrics_page_is_read_summed_over_labels():

@@ -36,5 +36,5 @@ def body(model: str, r: ServeRequest) -> dict:
     }
 
 
-# It streams decoded text pieces, not tokens: its chunks are not counted, its usage is checked.
-SERVER = ServerKind(name="transformers serve", command=command, body=body, chunk_is_token=False)
+# It streams decoded text pieces and does not say how many tokens each carried: its usage is checked.
+SERVER = ServerKind(name="transformers serve", command=command, body=body)

@@ -44,7 +44,9 @@ def env(settings: dict) -> dict:
 
 
 def body(model: str, r: ServeRequest) -> dict:
-    """min_tokens with ignore_eos forces the length; usage is asked for in the last chunk."""
+    """min_tokens with ignore_eos forces the length; usage is asked for in the last chunk, and each
+    chunk's token ids: a chunk can carry several tokens (the engine merges the ones a busy server has not
+    sent yet), so chunks are not tokens."""
     return {
         "model": model,
         "prompt": r.prompt,
@@ -54,6 +56,7 @@ def body(model: str, r: ServeRequest) -> dict:
         "temperature": 0.0,
         "stream": True,
         "stream_options": {"include_usage": True},
+        "return_token_ids": True,
     }
 
 
@@ -71,7 +74,7 @@ SERVER = ServerKind(
     name="vllm serve",
     command=command,
     body=body,
-    chunk_is_token=True,
+    chunk_tokens=lambda choice: len(choice.get("token_ids") or []),
     env=env,
     metrics_path="/metrics",
     metrics=METRICS,

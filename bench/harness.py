@@ -205,10 +205,12 @@ def _metrics(ctx: RunContext, s, lm: LoadedModel, w: BuiltWorkload, out, memory,
     metrics = compute_metrics(w, out)
     # the KV cache's own element size where the stack says it (an fp8 cache), else the model's
     bpt = (out.kv.bytes_per_token if out.kv is not None else None) or model.kv_bytes_per_token
+    # A run split over several devices reads every one's share at once: all the weights, all their bandwidth.
+    ranks = (out.kv.ranks if out.kv is not None else None) or 1
     layout = (
         s.roofline_layout(
             w.sequences(),
-            weights=int(weights_mib(memory, ctx.path)[0] * 2**20),
+            weights=int(weights_mib(memory, ctx.path, ranks)[0] * ranks * 2**20),
             bpt=bpt,
             cache_len=lm.max_model_len,
             peak_running=out.kv.sequences if out.kv is not None else None,
@@ -218,7 +220,7 @@ def _metrics(ctx: RunContext, s, lm: LoadedModel, w: BuiltWorkload, out, memory,
         else None
     )
     if layout is not None:
-        metrics.roofline = roofline(*layout, ctx.bandwidth_gbps, metrics.elapsed_s)
+        metrics.roofline = roofline(*layout, ctx.bandwidth_gbps and ctx.bandwidth_gbps * ranks, metrics.elapsed_s)
     return metrics
 
 

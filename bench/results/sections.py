@@ -149,6 +149,8 @@ class _Kv(Section):
     # KV memory holding tokens, defined once for every layout (see the report's headline):
     utilization: float | None = None  # of what the allocator handed to sequences
     utilization_at_peak: float | None = None  # of what was set aside, at the busiest moment
+    # The devices the cache is split over evenly (tensor / pipeline parallel); the figures are the run's.
+    ranks: int | None = None
 
 
 class KvBatches(_Kv):

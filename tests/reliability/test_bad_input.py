@@ -48,6 +48,8 @@ SUITE_CASES = [
     ("seed-overflowing", ("requests: 4", "requests: 4\n    seed: 1099511627776"), "workloads.w.seed"),
     ("duplicate-key", ("requests: 4", "requests: 4\n    requests: 8"), "'requests' is given twice"),
     ("name-too-long-for-a-file", ("{name: a,", "{name: " + "a" * 300 + ","), "scenarios.0.name"),
+    ("hf-tp-not-dividing-heads", ("batch_size: 2,", "batch_size: 2, tensor_parallel_size: 3,"), "4 attention heads"),
+    ("hf-tp-paged", ("mode: padded, batch_size: 2,", "mode: paged, tensor_parallel_size: 2,"), "modes padded and"),
 ]
 
 

@@ -162,6 +162,43 @@ def test_engine_core_killed_ends_with_a_clear_error(tmp_path, checked):
     assert r.status == "failed" and r.metrics is None and r.error
 
 
+def test_a_tensor_parallel_rank_killed_fails_its_scenario_and_the_run_goes_on(tmp_path, checked):
+    s = suite(
+        tmp_path,
+        """
+        name: tpkill
+        model: synthetic:tiny-llama
+        workloads:
+          long: {requests: 2000, prompt_len: 32, output_len: 64}
+          quick: {requests: 4, prompt_len: 8, output_len: 4}
+        scenarios:
+          - {name: victim, stack: hf, mode: padded, batch_size: 4, workload: long, tensor_parallel_size: 2,
+             warmup_requests: 0, timeout_s: 300}
+          - {name: after, stack: hf, mode: padded, batch_size: 4, workload: quick, warmup_requests: 0}
+    """,
+    )
+    out = tmp_path / "out"
+    p = start_cli("run", "--stack", "hf", "--suite", s, "--device", "cpu", "--out", out, "--run-id", "r")
+
+    def follower():
+        for child in psutil.Process(p.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "bench.stacks.hf.tensor_parallel" in " ".join(child.cmdline()):
+                    return child
+        return None
+
+    assert wait_for(lambda: follower() is not None, 120)
+    time.sleep(10)  # past both ranks' load (about 3 s on 2 cores), inside a run of several minutes
+    follower().kill()
+    _, err = p.communicate(timeout=180)  # a clear end, not a wait in a collective
+    assert p.returncode == 1, err[-2000:]
+    results = {r.scenario: r for r in valid_results(out, checked)}
+    victim, after = results["victim"], results["after"]
+    assert victim.status == "failed" and victim.metrics is None
+    assert "RankDied" in victim.error and "rank 1" in victim.error, victim.error
+    assert after.status == "ok"  # the next scenario ran, in one process again
+
+
 @contextlib.contextmanager
 def mounted_tmpfs(path: Path, options: str):
     """A small filesystem at `path` (mount options such as "size=48k" or "ro,size=1m"), unmounted after."""

@@ -60,7 +60,7 @@ def test_a_split_the_run_cannot_place_exits_2_before_loading(tmp_path):
 
 
 def hf(**knobs):
-    return make_scenario(name="h", stack="hf", mode="padded", batch_size=2, workload="w", **knobs)
+    return make_scenario(name="h", stack="hf", workload="w", **({"mode": "padded", "batch_size": 2} | knobs))
 
 
 def test_hf_layer_placement_needs_several_gpus_and_its_own_engine():
@@ -82,3 +82,31 @@ def test_hf_layer_placement_loads_through_accelerate(tmp_path):
     path = materialize(parse_model("synthetic:tiny-llama"))
     loaded = generation.load(path, "float32", "cpu", device_map="auto")  # on a CPU host: all on the CPU
     assert loaded.device.type == "cpu" and loaded.spread_over == ()
+
+
+def test_hf_tensor_parallel_is_bound_by_the_gpus_the_heads_and_the_models_plan():
+    llama = LLAMA | {"model_type": "llama"}
+    assert hf(tensor_parallel_size=2).placement_refusal(llama, gpus=2) is None
+    assert hf(tensor_parallel_size=2).placement_refusal(llama, gpus=0) is None  # a CPU run: the ranks are processes
+    assert "needs 4 GPUs; this run sees 2" in hf(tensor_parallel_size=4).placement_refusal(llama, gpus=2)
+    # 16 divides the 32 attention heads, not the 8 KV heads
+    assert "does not divide the model's 8 KV heads" in hf(tensor_parallel_size=16).placement_refusal(llama, gpus=16)
+    gpt2 = {"n_head": 12, "model_type": "gpt2"}
+    assert "no tensor parallel plan for 'gpt2'" in hf(tensor_parallel_size=2).placement_refusal(gpt2, gpus=2)
+    assert hf(tensor_parallel_size=2).engine_settings() != hf().engine_settings()
+
+
+def test_hf_tensor_parallel_applies_where_every_rank_makes_the_same_calls():
+    import pytest
+
+    from bench.errors import UserError
+
+    for knobs, text in [
+        ({"mode": "paged", "batch_size": None}, "applies to modes padded and sequential"),
+        ({"mode": "static-cache"}, "applies to modes padded and sequential"),
+        ({"device_map": "auto"}, "give one"),
+        ({"batch_size": "max"}, "needs a fixed batch_size"),
+    ]:
+        with pytest.raises(UserError, match=text):
+            hf(tensor_parallel_size=2, **knobs)
+    assert hf(tensor_parallel_size=2, mode="sequential", batch_size=None).resolved_mode == "sequential"

@@ -4,6 +4,7 @@ other."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,29 @@ class Loaded:
     eos_ids: list[int]
     weights_bytes: int
     spread_over: tuple[int, ...] = ()  # the GPUs a device_map placed layers on (all of them are synced)
+    ranks: Any = None  # tensor parallel: the other ranks (tensor_parallel.Ranks); this process is rank 0
+
+    @property
+    def tensor_parallel(self) -> int:
+        return self.ranks.size if self.ranks is not None else 1
+
+    def _everywhere(self, name: str, kwargs: dict):
+        """The call on every rank (only here without tensor parallelism)."""
+        return contextlib.nullcontext() if self.ranks is None else self.ranks.together(name, kwargs)
+
+    def seed(self, seed: int) -> None:
+        with self._everywhere("seed", {"seed": seed}):
+            self.torch.manual_seed(seed)
+
+    def generate(self, kwargs: dict[str, Any], **here: Any):
+        """generate() with `kwargs` on every rank; `here` (stopping criteria, what to return) on this one."""
+        with self._everywhere("generate", kwargs):
+            return self.model.generate(**kwargs, **here)
+
+    def close(self) -> None:
+        if self.ranks is not None:
+            self.ranks.close()
+            self.ranks = None
 
     @property
     def on_gpu(self) -> bool:
@@ -47,20 +71,32 @@ class Loaded:
         return memory
 
 
-def load(path, dtype: str, device: str, device_map: str | None = None) -> Loaded:
-    """The model on `device`, or with `device_map` its layers placed over the devices (inputs then go to
-    the device of its first layer)."""
+def load(path, dtype: str, device: str, device_map: str | None = None, tensor_parallel: int = 1) -> Loaded:
+    """The model on `device`; with `device_map` its layers placed over the devices (inputs then go to
+    the device of its first layer); with `tensor_parallel` > 1 split over that many ranks, this process
+    rank 0 (its weights are its shard)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    if device_map:
+    ranks = None
+    if tensor_parallel > 1:
+        from bench.stacks.hf.tensor_parallel import Ranks
+
+        ranks = Ranks(tensor_parallel)
+        try:
+            model = ranks.start(path, dtype)
+        except BaseException:
+            ranks.close()
+            raise
+        device = str(next(model.parameters()).device)
+    elif device_map:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), device_map=device_map).eval()
         device = str(next(model.parameters()).device)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
         model = model.to(torch.device(device)).eval()
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    weights += sum(b.numel() * b.element_size() for b in model.buffers())
+    local = [getattr(t, "to_local", lambda t=t: t)() for t in (*model.parameters(), *model.buffers())]
+    weights = sum(t.numel() * t.element_size() for t in local)  # a tensor-parallel rank's: its shard
     gen = model.generation_config
     pad_id = gen.pad_token_id if gen.pad_token_id is not None else (gen.eos_token_id or 0)
     if isinstance(pad_id, list):
@@ -70,7 +106,7 @@ def load(path, dtype: str, device: str, device_map: str | None = None) -> Loaded
         tuple(sorted({p.device.index for p in model.parameters() if p.device.type == "cuda"})) if device_map else ()
     )
     loaded = Loaded(
-        torch, model, torch.device(device), dtype, pad_id, eos_ids, weights, spread if len(spread) > 1 else ()
+        torch, model, torch.device(device), dtype, pad_id, eos_ids, weights, spread if len(spread) > 1 else (), ranks
     )
     loaded.sync()
     return loaded

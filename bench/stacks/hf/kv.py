@@ -23,10 +23,12 @@ def cache_bytes(cache) -> tuple[int, int]:
     return total, length
 
 
-def hf_batch_kv(cache, batch: Sequence, width: int, new: int, samples: int = 1) -> dict[str, int]:
+def hf_batch_kv(cache, batch: Sequence, width: int, new: int, samples: int = 1, ranks: int = 1) -> dict[str, int]:
     """Accounting for one generate() batch: every row holds `slots` token positions of KV. With n samples
-    per prompt, generate() expands each prompt into n rows, each holding the prompt's KV again."""
+    per prompt, generate() expands each prompt into n rows, each holding the prompt's KV again. With
+    tensor parallelism `cache` is rank 0's, holding its share of the heads: every rank holds as much."""
     reserved_bytes, slots = cache_bytes(cache)
+    reserved_bytes *= ranks
     rows = len(batch) * samples
     reached = width + new - 1
     return {
@@ -41,16 +43,18 @@ def hf_batch_kv(cache, batch: Sequence, width: int, new: int, samples: int = 1) 
     }
 
 
-def summarize_hf_kv(batches: Iterable[dict[str, int]], size: int, config, dtype: str) -> KvBatches:
-    """The run's accounting from its batches' (`size` rows each, the last maybe fewer)."""
+def summarize_hf_kv(batches: Iterable[dict[str, int]], size: int, config, dtype: str, ranks: int = 1) -> KvBatches:
+    """The run's accounting from its batches' (`size` rows each, the last maybe fewer), over all `ranks`."""
     batches = list(batches)
     bpt = kv_bytes_per_token(config.to_dict(), dtype)
     total = {k: sum(b[k] for b in batches) for k in batches[0] if k != "rows"}
     peak = max(batches, key=lambda b: b["reserved_bytes"])
     gap = total["prompt_padding_tokens"] + total["finished_row_tokens"] + total["unreached_tokens"]
     return KvBatches(
-        source="reserved: read from the cache object's key/value tensors after each batch; "
-        "live: computed from the requests' lengths (prompt + output - 1 per request)",
+        source="reserved: read from the cache object's key/value tensors after each batch"
+        + (f" (rank 0's share of the heads x {ranks} ranks)" if ranks > 1 else "")
+        + "; live: computed from the requests' lengths (prompt + output - 1 per request)",
+        ranks=ranks if ranks > 1 else None,
         bytes_per_token=bpt,
         batch_size=size,
         bytes_per_token_read=total["reserved_bytes"] / total["reserved_tokens"] if total["reserved_tokens"] else None,

@@ -10,6 +10,18 @@ from bench.config import MAX_REQUESTS, ScenarioBase
 from bench.roofline import padded_decode_bytes, paged_layout
 from bench.stacks.hf import STACK
 
+TP_MODES = ("padded", "sequential")  # one generate() per batch, the same on every rank
+
+
+def has_tp_plan(model_type: str | None) -> bool:
+    """Whether transformers splits this family's layers for tensor parallelism (its config's plan)."""
+    from transformers import AutoConfig
+
+    try:
+        return bool(getattr(AutoConfig.for_model(model_type), "base_model_tp_plan", None))
+    except (ValueError, KeyError):
+        return False
+
 
 class HfScenario(ScenarioBase):
     stack: Literal["hf"]
@@ -17,8 +29,11 @@ class HfScenario(ScenarioBase):
     batch_size: Annotated[int, Field(ge=1, le=MAX_REQUESTS)] | Literal["max"] | None = None
     memory_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
     # "auto": the layers placed over every GPU the run sees (accelerate's device_map), one GPU computing at
-    # a time: the model is split for memory, not run in parallel (HF's tensor parallelism is not built).
+    # a time: the model is split for memory, not run in parallel.
     device_map: Literal["auto"] | None = None
+    # transformers' tensor parallelism (tp_plan "auto"): one process per GPU, every layer split over them,
+    # all computing at once. Padded and sequential modes at a fixed batch size, on models with a TP plan.
+    tensor_parallel_size: int | None = Field(default=None, ge=1, le=64)
 
     MODES: ClassVar[tuple[str, ...]] = STACK.modes
     BUDGET_KNOB: ClassVar[str] = "memory_fraction"
@@ -29,6 +44,13 @@ class HfScenario(ScenarioBase):
             raise ValueError("mode 'sequential' runs one request at a time: batch_size must be 1 or left out")
         if self.batch_size == "max" and self.resolved_mode not in ("padded", "static-cache"):
             raise ValueError("batch_size 'max' applies to modes padded and static-cache")
+        if (self.tensor_parallel_size or 1) > 1:
+            if self.device_map:
+                raise ValueError("tensor_parallel_size and device_map are two ways to split the model: give one")
+            if self.resolved_mode not in TP_MODES:
+                raise ValueError(f"tensor_parallel_size applies to modes {' and '.join(TP_MODES)}")
+            if self.batch_size == "max":
+                raise ValueError("tensor_parallel_size needs a fixed batch_size (a capacity search is per device)")
         return self
 
     @property
@@ -43,11 +65,24 @@ class HfScenario(ScenarioBase):
             "dtype": self.dtype,
             "memory_fraction": self.memory_fraction,
             "device_map": self.device_map,
+            "tensor_parallel_size": self.tensor_parallel_size,
         }
 
     def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
         if self.device_map and gpus < 2:
             return f"device_map auto places the layers over several GPUs; this run sees {gpus}"
+        tp = self.tensor_parallel_size or 1
+        if tp == 1:
+            return None
+        # On a CPU run the ranks are processes sharing the host's cores: the path runs, nothing is sped up.
+        if gpus and tp > gpus:
+            return f"tensor_parallel_size {tp} needs {tp} GPUs; this run sees {gpus}"
+        for key, what in (("num_attention_heads", "attention heads"), ("num_key_value_heads", "KV heads")):
+            heads = model_config.get(key)
+            if isinstance(heads, int) and heads % tp:
+                return f"tensor_parallel_size {tp} does not divide the model's {heads} {what}"
+        if not has_tp_plan(model_config.get("model_type")):
+            return f"transformers has no tensor parallel plan for {model_config.get('model_type')!r} models"
         return None
 
     @property

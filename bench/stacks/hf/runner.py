@@ -43,14 +43,24 @@ class HfRunner(Runner):
         if self.model.device == "cuda" and self.scenario.memory_fraction:
             torch.cuda.set_per_process_memory_fraction(self.scenario.memory_fraction)
         t = time.perf_counter()
-        self.hf = generation.load(self.model.path, self.model.dtype, self.model.device, self.scenario.device_map)
+        s = self.scenario
+        self.hf = generation.load(
+            self.model.path, self.model.dtype, self.model.device, s.device_map, s.tensor_parallel_size or 1
+        )
         return {"load_s": time.perf_counter() - t}
 
     def set_probe(self, sampler) -> None:
         # Paged mode reports its pool usage through the sampler; `batch_size: max` marks its search.
         self.sampler = sampler
 
+    def engine_alive(self) -> bool:
+        """False once a tensor-parallel rank has exited."""
+        hf = getattr(self, "hf", None)
+        return hf is None or hf.ranks is None or hf.ranks.alive()
+
     def close(self) -> None:
+        if getattr(self, "hf", None) is not None:
+            self.hf.close()
         self.hf = None
         torch = sys.modules.get("torch")
         if torch is not None and self.model.device == "cuda":
@@ -66,7 +76,7 @@ class HfRunner(Runner):
 
     def run(self, requests: Sequence[Request], sampling: Workload, *, warmup: bool = False) -> RunOutput:
         self.sampling = sampling
-        self.hf.torch.manual_seed(sampling.seed)
+        self.hf.seed(sampling.seed)
         if not self.scenario.batched:
             from bench.stacks.hf.paged import run_paged
 
@@ -171,7 +181,7 @@ class HfRunner(Runner):
             latency_source="HF: host clock after a device sync at every generated step (StoppingCriteria); "
             "a request finishes when its batch's generate() returns",
             distinct_outputs=distinct_outputs(outputs, k) if k > 1 else None,
-            kv=summarize_hf_kv(kv_batches, size, self.hf.model.config, self.model.dtype),
+            kv=summarize_hf_kv(kv_batches, size, self.hf.model.config, self.model.dtype, self.hf.tensor_parallel),
             memory=self.hf.memory_figures(),
         )
 
@@ -231,9 +241,7 @@ class HfRunner(Runner):
         clock = StepClock()
         try:
             with torch.inference_mode():
-                out = hf.model.generate(
-                    **kwargs, stopping_criteria=StoppingCriteriaList([clock]), return_dict_in_generate=True
-                )
+                out = hf.generate(kwargs, stopping_criteria=StoppingCriteriaList([clock]), return_dict_in_generate=True)
             hf.sync()
         except torch.OutOfMemoryError as e:
             kwargs.clear()
@@ -250,7 +258,7 @@ class HfRunner(Runner):
             # Tokens up to the first end-of-sequence (EOS is suppressed, so normally all of them).
             n = next((i for i, t in enumerate(seq) if t in hf.eos_ids), len(seq))
             counts.append(min(n, r.output_len))
-        kv = hf_batch_kv(out.past_key_values, batch, width, new, per)
+        kv = hf_batch_kv(out.past_key_values, batch, width, new, per, hf.tensor_parallel)
         del out
         first = clock.times[0] if clock.times else end
         return counts, first, clock.times, end, kv, rows
@@ -269,7 +277,7 @@ class HfRunner(Runner):
         with torch.inference_mode():
             for batch in batches(requests, size):
                 kwargs = self.generate_kwargs(batch)
-                out = hf.model.generate(**kwargs)
+                out = hf.generate(kwargs)
                 generated = out.shape[1] - kwargs["input_ids"].shape[1]
                 tokens += sampling.outputs_per_prompt * sum(min(r.output_len, generated) for r in batch)
         hf.sync()

@@ -22,8 +22,10 @@ def summarize_vllm_kv(
     preemptions: float | None,
     samples: int,
     prefix: dict[str, float] | None = None,
+    ranks: int = 1,
 ) -> KvPool:
-    """The run's accounting; `prefix`: the run's prefix-cache counters (prompt tokens queried, hit)."""
+    """The run's accounting; `prefix`: the run's prefix-cache counters (prompt tokens queried, hit);
+    `ranks`: the workers the pool is split over (every one holds `num_blocks`, each its share of a block)."""
     pool_tokens = num_blocks * block_size
     fill = block_fill(requests, block_size)
     longest = max(final_kv_tokens(r.prompt_len, r.output_len) for r in requests)
@@ -50,4 +52,5 @@ def summarize_vllm_kv(
         max_sequences_longest=pool_tokens // (math.ceil(longest / block_size) * block_size),
         prefix_cache_queries=(prefix or {}).get("queries"),
         prefix_cache_hits=(prefix or {}).get("hits"),
+        ranks=ranks if ranks > 1 else None,
     )

@@ -312,6 +312,7 @@ class VllmRunner(Runner):
                 preemptions=self.read_gauges().get("preemptions", 0.0) - preempt_before,
                 samples=sum(1 for s in sampler.samples if s.engine and s.phase == "run") if sampler else 0,
                 prefix=_difference(self.prefix_counters(), prefix_before),
+                ranks=(self.scenario.tensor_parallel_size or 1) * (self.scenario.pipeline_parallel_size or 1),
             )
         return RunOutput(
             elapsed_s=elapsed,

@@ -47,15 +47,21 @@ def loads_from(profile, rates, concurrency, burstiness, seed, plan=None):
 
 
 def pick_scenario(suite, stack: str, name: str | None):
-    """The named scenario of `stack`, or its only one."""
+    """The named scenario of `stack`, or its only one; refused where it sets what the stack's server
+    cannot do (a server started without it would measure something else)."""
+    from bench.stacks import load_server
+
     mine = [x for x in suite.scenarios if x.stack == stack]
-    if name is None and len(mine) == 1:
-        return mine[0]
-    found = next((x for x in mine if x.name == name), None)
+    found = mine[0] if name is None and len(mine) == 1 else next((x for x in mine if x.name == name), None)
     if found is None:
         names = ", ".join(x.name for x in mine) or "none"
         what = f"--scenario {name}: the suite has no {stack} scenario of that name" if name else "give --scenario"
         raise UserError(f"{what}; its {stack} scenarios: {names}")
+    kind = load_server(stack)
+    for key in kind.lacks:
+        value = getattr(found, key, None)
+        if value not in (None, 1):
+            raise UserError(f"scenario {found.name}: {kind.name} has no {key} (the scenario sets {value})")
     return found
 
 

@@ -42,6 +42,7 @@ class ServerKind:
     # metrics kept from it on the load's timeline (its names -> ours: kv_usage, running, waiting, ...).
     metrics_path: str | None = None
     metrics: dict[str, str] = field(default_factory=dict)
+    lacks: tuple[str, ...] = ()  # engine settings the server has no way to honour: a scenario setting one is refused
 
 
 class ServerDied(Exception):

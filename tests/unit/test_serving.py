@@ -99,6 +99,14 @@ def test_bad_serving_input_is_one_clear_line(args, message, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_a_scenario_the_server_cannot_honour_is_refused_before_anything_starts(tmp_path):
+    r = run_cli("serve", "--stack", "hf", "--suite", "multi-gpu", "--scenario", "hf-padded-b16-tp2", "--rate", "1",
+                "--out", tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "transformers serve has no tensor_parallel_size (the scenario sets 2)" in r.stderr
+    assert not list(tmp_path.iterdir())  # no run directory
+
+
 def test_a_failed_serving_run_is_reported_with_its_failures(tmp_path):
     import json
 

@@ -36,5 +36,6 @@ def body(model: str, r: ServeRequest) -> dict:
     }
 
 
-# It streams decoded text pieces and does not say how many tokens each carried: its usage is checked.
-SERVER = ServerKind(name="transformers serve", command=command, body=body)
+# It streams decoded text pieces and does not say how many tokens each carried: its usage is checked. It
+# runs the model on one device.
+SERVER = ServerKind(name="transformers serve", command=command, body=body, lacks=("tensor_parallel_size", "device_map"))

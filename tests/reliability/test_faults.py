@@ -199,6 +199,31 @@ def test_a_tensor_parallel_rank_killed_fails_its_scenario_and_the_run_goes_on(tm
     assert after.status == "ok"  # the next scenario ran, in one process again
 
 
+def test_a_tensor_parallel_scenario_past_its_timeout_fails_and_the_ranks_start_again(tmp_path, checked):
+    # Rank 0 leaves a generate() part way while rank 1 waits inside it: rank 1 is killed, not sent a stop it
+    # would take for its next step, and the next tensor-parallel scenario forms a new group.
+    s = suite(
+        tmp_path,
+        """
+        name: tptimeout
+        model: synthetic:tiny-llama
+        workloads:
+          long: {requests: 2000, prompt_len: 32, output_len: 64}
+          quick: {requests: 4, prompt_len: 8, output_len: 4}
+        scenarios:
+          - {name: slow, stack: hf, mode: padded, batch_size: 4, workload: long, tensor_parallel_size: 2,
+             warmup_requests: 0, timeout_s: 15}
+          - {name: again, stack: hf, mode: padded, batch_size: 2, workload: quick, tensor_parallel_size: 2}
+    """,
+    )
+    out = tmp_path / "out"
+    r = run_cli("run", "--stack", "hf", "--suite", s, "--device", "cpu", "--out", out, "--run-id", "r", timeout=240)
+    assert r.returncode == 1, r.stderr[-2000:]
+    results = {x.scenario: x for x in valid_results(out, checked)}
+    assert results["slow"].status == "failed" and "timeout of 15 s" in results["slow"].error
+    assert results["again"].status == "ok" and results["again"].kv.ranks == 2
+
+
 @contextlib.contextmanager
 def mounted_tmpfs(path: Path, options: str):
     """A small filesystem at `path` (mount options such as "size=48k" or "ro,size=1m"), unmounted after."""

@@ -83,6 +83,9 @@ class Ranks:
         self._saved = {k: os.environ.get(k) for k in _ENV}
         self._watch_stop = threading.Event()
         self.failed: str | None = None
+        # A call rank 0 left part way (an error, a timeout, Ctrl-C): the followers may be inside it, waiting
+        # in a collective, and would take anything sent now for its next step. They are killed, not asked.
+        self.broken = False
 
     def start(self, path, dtype: str):
         """Start the followers and load rank 0's shard; returns rank 0's model."""
@@ -94,7 +97,10 @@ class Ranks:
             self.procs.append(subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL))
         os.environ.update(common | {"RANK": "0", "LOCAL_RANK": "0"})
         threading.Thread(target=self._watch, name="pagedbench-tp-watch", daemon=True).start()
-        return load_shard(path, dtype)
+        self.broken = True  # until every rank has loaded
+        model = load_shard(path, dtype)
+        self.broken = False
+        return model
 
     @property
     def pids(self) -> list[int]:
@@ -124,9 +130,11 @@ class Ranks:
         failure because a rank exited says so."""
         if self.failed:
             raise RankDied(f"tensor parallel group is down: {self.failed}")
+        self.broken = True
         try:
             _exchange((name, {k: _to_host(v) for k, v in kwargs.items()}))
             yield
+            self.broken = False
         except Exception:
             for _ in range(20):  # the rank's exit may not be seen yet when its peers' sockets close
                 self.failed = self.failed or self._dead()
@@ -136,22 +144,31 @@ class Ranks:
             raise
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Stop the followers (asked, then killed), leave the group and restore the environment."""
+        """Stop the followers (asked between calls; killed after a call left part way, or if they do not
+        exit), leave the group and restore the environment."""
         import torch.distributed as dist
 
         self._watch_stop.set()
-        if self.alive() and not self.failed:
+        clean = self.alive() and not self.failed and not self.broken
+        if clean:
             with contextlib.suppress(Exception):
                 _exchange(("stop", {}))
         for p in self.procs:
+            if not clean:
+                p.kill()
             try:
                 p.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        with contextlib.suppress(Exception):
-            if dist.is_initialized():
+        if dist.is_initialized():
+            try:
                 dist.destroy_process_group()
+            except Exception:  # a group whose peers are gone: drop it without them
+                from torch.distributed.distributed_c10d import _abort_process_group
+
+                with contextlib.suppress(Exception):
+                    _abort_process_group()
         for k, v in self._saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -176,11 +176,24 @@ class Ranks:
                 os.environ[k] = v
 
 
+def _outlive_no_parent(interval_s: float = 1.0) -> None:
+    """Exit when rank 0's process is gone (killed outright, it cannot stop this one)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(interval_s)
+    os._exit(1)
+
+
 def follow(path, dtype: str) -> int:
-    """A follower rank: load the shard, then make each call rank 0 sends until it says stop."""
+    """A follower rank: load the shard, then make each call rank 0 sends until it says stop. Ctrl-C is
+    rank 0's to handle (it stops or kills this one), so it is ignored here."""
+    import signal
+
     import torch
     import torch.distributed as dist
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_outlive_no_parent, name="pagedbench-tp-parent", daemon=True).start()
     model = load_shard(path, dtype)
     device = next(model.parameters()).device
     while True:

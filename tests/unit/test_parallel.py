@@ -84,7 +84,9 @@ def test_hf_layer_placement_loads_through_accelerate(tmp_path):
     assert loaded.device.type == "cpu" and loaded.spread_over == ()
 
 
-def test_hf_tensor_parallel_is_bound_by_the_gpus_the_heads_and_the_models_plan():
+def test_hf_tensor_parallel_is_bound_by_the_gpus_the_heads_and_the_models_plan(monkeypatch):
+    from bench.stacks.hf import options
+
     llama = LLAMA | {"model_type": "llama"}
     assert hf(tensor_parallel_size=2).placement_refusal(llama, gpus=2) is None
     assert hf(tensor_parallel_size=2).placement_refusal(llama, gpus=0) is None  # a CPU run: the ranks are processes
@@ -94,6 +96,8 @@ def test_hf_tensor_parallel_is_bound_by_the_gpus_the_heads_and_the_models_plan()
     gpt2 = {"n_head": 12, "model_type": "gpt2"}
     assert "no tensor parallel plan for 'gpt2'" in hf(tensor_parallel_size=2).placement_refusal(gpt2, gpus=2)
     assert hf(tensor_parallel_size=2).engine_settings() != hf().engine_settings()
+    monkeypatch.setattr(options, "_cuda_visible", lambda: True)  # a CPU run on a host with GPUs
+    assert "this CPU run cannot split the model" in hf(tensor_parallel_size=2).placement_refusal(llama, gpus=0)
 
 
 def test_hf_tensor_parallel_applies_where_every_rank_makes_the_same_calls():

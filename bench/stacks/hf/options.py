@@ -23,6 +23,12 @@ def has_tp_plan(model_type: str | None) -> bool:
         return False
 
 
+def _cuda_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 class HfScenario(ScenarioBase):
     stack: Literal["hf"]
     # "max": search the largest batch that completes within memory_fraction of the GPU (capacity).
@@ -77,6 +83,8 @@ class HfScenario(ScenarioBase):
         # On a CPU run the ranks are processes sharing the host's cores: the path runs, nothing is sped up.
         if gpus and tp > gpus:
             return f"tensor_parallel_size {tp} needs {tp} GPUs; this run sees {gpus}"
+        if not gpus and _cuda_visible():
+            return "transformers places tensor-parallel shards on the GPUs it sees: this CPU run cannot split the model"
         for key, what in (("num_attention_heads", "attention heads"), ("num_key_value_heads", "KV heads")):
             heads = model_config.get(key)
             if isinstance(heads, int) and heads % tp:

@@ -25,6 +25,8 @@ from bench.stacks import STACKS, default_baseline
 def main(verbose: bool) -> None:
     """PagedBench: what vLLM's PagedAttention buys over plain Hugging Face transformers, measured."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    # The load generator's client logs a line per request at INFO: thousands in a sweep, the progress lost.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @main.command()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from bench.serving.schedule import Load, send_times
 from bench.serving.server import ServeRequest, ServerKind
 
+PROGRESS_EVERY_S = 15.0  # a line this often while a load runs
+
 
 @dataclass
 class Record:
@@ -91,7 +93,17 @@ async def _send(client, url: str, kind: ServerKind, body: dict, record: Record, 
         record.error = f"{type(e).__name__}: {str(e)[:200] or 'connection lost'}"
 
 
-async def _run(url: str, kind: ServerKind, model: str, requests: Sequence[ServeRequest], load: Load, timeout_s: float):
+async def _report(records: list[Record], total: int, label: str, t0: float, progress, every_s: float) -> None:
+    """A line every `every_s` seconds while the load runs: how many requests have their answer."""
+    while True:
+        await asyncio.sleep(every_s)
+        done = sum(1 for r in records if r.end_s is not None or r.error is not None)
+        progress(f"  {label}: {done}/{total} answered after {time.perf_counter() - t0:,.0f} s")
+
+
+async def _run(
+    url: str, kind: ServerKind, model: str, requests: Sequence[ServeRequest], load: Load, timeout_s: float, progress
+):
     import httpx
 
     times = send_times(load, len(requests))
@@ -99,6 +111,9 @@ async def _run(url: str, kind: ServerKind, model: str, requests: Sequence[ServeR
     records: list[Record] = []
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), limits=limits) as client:
         t0 = time.perf_counter()
+        reporter = None
+        if progress is not None:
+            reporter = asyncio.create_task(_report(records, len(requests), load.label, t0, progress, PROGRESS_EVERY_S))
 
         async def one(r: ServeRequest, at: float | None = None) -> None:
             if at is not None:
@@ -119,12 +134,20 @@ async def _run(url: str, kind: ServerKind, model: str, requests: Sequence[ServeR
 
             await asyncio.gather(*(worker() for _ in range(load.concurrency)))
         duration = time.perf_counter() - t0
+        if reporter is not None:
+            reporter.cancel()
     return sorted(records, key=lambda x: x.index), duration
 
 
 def run_load(
-    url: str, kind: ServerKind, model: str, requests: Sequence[ServeRequest], load: Load, timeout_s: float = 600.0
+    url: str,
+    kind: ServerKind,
+    model: str,
+    requests: Sequence[ServeRequest],
+    load: Load,
+    timeout_s: float = 600.0,
+    progress=None,
 ) -> tuple[list[Record], float]:
     """Send every request under `load` to the server at `url` (`kind` says which fields it takes); return
-    each request's record and the load's duration in seconds."""
-    return asyncio.run(_run(url.rstrip("/"), kind, model, requests, load, timeout_s))
+    each request's record and the load's duration in seconds. `progress` gets a line now and then."""
+    return asyncio.run(_run(url.rstrip("/"), kind, model, requests, load, timeout_s, progress))

@@ -111,7 +111,7 @@ def sweep(
             for load in loads:
                 memory.mark(load.label)
                 started = memory.now()
-                records, duration = run_load(url, kind, "model", requests, load)
+                records, duration = run_load(url, kind, "model", requests, load, progress=progress)
                 summary = summarize(records, load, duration, slos)
                 result["loads"].append(_entry(summary, records, started))
                 progress(one_line(summary))

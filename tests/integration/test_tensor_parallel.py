@@ -1,6 +1,6 @@
-"""transformers' tensor parallelism on the CPU (gloo): two ranks make every generate() together, the split
+"""Tensor parallelism on the CPU. transformers' (gloo): two ranks make every generate() together, the split
 model generates what the whole one does, rank 0 writes one result whose KV figures are the whole run's,
-and no rank outlives its engine."""
+and no rank outlives its engine. vLLM's: two CPU workers, each with its own KV pool, recorded as such."""
 
 import textwrap
 
@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from bench.results import scan_results
-from tests.conftest import run_cli
+from tests.conftest import has, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +72,29 @@ def test_the_split_model_generates_what_the_whole_one_does():
             loaded.close()
     assert torch.equal(outputs[0], outputs[1])
     assert not ranks_left()
+
+
+@pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")
+def test_vllm_on_two_cpu_workers_records_both_pools(tmp_path):
+    suite = tmp_path / "vtp.yaml"
+    suite.write_text(
+        textwrap.dedent("""
+        name: vtp
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 16, seed: 1, prompt_len: {dist: uniform, min: 8, max: 40}, output_len: 8}
+        scenarios:
+          - {name: v1, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256}
+          - {name: v2, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256,
+             tensor_parallel_size: 2}
+    """)
+    )
+    r = run_cli("run", "--stack", "vllm", "--suite", suite, "--out", tmp_path, "--run-id", "v")
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = {x.scenario: x for _, x in scan_results(tmp_path / "v")}
+    one, two = results["v1"], results["v2"]
+    assert one.status == two.status == "ok" and two.metrics.output_tokens == one.metrics.output_tokens
+    assert two.kv.ranks == 2 and one.kv.ranks is None
+    # Each CPU worker is given the same space for its half of every block: twice the blocks, twice the bytes.
+    assert two.kv.pool_blocks == pytest.approx(2 * one.kv.pool_blocks, rel=0.01)
+    assert two.kv.reserved_bytes_peak == pytest.approx(2 * one.kv.reserved_bytes_peak, rel=0.01)

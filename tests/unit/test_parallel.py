@@ -15,6 +15,8 @@ def vllm(**knobs):
 
 def test_the_gpus_and_the_model_bound_the_split():
     assert vllm().placement_refusal(LLAMA, gpus=0) is None  # one GPU (or the CPU): nothing to check
+    if len(__import__("os").sched_getaffinity(0)) < 64:  # a CPU run: one core per rank at least
+        assert "needs 64 cores; this host has" in vllm(tensor_parallel_size=64).placement_refusal(LLAMA, gpus=0)
     assert vllm(tensor_parallel_size=2).placement_refusal(LLAMA, gpus=2) is None
     assert vllm(tensor_parallel_size=2, pipeline_parallel_size=2).placement_refusal(LLAMA, gpus=4) is None
     assert "needs 4 GPUs; this run sees 2" in vllm(tensor_parallel_size=4).placement_refusal(LLAMA, gpus=2)
@@ -44,18 +46,26 @@ def test_tensor_parallel_engines_are_apart_and_the_knob_reaches_the_engine():
 
 
 def test_a_split_the_run_cannot_place_exits_2_before_loading(tmp_path):
+    import os
+
+    import pytest
+
+    cores = len(os.sched_getaffinity(0))
+    if 2 * cores > 64:
+        pytest.skip(f"{cores} cores: every split the knob allows fits on the CPU")
     suite = tmp_path / "tp.yaml"
     suite.write_text(
-        textwrap.dedent("""
+        textwrap.dedent(f"""
         name: tp
         model: synthetic:tiny-llama
-        workloads: {w: {requests: 2, prompt_len: 4, output_len: 2}}
-        scenarios: [{name: v-tp2, stack: vllm, workload: w, tensor_parallel_size: 2}]
+        workloads: {{w: {{requests: 2, prompt_len: 4, output_len: 2}}}}
+        scenarios: [{{name: v-tp, stack: vllm, workload: w, tensor_parallel_size: {2 * cores}}}]
     """)
     )
     r = run_cli("run", "--stack", "vllm", "--suite", suite, "--device", "cpu", "--out", tmp_path / "out")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "scenario v-tp2: tensor_parallel_size 2 x pipeline_parallel_size 1 needs 2 GPUs; this run sees 0" in r.stderr
+    needs = f"scenario v-tp: tensor_parallel_size {2 * cores} x pipeline_parallel_size 1 needs {2 * cores} cores"
+    assert f"{needs}; this host has {cores}" in r.stderr  # a CPU run: one core per rank at least
     assert not list((tmp_path / "out").rglob("*.json"))  # nothing partial left behind
 
 

@@ -201,3 +201,21 @@ def test_compare_gates_serving_results_load_by_load(tmp_path):
     broken = run_cli("compare", base, serving_dir("broken", ttft_s=0.05, failed=20))
     line = next(x for x in broken.stdout.splitlines() if "completed_share" in x)
     assert broken.returncode == 1 and "REGRESSION" in line  # a quarter of the requests failed
+
+
+def test_a_running_load_says_how_many_requests_have_their_answer():
+    import asyncio
+    import time
+
+    from bench.serving.client import _report
+
+    records = [Record(0, 0.0, end_s=0.1), Record(1, 0.0, error="HTTP 500: x"), Record(2, 0.0)]
+    lines: list[str] = []
+
+    async def briefly():
+        task = asyncio.create_task(_report(records, 5, "poisson 2 req/s", time.perf_counter(), lines.append, 0.01))
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(briefly())
+    assert lines and lines[0].startswith("  poisson 2 req/s: 2/5 answered after ")  # a failure is an answer too

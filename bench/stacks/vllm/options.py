@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -11,6 +12,18 @@ from bench.roofline import paged_layout
 from bench.stacks.vllm import STACK
 
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's own default: the most sequences it schedules at once
+
+
+def cpu_binding(device: str, tp: int | None, pp: int | None) -> dict[str, str]:
+    """The CPU backend pins each rank's threads to cores and, on a host of one NUMA node, must be told
+    which: the cores this process may use, split evenly between the ranks (unless the variable is set)."""
+    ranks = (tp or 1) * (pp or 1)
+    if device != "cpu" or ranks == 1 or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
+        return {}
+    cores = sorted(os.sched_getaffinity(0))
+    per = len(cores) // ranks
+    groups = (",".join(map(str, cores[i * per : (i + 1) * per])) for i in range(ranks))
+    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(groups)}
 
 
 class VllmScenario(ScenarioBase):
@@ -42,8 +55,14 @@ class VllmScenario(ScenarioBase):
         tp, pp = self.tensor_parallel_size or 1, self.pipeline_parallel_size or 1
         if tp * pp == 1:
             return None
-        if tp * pp > gpus and self.distributed_executor_backend != "ray":  # a Ray cluster's GPUs are not all here
-            return f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {tp * pp} GPUs; this run sees {gpus}"
+        split = f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {tp * pp}"
+        cores = len(os.sched_getaffinity(0))
+        if self.distributed_executor_backend == "ray":  # a Ray cluster's devices are not all here
+            pass
+        elif not gpus and tp * pp > cores:  # a CPU run: the ranks are processes, each pinned to its own cores
+            return f"{split} cores; this host has {cores}"
+        elif gpus and tp * pp > gpus:
+            return f"{split} GPUs; this run sees {gpus}"
         heads = model_config.get("num_attention_heads")
         if isinstance(heads, int) and heads % tp:
             return f"tensor_parallel_size {tp} does not divide the model's {heads} attention heads"

@@ -24,7 +24,7 @@ from bench.config import Workload
 from bench.kv import kv_bytes_per_token
 from bench.stacks.base import RequestTiming, Runner, RunOutput
 from bench.stacks.vllm.kv import summarize_vllm_kv
-from bench.stacks.vllm.options import VllmScenario
+from bench.stacks.vllm.options import VllmScenario, cpu_binding
 from bench.workload import Request, distinct_outputs, per_sample
 
 _GAUGES = {
@@ -84,6 +84,18 @@ class EngineDied(RuntimeError):
     pass
 
 
+@contextlib.contextmanager
+def _cpu_ranks_bound(device: str, s: VllmScenario):
+    """While the engine starts (its processes read it then), the CPU backend's core binding."""
+    bind = cpu_binding(device, s.tensor_parallel_size, s.pipeline_parallel_size)
+    os.environ.update(bind)
+    try:
+        yield
+    finally:
+        for key in bind:
+            os.environ.pop(key, None)
+
+
 class VllmRunner(Runner):
     scenario: VllmScenario
 
@@ -123,7 +135,8 @@ class VllmRunner(Runner):
 
         before = _cache_files()
         t = time.perf_counter()
-        self.llm = LLM(**self.engine_args())
+        with _cpu_ranks_bound(self.model.device, self.scenario):
+            self.llm = LLM(**self.engine_args())
         start_s = time.perf_counter() - t
         after = _cache_files()
         self.engine_pids = engine_processes()

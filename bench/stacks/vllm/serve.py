@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from bench.serving.server import ServeRequest, ServerKind
+from bench.stacks.vllm.options import cpu_binding
 
 # The engine settings `vllm serve` takes as flags of the same name (as `LLM(...)` takes them offline).
 FLAGS = (
@@ -38,9 +39,12 @@ def command(model_dir: Path, port: int, settings: dict) -> list[str]:
 
 
 def env(settings: dict) -> dict:
-    """On the CPU build, the KV cache's size is an environment variable."""
+    """On the CPU build, the KV cache's size is an environment variable, and so is each rank's cores."""
     space = settings.get("kv_cache_space_gib")
-    return {"VLLM_CPU_KVCACHE_SPACE": str(space)} if space else {}
+    bind = cpu_binding(
+        settings.get("device", ""), settings.get("tensor_parallel_size"), settings.get("pipeline_parallel_size")
+    )
+    return bind | ({"VLLM_CPU_KVCACHE_SPACE": str(space)} if space else {})
 
 
 def body(model: str, r: ServeRequest) -> dict:

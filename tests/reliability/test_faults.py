@@ -187,8 +187,10 @@ def test_a_tensor_parallel_rank_killed_fails_its_scenario_and_the_run_goes_on(tm
                     return child
         return None
 
-    assert wait_for(lambda: follower() is not None, 120)
-    time.sleep(10)  # past both ranks' load (about 3 s on 2 cores), inside a run of several minutes
+    log = out / "r" / "hf.log"
+    loaded = lambda: log.exists() and log.read_text(errors="ignore").count("Loading weights: 100%") >= 2  # noqa: E731
+    assert wait_for(lambda: follower() is not None and loaded(), 120)
+    time.sleep(3)  # both ranks loaded: inside the warm-up or a run of several minutes
     follower().kill()
     _, err = p.communicate(timeout=180)  # a clear end, not a wait in a collective
     assert p.returncode == 1, err[-2000:]

@@ -98,7 +98,8 @@ class Ranks:
         os.environ.update(common | {"RANK": "0", "LOCAL_RANK": "0"})
         threading.Thread(target=self._watch, name="pagedbench-tp-watch", daemon=True).start()
         self.broken = True  # until every rank has loaded
-        model = load_shard(path, dtype)
+        with self._naming_the_dead():
+            model = load_shard(path, dtype)
         self.broken = False
         return model
 
@@ -131,15 +132,21 @@ class Ranks:
         if self.failed:
             raise RankDied(f"tensor parallel group is down: {self.failed}")
         self.broken = True
-        try:
+        with self._naming_the_dead():
             _exchange((name, {k: _to_host(v) for k, v in kwargs.items()}))
             yield
-            self.broken = False
+        self.broken = False
+
+    @contextlib.contextmanager
+    def _naming_the_dead(self):
+        """A failure because a rank exited says so (its exit may be seen a moment after its peers' error)."""
+        try:
+            yield
         except Exception:
-            for _ in range(20):  # the rank's exit may not be seen yet when its peers' sockets close
+            for _ in range(20):
                 self.failed = self.failed or self._dead()
                 if self.failed:
-                    raise RankDied(f"a tensor parallel rank exited during the run: {self.failed}") from None
+                    raise RankDied(f"a tensor parallel rank exited: {self.failed}") from None
                 time.sleep(0.1)
             raise
 

@@ -162,21 +162,26 @@ def test_engine_core_killed_ends_with_a_clear_error(tmp_path, checked):
     assert r.status == "failed" and r.metrics is None and r.error
 
 
-def test_a_tensor_parallel_rank_killed_fails_its_scenario_and_the_run_goes_on(tmp_path, checked):
-    s = suite(
+def tensor_parallel_suite(tmp_path, first: str, then: str) -> Path:
+    """A two-rank HF scenario of several minutes (`first`: its name and knobs), then a quick one (`then`)."""
+    return suite(
         tmp_path,
-        """
-        name: tpkill
+        f"""
+        name: tp
         model: synthetic:tiny-llama
         workloads:
-          long: {requests: 2000, prompt_len: 32, output_len: 64}
-          quick: {requests: 4, prompt_len: 8, output_len: 4}
+          long: {{requests: 2000, prompt_len: 32, output_len: 64}}
+          quick: {{requests: 4, prompt_len: 8, output_len: 4}}
         scenarios:
-          - {name: victim, stack: hf, mode: padded, batch_size: 4, workload: long, tensor_parallel_size: 2,
-             warmup_requests: 0, timeout_s: 300}
-          - {name: after, stack: hf, mode: padded, batch_size: 4, workload: quick, warmup_requests: 0}
+          - {{{first}, stack: hf, mode: padded, batch_size: 4, workload: long, tensor_parallel_size: 2,
+             warmup_requests: 0}}
+          - {{{then}, stack: hf, mode: padded, workload: quick}}
     """,
     )
+
+
+def test_a_tensor_parallel_rank_killed_fails_its_scenario_and_the_run_goes_on(tmp_path, checked):
+    s = tensor_parallel_suite(tmp_path, "name: victim, timeout_s: 300", "name: after, batch_size: 4")
     out = tmp_path / "out"
     p = start_cli("run", "--stack", "hf", "--suite", s, "--device", "cpu", "--out", out, "--run-id", "r")
 
@@ -204,19 +209,8 @@ def test_a_tensor_parallel_rank_killed_fails_its_scenario_and_the_run_goes_on(tm
 def test_a_tensor_parallel_scenario_past_its_timeout_fails_and_the_ranks_start_again(tmp_path, checked):
     # Rank 0 leaves a generate() part way while rank 1 waits inside it: rank 1 is killed, not sent a stop it
     # would take for its next step, and the next tensor-parallel scenario forms a new group.
-    s = suite(
-        tmp_path,
-        """
-        name: tptimeout
-        model: synthetic:tiny-llama
-        workloads:
-          long: {requests: 2000, prompt_len: 32, output_len: 64}
-          quick: {requests: 4, prompt_len: 8, output_len: 4}
-        scenarios:
-          - {name: slow, stack: hf, mode: padded, batch_size: 4, workload: long, tensor_parallel_size: 2,
-             warmup_requests: 0, timeout_s: 15}
-          - {name: again, stack: hf, mode: padded, batch_size: 2, workload: quick, tensor_parallel_size: 2}
-    """,
+    s = tensor_parallel_suite(
+        tmp_path, "name: slow, timeout_s: 15", "name: again, batch_size: 2, tensor_parallel_size: 2"
     )
     out = tmp_path / "out"
     r = run_cli("run", "--stack", "hf", "--suite", s, "--device", "cpu", "--out", out, "--run-id", "r", timeout=240)

@@ -248,6 +248,15 @@ class ScenarioBase(Strict):
         """Why the cross-check cannot time this scenario against a plain loop, or None when it can."""
         return None
 
+    @property
+    def ranks(self) -> int:
+        """The processes the engine splits the model over, one per device, all computing each step."""
+        return 1
+
+    def min_gpus(self) -> int:
+        """The fewest GPUs the scenario runs on."""
+        return self.ranks
+
     def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
         """Why the scenario cannot be placed on the `gpus` GPUs the run sees (0 on a CPU) with this model
         (its config.json), or None when it can: checked before any engine loads."""

@@ -206,7 +206,7 @@ def _metrics(ctx: RunContext, s, lm: LoadedModel, w: BuiltWorkload, out, memory,
     # the KV cache's own element size where the stack says it (an fp8 cache), else the model's
     bpt = (out.kv.bytes_per_token if out.kv is not None else None) or model.kv_bytes_per_token
     # A run split over several devices reads every one's share at once: all the weights, all their bandwidth.
-    ranks = (out.kv.ranks if out.kv is not None else None) or 1
+    ranks = s.ranks
     layout = (
         s.roofline_layout(
             w.sequences(),

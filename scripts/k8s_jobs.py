@@ -93,14 +93,8 @@ def job(
 
 
 def gpus_needed(suite, stack: str) -> int:
-    """The most GPUs one scenario of the stack uses: a split model's tensor x pipeline, two for layers placed
-    over GPUs (device_map), else one."""
-    most = 1
-    for s in suite.scenarios:
-        if s.stack == stack:
-            split = (getattr(s, "tensor_parallel_size", None) or 1) * (getattr(s, "pipeline_parallel_size", None) or 1)
-            most = max(most, split, 2 if getattr(s, "device_map", None) else 1)
-    return most
+    """The most GPUs one scenario of the stack runs on (a split model's ranks, layers placed over two)."""
+    return max((s.min_gpus() for s in suite.scenarios if s.stack == stack), default=1)
 
 
 def jobs(suites: list[str], run_id: str, prefix: str, variant: str, product: str | None = None) -> list[dict]:

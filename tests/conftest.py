@@ -17,6 +17,22 @@ def model_cache(tmp_path_factory):
     yield Path(cache)
 
 
+def running(*marks: str, among=None) -> list[str]:
+    """The command lines (cut at 80 characters) of running processes that name any of `marks`, of those
+    with the pids `among` (default: all)."""
+    import psutil
+
+    found = []
+    for pid in psutil.pids() if among is None else among:
+        try:
+            line = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            continue
+        if any(mark in line for mark in marks):
+            found.append(line[:80])
+    return found
+
+
 def run_cli(*args, cwd=None, env=None, timeout=600):
     """Run `python -m bench ...` in a fresh process (vLLM's engine core is spawned: it needs a real main)."""
     full_env = {**os.environ, **(env or {})}

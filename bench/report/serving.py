@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from bench.report.collect import Collection, is_number
 from bench.report.tables import Table, fmt, stack_label
+from bench.serving import SCHEMA
 
-SCHEMA = "pagedbench-serving/1"
 _NUMBERS = ("requests", "completed", "failed", "achieved_rps", "output_tokens_per_s", "duration_s")
 
 

@@ -28,7 +28,7 @@ def parse_slos(values: tuple[str, ...]) -> dict[str, float]:
 
 def loads_from(profile, rates, concurrency, burstiness, seed, plan=None):
     """The command line's loads, or else the suite's `serving` plan."""
-    from bench.serving.schedule import Load
+    from bench.serving.schedule import Load, sweep
 
     if not rates and not concurrency:
         if plan is None:
@@ -42,7 +42,7 @@ def loads_from(profile, rates, concurrency, burstiness, seed, plan=None):
             plan.burstiness,
             plan.seed,
         )
-    loads = [Load(profile, rate=r, burstiness=burstiness, seed=seed) for r in sorted(rates)]
+    loads = sweep(rates, profile, seed, burstiness)
     return loads + [Load("concurrency", concurrency=c) for c in sorted(concurrency)]
 
 

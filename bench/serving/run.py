@@ -12,13 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.results.store import write_atomic
+from bench.serving import SCHEMA
 from bench.serving.client import Record, run_load
 from bench.serving.metrics import LoadSummary, summarize
 from bench.serving.schedule import Load
 from bench.serving.server import ServeRequest, ServerKind, healthy, serve
 from bench.telemetry.sampler import Sampler
-
-SCHEMA = "pagedbench-serving/1"
 
 
 def parse_metrics(text: str, names: dict[str, str]) -> dict[str, float]:

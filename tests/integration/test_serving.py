@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from bench.config import Workload
-from tests.conftest import free_port, has, run_cli
+from tests.conftest import free_port, has, run_cli, running
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +33,8 @@ NEEDS = {"hf": "accelerate", "vllm": "vllm"}  # transformers serve places the mo
 
 def servers_left(before: set[int]) -> list[str]:
     """Server or engine processes started since `before` that are still running."""
-    left = []
-    for pid in set(psutil.pids()) - before:
-        try:
-            line = " ".join(psutil.Process(pid).cmdline())
-        except psutil.Error:
-            continue
-        if any(mark in line for mark in ("VLLM::", "api_server", "transformers serve", "cli.transformers")):
-            left.append(line[:80])
-    return left
+    marks = ("VLLM::", "api_server", "transformers serve", "cli.transformers")
+    return running(*marks, among=set(psutil.pids()) - before)
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,10 @@ and no rank outlives its engine. vLLM's: two CPU workers, each with its own KV p
 
 import textwrap
 
-import psutil
 import pytest
 
 from bench.results import scan_results
-from tests.conftest import has, run_cli
+from tests.conftest import has, run_cli, running
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +23,8 @@ scenarios:
 """
 
 
-def ranks_left() -> list[int]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        if "bench.stacks.hf.tensor_parallel" in " ".join(p.info["cmdline"] or []):
-            found.append(p.pid)
-    return found
+def ranks_left() -> list[str]:
+    return running("bench.stacks.hf.tensor_parallel")
 
 
 def test_two_ranks_give_one_result_with_the_whole_runs_kv_and_leave_nothing_running(tmp_path):

@@ -50,7 +50,7 @@ class HfScenario(ScenarioBase):
             raise ValueError("mode 'sequential' runs one request at a time: batch_size must be 1 or left out")
         if self.batch_size == "max" and self.resolved_mode not in ("padded", "static-cache"):
             raise ValueError("batch_size 'max' applies to modes padded and static-cache")
-        if (self.tensor_parallel_size or 1) > 1:
+        if self.ranks > 1:
             if self.device_map:
                 raise ValueError("tensor_parallel_size and device_map are two ways to split the model: give one")
             if self.resolved_mode not in TP_MODES:
@@ -74,10 +74,17 @@ class HfScenario(ScenarioBase):
             "tensor_parallel_size": self.tensor_parallel_size,
         }
 
+    @property
+    def ranks(self) -> int:
+        return self.tensor_parallel_size or 1
+
+    def min_gpus(self) -> int:
+        return 2 if self.device_map else self.ranks
+
     def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
         if self.device_map and gpus < 2:
             return f"device_map auto places the layers over several GPUs; this run sees {gpus}"
-        tp = self.tensor_parallel_size or 1
+        tp = self.ranks
         if tp == 1:
             return None
         # On a CPU run the ranks are processes sharing the host's cores: the path runs, nothing is sped up.

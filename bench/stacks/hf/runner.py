@@ -44,9 +44,7 @@ class HfRunner(Runner):
             torch.cuda.set_per_process_memory_fraction(self.scenario.memory_fraction)
         t = time.perf_counter()
         s = self.scenario
-        self.hf = generation.load(
-            self.model.path, self.model.dtype, self.model.device, s.device_map, s.tensor_parallel_size or 1
-        )
+        self.hf = generation.load(self.model.path, self.model.dtype, self.model.device, s.device_map, s.ranks)
         return {"load_s": time.perf_counter() - t}
 
     def set_probe(self, sampler) -> None:
@@ -152,7 +150,7 @@ class HfRunner(Runner):
 
     def _run_batches(self, requests: Sequence[Request], size: int, warmup: bool) -> RunOutput:
         k = self.sampling.outputs_per_prompt
-        outputs = []  # each batch's rows, kept to count distinct outputs after the timed run
+        kept = []  # each batch's rows and lengths: its distinct outputs are counted after the timed run
         returned = [0] * (len(requests) * k)  # one per output: each request's n samples in a row
         timings: list[RequestTiming | None] = [None] * (len(requests) * k)
         kv_batches = []
@@ -164,7 +162,7 @@ class HfRunner(Runner):
         for batch in batches(requests, size):
             counts, first_s, token_s, end_s, kv, rows = self.generate_batch(batch, t0)
             if k > 1:
-                outputs += [row[:n] for row, n in zip(rows, counts)]
+                kept.append((rows, counts))
             for j, r in enumerate(per_sample(batch, k)):
                 returned[offset + j] = counts[j]
                 last = token_s[r.output_len - 1] if len(token_s) >= r.output_len else end_s
@@ -174,6 +172,7 @@ class HfRunner(Runner):
             bar.update(len(batch))
         elapsed = time.perf_counter() - t0
         bar.close()
+        outputs = [row[:n] for rows, counts in kept for row, n in zip(rows, counts)]
         return RunOutput(
             elapsed_s=elapsed,
             returned_tokens=returned,

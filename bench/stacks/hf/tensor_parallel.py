@@ -70,6 +70,14 @@ def _to_host(value):
     return value.cpu() if hasattr(value, "cpu") and hasattr(value, "device") else value
 
 
+def _abort_group() -> None:
+    """Drop the process group without its peers (gone, or never to answer): its calls in flight fail."""
+    with contextlib.suppress(Exception):
+        from torch.distributed.distributed_c10d import _abort_process_group
+
+        _abort_process_group()
+
+
 class RankDied(RuntimeError):
     """A follower rank exited: the call in flight cannot complete (the scenario fails; the run goes on)."""
 
@@ -103,12 +111,8 @@ class Ranks:
         self.broken = False
         return model
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
-
     def alive(self) -> bool:
-        return all(p.poll() is None for p in self.procs)
+        return self._dead() is None
 
     def _dead(self) -> str | None:
         dead = [(i, p) for i, p in enumerate(self.procs, 1) if p.poll() is not None]
@@ -119,16 +123,12 @@ class Ranks:
         while not self._watch_stop.wait(interval_s):
             self.failed = self._dead()
             if self.failed:
-                with contextlib.suppress(Exception):
-                    from torch.distributed.distributed_c10d import _abort_process_group
-
-                    _abort_process_group()
+                _abort_group()
                 return
 
     @contextlib.contextmanager
     def together(self, name: str, kwargs: dict):
-        """Have every follower make the call rank 0 makes inside the block (tensors go by the host); a
-        failure because a rank exited says so."""
+        """Have every follower make the call rank 0 makes inside the block (tensors go by the host)."""
         if self.failed:
             raise RankDied(f"tensor parallel group is down: {self.failed}")
         self.broken = True
@@ -171,11 +171,8 @@ class Ranks:
         if dist.is_initialized():
             try:
                 dist.destroy_process_group()
-            except Exception:  # a group whose peers are gone: drop it without them
-                from torch.distributed.distributed_c10d import _abort_process_group
-
-                with contextlib.suppress(Exception):
-                    _abort_process_group()
+            except Exception:  # a group whose peers are gone
+                _abort_group()
         for k, v in self._saved.items():
             if v is None:
                 os.environ.pop(k, None)

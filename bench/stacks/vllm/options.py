@@ -14,10 +14,9 @@ from bench.stacks.vllm import STACK
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's own default: the most sequences it schedules at once
 
 
-def cpu_binding(device: str, tp: int | None, pp: int | None) -> dict[str, str]:
+def cpu_binding(device: str, ranks: int) -> dict[str, str]:
     """The CPU backend pins each rank's threads to cores and, on a host of one NUMA node, must be told
     which: the cores this process may use, split evenly between the ranks (unless the variable is set)."""
-    ranks = (tp or 1) * (pp or 1)
     if device != "cpu" or ranks == 1 or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
         return {}
     cores = sorted(os.sched_getaffinity(0))
@@ -51,17 +50,21 @@ class VllmScenario(ScenarioBase):
     def max_running(self) -> int:
         return self.max_num_seqs or DEFAULT_MAX_NUM_SEQS
 
+    @property
+    def ranks(self) -> int:
+        return (self.tensor_parallel_size or 1) * (self.pipeline_parallel_size or 1)
+
     def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
-        tp, pp = self.tensor_parallel_size or 1, self.pipeline_parallel_size or 1
-        if tp * pp == 1:
+        if self.ranks == 1:
             return None
-        split = f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {tp * pp}"
+        tp, pp = self.tensor_parallel_size or 1, self.pipeline_parallel_size or 1
+        split = f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {self.ranks}"
         cores = len(os.sched_getaffinity(0))
         if self.distributed_executor_backend == "ray":  # a Ray cluster's devices are not all here
             pass
-        elif not gpus and tp * pp > cores:  # a CPU run: the ranks are processes, each pinned to its own cores
+        elif not gpus and self.ranks > cores:  # a CPU run: the ranks are processes, each pinned to its own cores
             return f"{split} cores; this host has {cores}"
-        elif gpus and tp * pp > gpus:
+        elif gpus and self.ranks > gpus:
             return f"{split} GPUs; this run sees {gpus}"
         heads = model_config.get("num_attention_heads")
         if isinstance(heads, int) and heads % tp:

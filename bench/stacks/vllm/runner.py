@@ -87,7 +87,7 @@ class EngineDied(RuntimeError):
 @contextlib.contextmanager
 def _cpu_ranks_bound(device: str, s: VllmScenario):
     """While the engine starts (its processes read it then), the CPU backend's core binding."""
-    bind = cpu_binding(device, s.tensor_parallel_size, s.pipeline_parallel_size)
+    bind = cpu_binding(device, s.ranks)
     os.environ.update(bind)
     try:
         yield
@@ -325,7 +325,7 @@ class VllmRunner(Runner):
                 preemptions=self.read_gauges().get("preemptions", 0.0) - preempt_before,
                 samples=sum(1 for s in sampler.samples if s.engine and s.phase == "run") if sampler else 0,
                 prefix=_difference(self.prefix_counters(), prefix_before),
-                ranks=(self.scenario.tensor_parallel_size or 1) * (self.scenario.pipeline_parallel_size or 1),
+                ranks=self.scenario.ranks,
             )
         return RunOutput(
             elapsed_s=elapsed,

@@ -41,9 +41,8 @@ def command(model_dir: Path, port: int, settings: dict) -> list[str]:
 def env(settings: dict) -> dict:
     """On the CPU build, the KV cache's size is an environment variable, and so is each rank's cores."""
     space = settings.get("kv_cache_space_gib")
-    bind = cpu_binding(
-        settings.get("device", ""), settings.get("tensor_parallel_size"), settings.get("pipeline_parallel_size")
-    )
+    ranks = (settings.get("tensor_parallel_size") or 1) * (settings.get("pipeline_parallel_size") or 1)
+    bind = cpu_binding(settings.get("device", ""), ranks)
     return bind | ({"VLLM_CPU_KVCACHE_SPACE": str(space)} if space else {})
 
 

@@ -67,8 +67,10 @@ PIP_CA      ?=
 WHEELHOUSE  ?=
 BASELINE    ?=
 MAX_REGRESSION ?= 5%
-# Timed runs shorter than this (seconds) are flagged, not failed, by compare (default: the report's 30 s).
+# Timed runs shorter than this (seconds) are too short for compare to judge (default: the report's 30 s).
 MIN_RUN_S   ?=
+# ALLOW_MISSING=1: compare passes although some baseline scenarios could not be compared (still listed).
+ALLOW_MISSING ?=
 # What each stack's container runs: `run` (offline), or `serve` (its server under the suite's serving plan;
 # the default for SUITE=serving).
 COMMAND     ?= $(if $(filter serving,$(SUITE)),serve,run)
@@ -197,11 +199,11 @@ report: ## Rebuild the report of RUN_ID (a directory under RESULTS) with the col
 	$(COMPOSE) run --rm --no-deps collector
 
 .PHONY: compare
-compare: ## Exit non-zero if RUN_ID regressed against BASELINE (run directories under RESULTS) by MAX_REGRESSION
+compare: ## Exit non-zero if RUN_ID regressed against BASELINE by MAX_REGRESSION, or a baseline scenario is not in it
 	@test -n "$(BASELINE)" || { echo "make compare BASELINE=<run id under $(RESULTS)> RUN_ID=<run id>" >&2; exit 2; }
 	@test -d "$(RESULTS)/$(BASELINE)" || { echo "make compare: no run $(BASELINE) under $(RESULTS)" >&2; exit 2; }
 	$(COMPOSE) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) \
-	  --max-regression $(MAX_REGRESSION) $(if $(MIN_RUN_S),--min-run-s $(MIN_RUN_S))
+	  --max-regression $(MAX_REGRESSION) $(if $(MIN_RUN_S),--min-run-s $(MIN_RUN_S)) $(if $(ALLOW_MISSING),--allow-missing)
 
 .PHONY: lock
 lock: $(STAMP) ## Regenerate the hashed locks of VARIANT's images (needs the package indexes; cu128: TORCH_INDEX)

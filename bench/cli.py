@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from bench import __version__
+from bench import __version__, interrupts
 from bench.cli_support import Finite, Group, exit_now, fresh_run_id, out_option, suite_options, writable_file
 from bench.errors import ResultWriteError, UserError
 from bench.serving.cli import serve_cmd
@@ -24,9 +24,8 @@ from bench.stacks import STACKS, default_baseline
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (tracebacks of failed scenarios).")
 def main(verbose: bool) -> None:
     """PagedBench: what vLLM's PagedAttention buys over plain Hugging Face transformers, measured."""
+    interrupts.install()
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    # The load generator's client logs a line per request at INFO: thousands in a sweep, the progress lost.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @main.command()
@@ -251,23 +250,28 @@ def collect_(results, out, baseline, no_plots, strict):
     "--min-run-s",
     type=Finite(min=0, max=86400),
     default=None,
-    help="Timed runs shorter than this are too noisy to gate on: a change beyond the threshold is flagged, "
-    "not called a regression. [default: 30, the report's threshold for a run too short to trust]",
+    help="Timed runs shorter than this are too noisy to judge: a change beyond the threshold on one is not "
+    "compared (and fails the gate unless --allow-missing). [default: 30, the report's threshold for a run too "
+    "short to trust]",
 )
-def compare(baseline, candidate, max_regression, min_run_s):
-    """Exit 1 when a metric of CANDIDATE regresses beyond the threshold against BASELINE (same workload, GPU)."""
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Pass although some baseline scenarios or loads could not be compared (missing, failed, unreadable, "
+    "a different workload, not measured, too short to judge); they are still listed.",
+)
+def compare(baseline, candidate, max_regression, min_run_s, allow_missing):
+    """Exit 1 when a metric of CANDIDATE regresses beyond the threshold against BASELINE (same workload, GPU),
+    or when a baseline scenario could not be compared in CANDIDATE."""
     from bench.report.collect import SHORT_RUN_S
     from bench.report.compare import compare as run_compare
     from bench.report.compare import gate, parse_threshold
 
     threshold = parse_threshold(max_regression)
-    deltas, unmatched = run_compare(baseline, candidate)
-    lines, failed = gate(deltas, threshold, SHORT_RUN_S if min_run_s is None else min_run_s)
-    for line in lines[:-1]:
+    comparison = run_compare(baseline, candidate)
+    lines, failed = gate(comparison, threshold, SHORT_RUN_S if min_run_s is None else min_run_s, allow_missing)
+    for line in lines:
         click.echo(line)
-    for k in unmatched:
-        click.echo(f"  not compared (only on one side): {k[3]} {k[4]} on {k[2]}", err=True)
-    click.echo(lines[-1])
     sys.exit(1 if failed else 0)
 
 

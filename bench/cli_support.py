@@ -26,8 +26,10 @@ class Group(click.Group):
             ctx.exit(3)
         except KeyboardInterrupt:
             # Outside a run's own handling (which records the scenario in flight), e.g. building a model.
+            # The interrupt may have cut an import short (torch's, while a model is built): the exit hooks
+            # such a module registered would fail on it, so the process ends here, its output flushed.
             click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+            hard_exit(130)
 
 
 class Finite(click.FloatRange):
@@ -69,6 +71,14 @@ def out_option(fn):
     )(fn)
 
 
+def hard_exit(code: int) -> None:
+    """End the process now, without the exit hooks, once its output is flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 def exit_now(code: int) -> None:
     """Exit now. A dead engine can leave non-daemon client threads that would block a normal exit for
     ever; every result is on disk already."""
@@ -77,10 +87,7 @@ def exit_now(code: int) -> None:
     lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if not lingering:
         sys.exit(code)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
+    hard_exit(code)
 
 
 def writable_file(path: Path, option: str) -> None:

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import yaml
 
-MAX_BYTES = 64 * 2**20  # far above any real suite or result file
+MAX_BYTES = 64 * 2**20  # far above any real suite
+# A JSON file: the largest result the tool writes (a serving sweep at its limits, `bench.serving.limits`) is
+# far below this. JSON has no aliases: its bytes bound its values, so only YAML's are counted.
+MAX_JSON_BYTES = 512 * 2**20
 MAX_DEPTH = 64
-MAX_SIZE = 1_000_000  # values, aliases expanded
+MAX_SIZE = 1_000_000  # a YAML file's values, aliases expanded
 
 
 class UnreadableFile(Exception):
@@ -69,12 +72,30 @@ def _shape(value) -> tuple[int, int]:
         return MAX_DEPTH + 1, 0
 
 
-def _check_shape(data) -> None:
+def _check_shape(data, count: bool = True) -> None:
+    if not count:
+        if _depth(data) > MAX_DEPTH:
+            raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep")
+        return
     depth, size = _shape(data)
     if depth > MAX_DEPTH:
         raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep")
     if size > MAX_SIZE:
         raise UnreadableFile(f"more than {MAX_SIZE:,} values once its aliases are expanded")
+
+
+def _depth(value) -> int:
+    """How deep lists and mappings nest (JSON's values are a tree: no object is met twice)."""
+    deepest, level = 0, [value]
+    while level:
+        containers = [v for v in level if isinstance(v, dict | list)]
+        if not containers:
+            break
+        deepest += 1
+        if deepest > MAX_DEPTH:
+            break
+        level = [c for v in containers for c in (v.values() if isinstance(v, dict) else v)]
+    return deepest
 
 
 def _no_constant(name: str):
@@ -89,12 +110,12 @@ def parse_json(text: str):
     except ValueError as e:
         where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
         raise UnreadableFile(f"not valid JSON ({getattr(e, 'msg', e)}{where}); truncated or corrupt") from None
-    _check_shape(data)
+    _check_shape(data, count=False)
     return data
 
 
 def read_json(path: Path):
-    return parse_json(read_text(path))
+    return parse_json(read_text(path, MAX_JSON_BYTES))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

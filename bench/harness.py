@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from bench import interrupts
 from bench.breakdown import memory_breakdown, weights_mib
 from bench.config import ScenarioBase
 from bench.context import RunContext, RunOptions
@@ -42,8 +43,9 @@ class ScenarioTimeout(Exception):
     pass
 
 
-class Interrupted(BaseException):
-    """SIGTERM or Ctrl-C: stop after recording the scenario in flight."""
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or Ctrl-C during a run: stop after recording the scenario in flight (a KeyboardInterrupt, so
+    that one arriving after the run's own handling still ends as every interrupt does)."""
 
 
 @dataclass
@@ -224,14 +226,6 @@ def _metrics(ctx: RunContext, s, lm: LoadedModel, w: BuiltWorkload, out, memory,
     return metrics
 
 
-def _raise_interrupted(signum, frame):
-    # A second Ctrl-C (a key held, a terminal's double send) must not cut short the recording of the
-    # scenario in flight: further signals wait until run_suite restores the handlers on its way out.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
-    raise Interrupted()
-
-
 def _warn_busy(ctx: RunContext, opts: RunOptions, progress) -> None:
     others = ctx.environment.get("gpu_processes_before") or []
     if not others:
@@ -271,33 +265,31 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
     scenarios = by_engine(ctx, scenarios)
     _warn_busy(ctx, opts, progress)
     summary = RunSummary(run_dir=run_dir)
-    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     repeats = {s.name: opts.repeats or s.repeats for s in scenarios}
     total = sum(repeats.values())
     before: dict | None = {"process_start_s": process_start_s, "setup_s": time.perf_counter() - started}
-    try:
-        k = 0
-        for s in scenarios:
-            for repeat in range(repeats[s.name]):
-                k += 1
-                w = ctx.workload(s.workload)
-                progress(
-                    f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
-                    f"{w.output_tokens} output tokens){f' repeat {repeat}' if repeats[s.name] > 1 else ''} ..."
-                )
-                result = run_scenario(ctx, s, repeat, before)
-                before = None  # once, on the run's first result
-                _write(result, run_dir, summary)
-                progress(f"[{k}/{total}] {s.name}: {one_line(result)}")
-                if result.status == "interrupted":
-                    summary.interrupted = True
-                    return summary
-    except Interrupted:
-        summary.interrupted = True
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        ctx.close_runner()
+    with interrupts.raising(Interrupted):
+        try:
+            k = 0
+            for s in scenarios:
+                for repeat in range(repeats[s.name]):
+                    k += 1
+                    w = ctx.workload(s.workload)
+                    progress(
+                        f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "
+                        f"{w.output_tokens} output tokens){f' repeat {repeat}' if repeats[s.name] > 1 else ''} ..."
+                    )
+                    result = run_scenario(ctx, s, repeat, before)
+                    before = None  # once, on the run's first result
+                    _write(result, run_dir, summary)
+                    progress(f"[{k}/{total}] {s.name}: {one_line(result)}")
+                    if result.status == "interrupted":
+                        summary.interrupted = True
+                        return summary
+        except Interrupted:
+            summary.interrupted = True
+        finally:
+            ctx.close_runner()
     return summary
 
 

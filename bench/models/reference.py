@@ -15,6 +15,7 @@ from bench.files import UnreadableFile, read_json
 from bench.models.presets import PRESETS, Preset
 
 _SYNTHETIC = re.compile(r"^synthetic:(?P<preset>[A-Za-z0-9_.-]+)(?:@(?P<seed>\d+))?$")
+MAX_SEED = 2**32 - 1  # torch's manual_seed takes any 64-bit value; numpy's, and so the workloads', 32-bit
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 
 
@@ -75,7 +76,11 @@ def parse_model(spec: str) -> ModelRef:
         name = m.group("preset")
         if name not in PRESETS:
             raise UserError(f"model {spec!r}: unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
-        return ModelRef(spec=spec, source="synthetic", preset=PRESETS[name], seed=int(m.group("seed") or 0))
+        digits = m.group("seed") or "0"
+        seed = int(digits) if len(digits) <= len(str(MAX_SEED)) else MAX_SEED + 1  # int() refuses 4,300 digits
+        if seed > MAX_SEED:
+            raise UserError(f"model {spec[:60]!r}: the seed is out of range; give a seed from 0 to {MAX_SEED}")
+        return ModelRef(spec=spec, source="synthetic", preset=PRESETS[name], seed=seed)
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
         if not path.is_dir():

@@ -8,6 +8,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from bench.results import Result
+from bench.results.serving import ServingResult
 from bench.results.sections import KvBatches, WorkloadSummary
 from bench.stacks import baseline, default_baseline, order
 
@@ -138,7 +139,9 @@ class Collection:
     results: list[Result]
     files: int
     crosschecks: list[dict] = field(default_factory=list)  # `pagedbench crosscheck --out` files
-    serving: list[dict] = field(default_factory=list)  # `pagedbench serve` results
+    serving: list[ServingResult] = field(default_factory=list)  # `pagedbench serve` results
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what it is): files that are no results
+    serving_files: list[str] = field(default_factory=list)  # each serving result's file, in the same order
 
 
 def groups_of(ok: list[Result]) -> list[Group]:

@@ -3,11 +3,16 @@
 Rows are matched on (workload hash, model, GPU name, stack, scenario); a metric regresses when it moves the
 wrong way by more than the threshold, beyond the noise of the repeats, on runs long enough to trust.
 Nothing is compared across workloads or GPUs.
+
+The gate fails closed: every baseline scenario (and serving load) must be found, readable, ok and
+comparable in the candidate. One that is not (missing, failed, unreadable, a different workload, a figure
+not measured, a change too short to judge) fails the gate with its reason, unless the user allows it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,92 +92,188 @@ def parse_threshold(text: str) -> float:
     return value
 
 
+def _gpu(r) -> str:
+    return r.environment.gpu.name if r.environment and r.environment.gpu else "CPU"
+
+
 def _rows(c: Collection) -> dict[tuple, Row]:
     out = {}
     for g in c.groups:
         for row in g.rows:
-            gpu = row.first.environment.gpu.name if row.first.environment.gpu else "CPU"
-            out[(g.workload_hash, g.model, gpu, row.first.stack, row.first.scenario)] = row
+            out[(g.workload_hash, g.model, _gpu(row.first), row.first.stack, row.first.scenario)] = row
     return out
 
 
-def _serving_loads(c: Collection) -> dict[tuple, dict]:
-    """Each load of each serving result: its figures by SERVING_METRICS name, and its duration."""
+def _serving_loads(c: Collection) -> dict[tuple, tuple[dict, dict]]:
+    """Each load of each serving result: (its figures by SERVING_METRICS name, with its duration; why a
+    figure was not measured)."""
     out = {}
     for data in c.serving:
-        gpu = ((data.get("environment") or {}).get("gpu") or {}).get("name") or "CPU"
-        for load in data["loads"]:
+        gpu = data.environment.gpu.name if data.environment and data.environment.gpu else "CPU"
+        for load in data.loads:
             figures = {
-                "completed_share": load["completed"] / load["requests"] if load["requests"] else None,
-                "achieved_rps": load["achieved_rps"],
-                "output_tokens_per_s": load["output_tokens_per_s"],
-                "goodput_rps": load.get("goodput_rps"),
-                "ttft_p99_ms": (load.get("ttft_ms") or {}).get("p99"),
-                "tpot_p99_ms": (load.get("tpot_ms") or {}).get("p99"),
+                "completed_share": load.completed / load.requests if load.requests else None,
+                "achieved_rps": load.achieved_rps,
+                "output_tokens_per_s": load.output_tokens_per_s,
+                "goodput_rps": load.goodput_rps,
+                "ttft_p99_ms": load.ttft_ms.p99 if load.ttft_ms else None,
+                "tpot_p99_ms": load.tpot_ms.p99 if load.tpot_ms else None,
             }
-            key = ("serving", data.get("model"), gpu, data["stack"], f"{data['scenario']} @ {load['load']}")
-            out[key] = figures | {"duration_s": load["duration_s"]}
+            source = {"ttft_p99_ms": "ttft_ms", "tpot_p99_ms": "tpot_ms"}
+            unmeasured = {m: load.unmeasured[source.get(m, m)] for m in figures if source.get(m, m) in load.unmeasured}
+            key = ("serving", data.model, gpu, data.stack, f"{data.scenario} @ {load.load}")
+            out[key] = (figures | {"duration_s": load.duration_s}, unmeasured)
     return out
 
 
-def _serving_deltas(baseline: Collection, candidate: Collection) -> tuple[list[Delta], set, set]:
+@dataclass
+class Unchecked:
+    """A baseline scenario (or serving load, or figure) the gate could not compare, and why."""
+
+    what: str
+    reason: str
+
+
+@dataclass
+class Comparison:
+    deltas: list[Delta]
+    unchecked: list[Unchecked]
+    new: list[str]  # in the candidate only: not gated
+
+
+def _file_problems(c: Collection, stack: str, scenario: str, serving: bool = False) -> list[str]:
+    """The candidate's problems with the files that would hold this scenario's results."""
+    name = re.compile(
+        rf"serving-{re.escape(stack)}-{re.escape(scenario)}\.json" if serving
+        else rf"{re.escape(stack)}-{re.escape(scenario)}-r\d+\.json"
+    )  # fmt: skip
+    return [f"{f}: {why}" for f, why in c.problems if name.fullmatch(Path(f).name)]
+
+
+def _why_missing(cand: Collection, key: tuple, cand_rows: dict[tuple, Row]) -> str:
+    _, model, gpu, stack, scenario = key
+    failed = [r for g in cand.groups for r in g.failed if (r.stack, r.scenario) == (stack, scenario)]
+    if failed:
+        return f"{failed[0].status} in the candidate: {failed[0].error}"
+    broken = _file_problems(cand, stack, scenario)
+    if broken:
+        return "unreadable in the candidate: " + "; ".join(broken[:3])
+    other = [k for k in cand_rows if (k[3], k[4]) == (stack, scenario)]
+    if other:
+        o = other[0]
+        parts = [f"{what} {a!r} vs {b!r}" for what, a, b in
+                 (("workload", key[0], o[0]), ("model", model, o[1]), ("GPU", gpu, o[2])) if a != b]  # fmt: skip
+        return "a different " + ", ".join(parts) + ": results of different workloads or GPUs are never compared"
+    return "missing from the candidate"
+
+
+def _serving_deltas(baseline: Collection, candidate: Collection) -> tuple[list[Delta], list[Unchecked], list]:
     base, cand = _serving_loads(baseline), _serving_loads(candidate)
-    deltas = []
-    for k in sorted(set(base) & set(cand)):
-        shortest = min(base[k]["duration_s"], cand[k]["duration_s"])
+    deltas, unchecked = [], []
+    for k in sorted(base):
+        what = f"{k[3]} {k[4]}"
+        if k not in cand:
+            scenario = k[4].split(" @ ")[0]
+            broken = _file_problems(candidate, k[3], scenario, serving=True)
+            ended = [d for d in candidate.serving if (d.stack, d.scenario) == (k[3], scenario) and d.status != "ok"]
+            reason = (
+                "unreadable in the candidate: " + "; ".join(broken[:3]) if broken
+                else f"the candidate's sweep ended before this load ({ended[0].status}: {ended[0].error})" if ended
+                else "missing from the candidate"
+            )  # fmt: skip
+            unchecked.append(Unchecked(what, reason))
+            continue
+        (b, b_unmeasured), (c, c_unmeasured) = base[k], cand[k]
+        shortest = min(b["duration_s"], c["duration_s"])
         for m in SERVING_METRICS:
-            b, c = base[k][m], cand[k][m]
-            if b is not None and c is not None and (b or c):
-                deltas.append(Delta(k, m, Stat.of([b]), Stat.of([c]), shortest))
-    return deltas, set(base), set(cand)
+            why = b_unmeasured.get(m) or c_unmeasured.get(m)
+            if why:
+                side = "baseline" if m in b_unmeasured else "candidate"
+                unchecked.append(Unchecked(f"{what} {m}", f"not measured in the {side}: {why}"))
+                continue
+            if b[m] is None and c[m] is not None or b[m] is not None and c[m] is None:
+                unchecked.append(Unchecked(f"{what} {m}", "given on one side only"))
+                continue
+            if b[m] is not None and (b[m] or c[m]):
+                deltas.append(Delta(k, m, Stat.of([b[m]]), Stat.of([c[m]]), shortest))
+    new = [f"{k[3]} {k[4]}" for k in sorted(set(cand) - set(base))]
+    return deltas, unchecked, new
 
 
-def compare(baseline: Path, candidate: Path) -> tuple[list[Delta], list[tuple]]:
+def compare(baseline: Path, candidate: Path) -> Comparison:
+    """Every baseline scenario (and serving load) compared with the candidate's, or listed with the reason
+    it could not be: missing, failed, unreadable, a different workload, a figure not measured."""
     collected = collect(baseline), collect(candidate)  # each directory read once
-    base, cand = _rows(collected[0]), _rows(collected[1])
+    base_c, cand_c = collected
+    base, cand = _rows(base_c), _rows(cand_c)
     common = sorted(set(base) & set(cand))
-    served, served_base, served_cand = _serving_deltas(*collected)
-    if not common and not served:
+    served, unchecked, new = _serving_deltas(*collected)
+    if not common and not served and base and all(_why_missing(cand_c, k, cand).startswith("a different") for k in base):
         raise UserError(
             "no scenario of the candidate matches the baseline on workload hash, model and GPU: "
             "results of different workloads or GPUs are never compared"
         )
+    unchecked = [Unchecked(f"baseline {f}", why) for f, why in base_c.problems] + unchecked
     deltas = []
-    for k in common:
+    for k in sorted(base):
+        if k not in cand:
+            unchecked.append(Unchecked(f"{k[3]} {k[4]}", _why_missing(cand_c, k, cand)))
+            continue
         shortest = min(r.metrics.elapsed_s for r in base[k].results + cand[k].results)
         for m in METRICS:
             b, c = base[k].stat(m), cand[k].stat(m)
             if b.mean or c.mean:
                 deltas.append(Delta(k, m, b, c, shortest))
-    unmatched = sorted(set(base) ^ set(cand)) + sorted(served_base ^ served_cand)
-    return deltas + served, unmatched
+    new += [f"{k[3]} {k[4]}" for k in sorted(set(cand) - set(base))]
+    # What the candidate could not read and no baseline scenario's file accounts for (a directory that
+    # cannot be listed, a file of another name): it may hold what the baseline asks for.
+    accounted = [u.what.split(" ")[:2] for u in unchecked]
+    for f, why in cand_c.problems:
+        name = Path(f).name
+        if not any(re.fullmatch(rf"(serving-)?{re.escape(a)}-{re.escape(b)}(-r\d+)?\.json", name) for a, b in accounted):
+            unchecked.append(Unchecked(f"candidate {f}", why))
+    return Comparison(deltas + served, unchecked, new)
 
 
 FLAGS = {"ok": "", "regression": "  REGRESSION", "inconclusive": "  within noise", "too short": "  too short"}
 
 
-def gate(deltas: list[Delta], threshold: float, min_run_s: float) -> tuple[list[str], bool]:
-    """The table of every comparison and a last line whose PASS/FAIL is the gate's verdict."""
-    verdicts = [d.verdict(threshold, min_run_s) for d in deltas]
+def gate(c: Comparison, threshold: float, min_run_s: float, allow_missing: bool = False) -> tuple[list[str], bool]:
+    """The table of every comparison, what could not be compared and why, and a last line whose PASS/FAIL
+    is the gate's verdict."""
+    verdicts = [d.verdict(threshold, min_run_s) for d in c.deltas]
 
     def value(stat: Stat) -> str:
         return f"{stat.mean:,.2f}" + (f" (n={stat.n})" if stat.n > 1 else "")
 
     lines = [f"{'scenario':28} {'metric':22} {'baseline':>16} {'candidate':>16} {'change':>16}"]
-    for d, v in zip(deltas, verdicts):
+    for d, v in zip(c.deltas, verdicts):
         change = f"{d.change:+.1%}" + (f" ±{d.ci95:.1%}" if d.ci95 is not None else "")
         lines.append(
             f"{d.key[3] + ' ' + d.key[4]:28} {d.metric:22} {value(d.base):>16} {value(d.cand):>16} {change:>16}"
             f"{FLAGS[v]}"
         )
-    regressions, noisy, short = (verdicts.count(v) for v in ("regression", "inconclusive", "too short"))
+    short = [
+        Unchecked(f"{d.key[3]} {d.key[4]} {d.metric}", f"{d.change:+.1%}, worse beyond {threshold:.1%}, on a run "
+                  f"of {d.shortest_s:.1f} s, under {min_run_s:g} s: too short to judge")
+        for d, v in zip(c.deltas, verdicts) if v == "too short"
+    ]  # fmt: skip
+    unchecked = c.unchecked + short
+    for u in unchecked:
+        lines.append(f"NOT COMPARED: {u.what}: {u.reason}")
+    for n in c.new:
+        lines.append(f"new in the candidate (not gated): {n}")
+    regressions, noisy = verdicts.count("regression"), verdicts.count("inconclusive")
     notes = []
     if noisy:
         notes.append(f"{noisy} worse beyond {threshold:.1%} but within the repeats' noise")
-    if short:
-        notes.append(f"{short} worse beyond {threshold:.1%} on runs under {min_run_s:g} s (too short)")
+    if unchecked:
+        notes.append(
+            f"{len(unchecked)} not compared" + (" (allowed by --allow-missing)" if allow_missing else " (fails the gate)")
+        )
+    failed = regressions > 0 or (bool(unchecked) and not allow_missing)
     lines.append(
-        f"{'FAIL' if regressions else 'PASS'}: {regressions} regression(s) beyond {threshold:.1%} in "
-        f"{len(deltas)} comparisons" + (f"; not judged: {'; '.join(notes)}" if notes else "")
+        f"{'FAIL' if failed else 'PASS'}: {regressions} regression(s) beyond {threshold:.1%} in "
+        f"{len(c.deltas)} comparisons" + (f"; {'; '.join(notes)}" if notes else "")
     )
-    return lines, regressions > 0
+    return lines, failed

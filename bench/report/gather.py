@@ -1,19 +1,26 @@
 """Read result files into a Collection: groups that may be compared (same workload hash, same model).
 
-Corrupt, truncated, foreign, other-version, failed and fake-runner files are listed as problems with the
-reason; they never crash the collector and never vanish.
+Every *.json under the directory (through symbolic links) is one of: an offline result, a serving result
+(`"kind": "serving"`), a cross-check (`"kind": "crosscheck"`), a file the tool's scripts write that is no
+result (named in `notes`), or a problem: corrupt, truncated, unreadable, foreign, other-version, failed and
+fake-runner files are listed with the reason; they never crash the collector and never vanish.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bench.errors import UserError
-from bench.files import UnreadableFile, read_json
 from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of, is_number
 from bench.report.render import csv_rows, markdown
-from bench.report.serving import serving_file
 from bench.results import Result, ResultFileError, scan_results
+from bench.results.serving import SERVING_KIND, ServingResult
+from bench.results.store import schema_problem
+
+# Files the tool's own scripts write beside results: named as what they are, not read as results.
+NOT_RESULTS = {"serve-crosscheck": "a serving cross-check against vllm bench serve (scripts/serve_crosscheck.py)"}
 
 
 def collect(root: Path) -> Collection:
@@ -22,23 +29,35 @@ def collect(root: Path) -> Collection:
     if not root.is_dir():
         raise UserError(f"results directory {root} is not a directory")
     problems: list[tuple[str, str]] = []
+    served_files: dict[int, str] = {}
     ok: list[Result] = []
     seen: dict[tuple, str] = {}
     files = 0
     crosschecks: list[dict] = []
-    serving: list[dict] = []
+    serving: list[ServingResult] = []
+    notes: list[tuple[str, str]] = []
     for path, item in scan_results(root):
         files += 1
         rel = str(path.relative_to(root))
         if isinstance(item, ResultFileError):
-            data = _json(path)
-            check, served = _crosscheck(data), serving_file(data)
+            data = item.data
+            kind = data.get("kind") if isinstance(data, dict) else None
+            check = _crosscheck(data)
             if check is not None:
                 crosschecks.append(check | {"file": rel})
-            elif served is not None:
-                serving.append(served | {"file": rel})
-                if served["status"] != "ok":
-                    problems.append((rel, f"serving {served['status']}: {served.get('error')}"))
+            elif kind == SERVING_KIND:
+                served, why = _serving(data)
+                if served is None:
+                    problems.append((rel, why))
+                    continue
+                serving.append(served)
+                served_files[id(served)] = rel
+                if served.status != "ok":
+                    problems.append((rel, f"serving {served.status}: {served.error}"))
+            elif kind in NOT_RESULTS:
+                notes.append((rel, f"not a result: {NOT_RESULTS[kind]}"))
+            elif isinstance(data, dict) and str(data.get("schema", "")).startswith("pagedbench-serving/"):
+                problems.append((rel, f"a serving result of an older format ({data['schema']}): not read"))
             else:
                 problems.append((rel, str(item)))
             continue
@@ -61,7 +80,17 @@ def collect(root: Path) -> Collection:
         ok.append(item)
     if files == 0:
         raise UserError(f"no result files (*.json) under {root}")
-    return Collection(groups_of(ok), problems, ok, files, crosschecks, serving)
+    return Collection(
+        groups_of(ok), problems, ok, files, crosschecks, serving, notes, [served_files[id(s)] for s in serving]
+    )
+
+
+def _serving(data: dict) -> tuple[ServingResult | None, str | None]:
+    """A serving result through its schema, or None and why not."""
+    try:
+        return ServingResult.model_validate(data), None
+    except ValidationError as e:
+        return None, "serving result " + schema_problem(e)
 
 
 def _unreadable(r: Result) -> str | None:
@@ -74,14 +103,6 @@ def _unreadable(r: Result) -> str | None:
     except (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError) as e:
         return f"a field holds a value of an unexpected type ({type(e).__name__}: {str(e)[:120]}): not shown"
     return None
-
-
-def _json(path: Path):
-    """A file that is no result, as JSON, or None when it is not readable JSON."""
-    try:
-        return read_json(path)
-    except UnreadableFile:
-        return None
 
 
 def _crosscheck(data) -> dict | None:

@@ -1,70 +1,68 @@
 """`pagedbench serve` results in the report: one row per load of each server, the figures its result
-file holds (computed by the load generator), failed requests shown beside the completed ones."""
+file holds (computed by the load generator), failed requests shown beside the completed ones, and a
+figure that measured nothing (a load the client could not keep up with, a server that did not stream)
+marked with its reason instead of a number."""
 
 from __future__ import annotations
 
-from bench.report.collect import Collection, is_number
-from bench.report.tables import Table, fmt, stack_label
-from bench.serving import SCHEMA
+from bench.report.collect import Collection
+from bench.report.tables import Table, fmt, sig, stack_label
+from bench.results.schema import Percentiles
+from bench.results.serving import LoadResult, ServingResult
 
-_NUMBERS = ("requests", "completed", "failed", "achieved_rps", "output_tokens_per_s", "duration_s")
-
-
-def serving_file(data) -> dict | None:
-    """A serving result (a file's JSON) with the fields the report reads, or None."""
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("loads"), list):
-        return None
-    if not all(isinstance(data.get(k), str) for k in ("stack", "scenario", "status")):
-        return None
-    for load in data["loads"]:
-        if not isinstance(load, dict) or not isinstance(load.get("load"), str):
-            return None
-        if not all(is_number(load.get(k)) for k in _NUMBERS):
-            return None
-    return data
+CLIENT_BOUND = "client-bound"
+NOT_STREAMED = "not streamed"
 
 
-def _pair(p: dict | None) -> str:
-    if not isinstance(p, dict) or not (is_number(p.get("p50")) and is_number(p.get("p99"))):
-        return "—"
-    return f"{p['p50']:,.0f} / {p['p99']:,.0f}"
+def _pair(load: LoadResult, key: str) -> str:
+    if key in load.unmeasured:
+        return CLIENT_BOUND if load.unmeasured[key].startswith(CLIENT_BOUND) else NOT_STREAMED
+    p: Percentiles | None = getattr(load, key)
+    return "—" if p is None else f"{sig(p.p50)} / {sig(p.p99)}"
 
 
-def peak_memory(data: dict) -> float | None:
+def _rate(load: LoadResult, key: str, digits: int) -> str:
+    if key in load.unmeasured:
+        return CLIENT_BOUND if load.unmeasured[key].startswith(CLIENT_BOUND) else NOT_STREAMED
+    value = getattr(load, key)
+    return "—" if value is None else fmt(value, digits)
+
+
+def peak_memory(data: ServingResult) -> float | None:
     """The server's peak memory over the sweep: its processes' GPU memory, else the device's, else host RSS."""
-    memory = data.get("memory")
-    if not isinstance(memory, dict):
+    m = data.memory
+    if m is None:
         return None
-    for key in ("peak_process_used_mib", "peak_device_used_mib", "peak_host_rss_mib"):
-        if is_number(memory.get(key)):
-            return memory[key]
-    return None
+    return m.peak_process_used_mib or m.peak_device_used_mib or m.peak_host_rss_mib
 
 
 def serving_table(c: Collection) -> Table | None:
     if not c.serving:
         return None
-    rows = []
+    rows, notes = [], {}
     for data in c.serving:
         peak = peak_memory(data)
-        for load in data["loads"]:
-            good = load.get("goodput_rps")
+        for load in data.loads:
+            for why in load.unmeasured.values():
+                notes.setdefault(why, []).append(f"{data.stack} {load.load}")
             rows.append(
                 [
-                    f"{stack_label(data['stack'])} ({data.get('server', '?')})",
-                    data["scenario"],
-                    load["load"],
-                    f"{load['completed']:,} / {load['requests']:,}",
-                    f"{load['failed']:,} ⚠" if load["failed"] else "0",
-                    fmt(load["achieved_rps"], 2),
-                    fmt(load["output_tokens_per_s"], 0),
-                    _pair(load.get("ttft_ms")),
-                    _pair(load.get("tpot_ms")),
-                    _pair(load.get("e2e_ms")),
-                    fmt(good, 2) if is_number(good) else "—",
+                    f"{stack_label(data.stack)} ({data.server})",
+                    data.scenario,
+                    load.load,
+                    f"{load.completed:,} / {load.requests:,}",
+                    f"{load.failed:,} ⚠" if load.failed else "0",
+                    _rate(load, "achieved_rps", 2),
+                    _rate(load, "output_tokens_per_s", 0),
+                    _pair(load, "ttft_ms"),
+                    _pair(load, "tpot_ms"),
+                    _pair(load, "e2e_ms"),
+                    fmt(load.tokens_per_chunk, 2) if load.tokens_per_chunk is not None else "—",
+                    _rate(load, "goodput_rps", 2),
                     fmt(peak, 0),
                 ]
             )
+    why = " ".join(f"Not measured ({', '.join(where)}): {reason}." for reason, where in notes.items())
     return Table(
         "Online serving",
         [
@@ -78,12 +76,16 @@ def serving_table(c: Collection) -> Table | None:
             "TTFT p50 / p99 ms",
             "TPOT p50 / p99 ms",
             "E2E p50 / p99 ms",
+            "tokens / chunk",
             "goodput req/s",
             "server peak MiB",
         ],
         rows,
         "TTFT: send to the first streamed chunk. TPOT: (E2E - TTFT) / (output tokens - 1), per request. E2E: send "
-        "to the last byte. Goodput: completed requests per second that met every SLO the run was given. Figures "
-        "are over completed requests; failed ones are counted, with their reasons in the result file. Server peak: "
-        "over the whole sweep, its processes' GPU memory (NVML), else the device's, else its host RSS.",
+        "to the last byte. Tokens / chunk: output tokens over the chunks that carried them (1 when the server "
+        "streamed token by token). Goodput: completed requests per second that met every SLO the run was given "
+        "(a one-token answer has no TPOT and meets a TPOT limit). Figures are over completed requests; failed "
+        "ones are counted, with their reasons in the result file. Server peak: over the whole sweep, its "
+        "processes' GPU memory (NVML), else the device's, else its host RSS."
+        + (f" {why}" if why else ""),
     )

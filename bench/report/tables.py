@@ -3,6 +3,7 @@ from the results. Markdown and HTML only render these."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.report.collect import CV_FLAG, SHORT_RUN_S, Collection, Group, Row, Stat, pick_baseline, verdict
@@ -22,6 +23,15 @@ class Table:
 
 def fmt(x: float | None, digits: int = 1) -> str:
     return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def sig(x: float | None) -> str:
+    """Three significant digits, thousands separated: a small real quantity never rounds to 0."""
+    if x is None:
+        return "—"
+    if x == 0 or abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.{2 - int(math.floor(math.log10(abs(x))))}f}"
 
 
 def with_ci(row: Row, metric: str, digits: int = 1) -> str:

@@ -146,7 +146,13 @@ class ModelInfo(_Model):
     kv_bytes_per_token: int | None = None
 
 
+OFFLINE_KIND = "offline"
+
+
 class Result(_Model):
+    # Which kind of file this is (serving results say "serving", cross-checks "crosscheck"); files written
+    # before it existed are offline results.
+    kind: Literal["offline"] = OFFLINE_KIND
     schema_version: Literal[2] = SCHEMA_VERSION  # bump on breaking changes
     run_id: str
     suite: str

@@ -46,6 +46,20 @@ def loads_from(profile, rates, concurrency, burstiness, seed, plan=None):
     return loads + [Load("concurrency", concurrency=c) for c in sorted(concurrency)]
 
 
+def check_sweep_size(workload, loads: int) -> None:
+    """Refuse a sweep whose result would hold more streamed chunks than `MAX_SWEEP_TOKENS` (each is a
+    number in the result file): found before any server starts."""
+    from bench.serving import MAX_SWEEP_TOKENS
+
+    tokens = workload.num_requests * workload.output_len.upper * loads
+    if tokens > MAX_SWEEP_TOKENS:
+        raise UserError(
+            f"{workload.num_requests:,} requests of up to {workload.output_len.upper:,} output tokens over {loads} "
+            f"load(s) stream up to {tokens:,} tokens, over the {MAX_SWEEP_TOKENS:,} one serving result records; "
+            "send fewer requests or loads"
+        )
+
+
 def pick_scenario(suite, stack: str, name: str | None):
     """The named scenario of `stack`, or its only one; refused where it sets what the stack's server
     cannot do (a server started without it would measure something else)."""
@@ -93,7 +107,7 @@ def resolve(device: str) -> str:
 def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, profile, rates, concurrency, **more):
     """Run a stack's OpenAI-compatible server under each load in turn and write one serving result."""
     from bench.serving.run import server_inputs, sweep, write
-    from bench.serving.server import ServerDied
+    from bench.serving.server import ServerDied, healthy
     from bench.stacks import load_server, recorded_packages
     from bench.suite import load_suite
     from bench.telemetry import environment
@@ -103,11 +117,21 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     loads = loads_from(profile, rates, concurrency, more["burstiness"], more["seed"], suite.serving)
     slos = (dict(suite.serving.slos) if suite.serving else {}) | slos
     s = pick_scenario(suite, stack, scenario)
-    run_dir = out / fresh_run_id(out, "--out", run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model_dir, requests, settings = server_inputs(suite, s, resolve(device))
     kind = load_server(stack)
+    url = f"http://127.0.0.1:{port}"
+    if healthy(url):  # before a run directory exists
+        raise UserError(f"--port {port}: {url} already answers /health: another server is running there")
+    check_sweep_size(suite.workloads[s.workload], len(loads))
+    run_id = fresh_run_id(out, "--out", run_id)
+    run_dir = out / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / f"{stack}-server.log").touch()
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write into {run_dir}: {e.strerror}") from None
+    model_dir, requests, settings = server_inputs(suite, s, resolve(device))
     click.echo(f"{kind.name}: {len(requests)} requests of {s.workload}, {len(loads)} load(s) ...", err=True)
+    identity = {"run_id": run_id, "stack": stack, "suite": suite.name, "scenario": s.name, "model": suite.model}
     try:
         result = sweep(
             kind,
@@ -116,6 +140,7 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
             loads,
             run_dir / f"{stack}-server.log",
             port,
+            identity | {"workload": s.workload},
             settings,
             slos,
             progress=lambda line: click.echo(line, err=True),
@@ -123,11 +148,10 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     except ServerDied as e:
         click.echo(f"Error: {e}", err=True)
         exit_now(1)
-    result["environment"] = environment.collect(packages=(*recorded_packages(), "httpx", "fastapi", "uvicorn"))
-    result |= {"stack": stack, "suite": suite.name, "scenario": s.name, "model": suite.model, "workload": s.workload}
+    result.environment = environment.collect(packages=(*recorded_packages(), "aiohttp", "uvloop", "fastapi", "uvicorn"))
     path = run_dir / f"serving-{stack}-{s.name}.json"
     write(result, path)
-    click.echo(f"{result['status']}: {len(result['loads'])} load(s); result in {path}")
-    if result["status"] != "ok":
-        click.echo(f"  {result['error']}", err=True)
-    exit_now(0 if result["status"] == "ok" else 1)
+    click.echo(f"{result.status}: {len(result.loads)} load(s); result in {path}")
+    if result.status != "ok":
+        click.echo(f"  {result.error}", err=True)
+    exit_now({"ok": 0, "interrupted": 130}.get(result.status, 1))

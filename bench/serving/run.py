@@ -1,20 +1,21 @@
 """One stack's server under a sweep of loads: started once, warmed up, each load sent in turn while its
 KV figures are scraped, the whole written as one result file. Requests that failed are counted in it; a
-server that dies mid-sweep ends the sweep, keeping every request already answered."""
+server that dies mid-sweep ends the sweep, keeping every request already answered; an interrupt (Ctrl-C,
+SIGTERM) ends it keeping every load that finished, the result marked interrupted."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import interrupts
+from bench.results.serving import LoadFigures, LoadResult, ServingResult
 from bench.results.store import write_atomic
-from bench.serving import SCHEMA
-from bench.serving.client import Record, run_load
-from bench.serving.metrics import LoadSummary, summarize
+from bench.serving.client import run_load
+from bench.serving.metrics import columns, summarize
 from bench.serving.schedule import Load
 from bench.serving.server import ServeRequest, ServerKind, healthy, serve
 from bench.telemetry.sampler import Sampler
@@ -85,6 +86,10 @@ def server_inputs(suite, scenario, device: str) -> tuple[Path, list[ServeRequest
     return model_dir, requests, settings | {"device": device}
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a sweep: the loads that finished are kept."""
+
+
 def sweep(
     kind: ServerKind,
     model_dir: Path,
@@ -92,52 +97,63 @@ def sweep(
     loads: list[Load],
     log: Path,
     port: int,
+    identity: dict,
     settings: dict | None = None,
     slos: dict[str, float] | None = None,
     progress=print,
-) -> dict:
-    """Run every load against one server; return the result (see `SCHEMA`)."""
-    result: dict = {"schema": SCHEMA, "server": kind.name, "settings": settings or {}, "slos": slos or {}}
-    result |= {"requests": len(requests), "loads": [], "timeline": [], "status": "ok", "error": None}
-    with serve(kind, model_dir, port, log, settings) as server:
-        url = server.url
-        warm_up(url, kind, requests)
-        # The server's memory (NVML, host RSS) by the run's monitor process, its KV gauges by the scraper,
-        # both on one time axis: seconds since the sampler started.
-        memory = Sampler(interval_ms=500, pid=server.pid)
-        scrape_url = f"{url}{kind.metrics_path}" if kind.metrics_path else None
-        with memory, Scraper(scrape_url, time.perf_counter() - memory.now(), kind.metrics) as scraper:
-            for load in loads:
-                memory.mark(load.label)
-                started = memory.now()
-                records, duration = run_load(url, kind, "model", requests, load, progress=progress)
-                summary = summarize(records, load, duration, slos)
-                result["loads"].append(_entry(summary, records, started))
-                progress(one_line(summary))
-                if not healthy(url):
-                    result |= {"status": "failed", "error": f"{kind.name} stopped answering during {load.label}"}
-                    break
-        result["timeline"] = scraper.samples
-        result["memory"] = memory.memory("server").model_dump(exclude_none=True)
-    if any(entry["failed"] for entry in result["loads"]) and result["status"] == "ok":
-        result |= {"status": "failed", "error": "some requests failed (see each load's errors)"}
+) -> ServingResult:
+    """Run every load against one server; return the result. `identity`: the run id, stack, suite,
+    scenario, model and workload the result names."""
+    result = ServingResult(
+        **identity, server=kind.name, settings=settings or {}, slos=slos or {}, requests=len(requests)
+    )
+    with interrupts.raising(SweepInterrupted):
+        try:
+            with serve(kind, model_dir, port, log, settings) as server:
+                url = server.url
+                warm_up(url, kind, requests)
+                # The server's memory (NVML, host RSS) by the run's monitor process, its KV gauges by the
+                # scraper, both on one time axis: seconds since the sampler started.
+                memory = Sampler(interval_ms=500, pid=server.pid)
+                scrape_url = f"{url}{kind.metrics_path}" if kind.metrics_path else None
+                with memory, Scraper(scrape_url, time.perf_counter() - memory.now(), kind.metrics) as scraper:
+                    try:
+                        _loads(result, kind, url, requests, loads, slos, memory, progress)
+                    finally:
+                        result.timeline = scraper.samples
+                        result.memory = memory.memory("server")
+        except SweepInterrupted:
+            done = len(result.loads)
+            result.status, result.error = "interrupted", f"interrupted after {done} of {len(loads)} load(s)"
+    if result.status == "ok" and any(entry.failed for entry in result.loads):
+        result.status, result.error = "failed", "some requests failed (see each load's errors)"
     return result
 
 
-def _entry(summary: LoadSummary, records: list[Record], started_s: float) -> dict:
-    return summary.model_dump() | {"started_s": started_s, "records": [asdict(r) for r in records]}
+def _loads(result: ServingResult, kind, url, requests, loads, slos, memory, progress) -> None:
+    for load in loads:
+        memory.mark(load.label)
+        started = memory.now()
+        records, duration, health = run_load(url, kind, "model", requests, load, progress=progress)
+        summary = summarize(records, load, duration, slos, health)
+        result.loads.append(LoadResult(**summary.model_dump(), started_s=started, records=columns(records)))
+        progress(one_line(summary))
+        if not healthy(url):
+            result.status, result.error = "failed", f"{kind.name} stopped answering during {load.label}"
+            return
 
 
-def one_line(s: LoadSummary) -> str:
+def one_line(s: LoadFigures) -> str:
     p = lambda x: f"{x.p50:,.0f}/{x.p99:,.0f}" if x else "—"  # noqa: E731
     good = f", goodput {s.goodput_rps:.2f} req/s" if s.goodput_rps is not None else ""
     failed = f"; {s.failed} FAILED: {s.errors[0]}" if s.failed else ""
+    notes = "".join(f"; {why}" for why in dict.fromkeys(s.unmeasured.values()))
     return (
         f"{s.load}: {s.completed}/{s.requests} ok, {s.achieved_rps:.2f} req/s, "
         f"{s.output_tokens_per_s:,.0f} output tok/s, TTFT p50/p99 {p(s.ttft_ms)} ms, "
-        f"TPOT {p(s.tpot_ms)} ms{good}{failed}"
+        f"TPOT {p(s.tpot_ms)} ms{good}{failed}{notes}"
     )
 
 
-def write(result: dict, path: Path) -> None:
-    write_atomic(path, json.dumps(result, indent=1), replace=True)
+def write(result: ServingResult, path: Path) -> None:
+    write_atomic(path, result.model_dump_json(indent=None), replace=True)

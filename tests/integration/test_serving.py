@@ -68,16 +68,20 @@ def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite
     expected = [q.output_len for q in build_workload("chat", spec, range(32, 127)).requests]
     for load in result["loads"]:
         assert load["completed"] == 8 and load["failed"] == 0
-        assert [x["output_tokens"] for x in load["records"]] == expected  # exactly the workload's lengths
+        assert load["records"]["output_tokens"] == expected  # exactly the workload's lengths
         assert load["output_tokens_per_s"] > 0 and load["goodput_rps"] is not None
         assert load["ttft_ms"]["count"] == 8 and load["e2e_ms"]["p99"] >= load["ttft_ms"]["p99"]
     memory = result["memory"]  # the server's process (and its children), sampled through the sweep
     assert memory["peak_host_rss_mib"] > 50 and [p["name"] for p in memory["phases"]] == [
         x["load"] for x in result["loads"]
     ]
-    records = [x for load in result["loads"] for x in load["records"]]
-    if stack == "vllm":  # its chunks' token ids were counted and agreed with usage (a chunk may carry several)
-        assert all(x["streamed_tokens"] == x["output_tokens"] >= len(x["chunk_s"]) >= 1 for x in records)
+    for load in result["loads"]:
+        columns = load["records"]
+        assert sum(columns["chunks"]) == len(columns["chunk_us"]) and min(columns["chunks"]) >= 1
+        assert load["client"]["cpu_share"] is not None and load["client"]["loop_lag_ms_p99"] is not None
+        if stack == "vllm":  # its chunks' token ids were counted and agreed with usage (a chunk may carry several)
+            assert columns["streamed_tokens"] == columns["output_tokens"]
+            assert all(t >= c for t, c in zip(columns["output_tokens"], columns["chunks"]))
     r = run_cli("collect", tmp_path, "--out", tmp_path / "report", "--no-plots")
     assert r.returncode == 0, r.stderr
     table = (tmp_path / "report" / "report.md").read_text().split("### Online serving")[1].split("###")[0]
@@ -117,14 +121,16 @@ def test_a_server_that_dies_mid_load_fails_clearly_and_keeps_what_was_answered(t
     killer = threading.Thread(target=kill_after_some_answers, daemon=True)
     killer.start()
     settings = {"enforce_eager": True, "kv_cache_space_gib": 1, "max_model_len": 256}
+    identity = {"run_id": "r", "stack": "vllm", "suite": "s", "scenario": "v", "model": "m", "workload": "w"}
     result = sweep(load_server("vllm"), model, requests, [Load("concurrency", concurrency=1)], tmp_path / "server.log",
-                   port, settings, progress=lambda line: None)  # fmt: skip
-    load = result["loads"][0]
-    assert result["status"] == "failed" and "stopped answering" in result["error"]
-    assert 0 < load["completed"] < 12 and load["failed"] == 12 - load["completed"]
-    answered = [x for x in load["records"] if x["error"] is None]
-    assert all(x["output_tokens"] == 40 for x in answered)  # what was answered is kept, checked
-    assert load["errors"] and all(x["error"] for x in load["records"] if x not in answered)
+                   port, identity, settings, progress=lambda line: None)  # fmt: skip
+    load = result.loads[0]
+    assert result.status == "failed" and "stopped answering" in result.error
+    assert 0 < load.completed < 12 and load.failed == 12 - load.completed
+    columns = load.records
+    answered = [k for k, e in enumerate(columns.error) if e is None]
+    assert all(columns.output_tokens[k] == 40 for k in answered)  # what was answered is kept, checked
+    assert load.errors and all(columns.error[k] for k in range(12) if k not in answered)
     # The engine's processes, orphaned when the server was killed, were stopped too.
     left = []
     for pid in set(psutil.pids()) - before:

@@ -5,13 +5,28 @@ import statistics
 
 import pytest
 
+from bench.results.serving import LoadResult, ServingResult
 from bench.serving.client import Record, check
-from bench.serving.metrics import per_request, summarize
+from bench.serving.metrics import columns, per_request, summarize
 from bench.serving.run import parse_metrics
 from bench.serving.schedule import Load, send_times
 from bench.serving.server import ServeRequest
 from bench.stacks.vllm.serve import METRICS
 from tests.conftest import run_cli
+
+
+def serving_file(path, records_by_load, loads, status="ok", error=None, **kw):
+    """A serving result file as `pagedbench serve` writes it, from each load's records."""
+    entries = []
+    for (load, summary), records in zip(loads, records_by_load):
+        entries.append(LoadResult(**summary.model_dump(), started_s=kw.pop(f"started_{load}", 0.0),
+                                  records=columns(records)))  # fmt: skip
+    identity = dict(run_id="r", stack="vllm", server="vllm serve", suite="s", scenario="v", model="m", workload="w")
+    result = ServingResult(**(identity | kw), requests=max(len(r) for r in records_by_load), loads=entries,
+                           status=status, error=error)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.model_dump_json())
+    return result
 
 
 def gaps(times):
@@ -115,17 +130,18 @@ def test_a_failed_serving_run_is_reported_with_its_failures(tmp_path):
 
     ok = Record(index=0, sent_s=0.0, chunk_s=[0.1, 0.2], end_s=0.2, output_tokens=2)
     lost = Record(index=1, sent_s=0.0, error="ConnectError: connection lost")
-    summary = summarize([ok, lost], Load("concurrency", concurrency=1), duration_s=1.0)
-    result = {"schema": "pagedbench-serving/1", "stack": "vllm", "server": "vllm serve", "scenario": "v"}
-    result |= {"status": "failed", "error": "vllm serve stopped answering during concurrency 1"}
-    result["loads"] = [summary.model_dump()]
-    (tmp_path / "serving-vllm-v.json").write_text(json.dumps(result))
+    load = Load("concurrency", concurrency=1)
+    summary = summarize([ok, lost], load, duration_s=1.0)
+    error = "vllm serve stopped answering during concurrency 1"
+    serving_file(tmp_path / "serving-vllm-v.json", [[ok, lost]], [(load.label, summary)], status="failed", error=error)
     c = collect(tmp_path)
-    assert c.serving and c.problems == [("serving-vllm-v.json", "serving failed: " + result["error"])]
+    assert c.serving and c.problems == [("serving-vllm-v.json", "serving failed: " + error)]
     row = serving_table(c).rows[0]
     assert row[:5] == ["vLLM (vllm serve)", "v", "concurrency 1", "1 / 2", "1 ⚠"]
-    (tmp_path / "serving-vllm-v.json").write_text(json.dumps(result | {"loads": [{"load": "x"}]}))
-    assert collect(tmp_path).serving == []  # a file missing the figures is a problem, not a row
+    data = json.loads((tmp_path / "serving-vllm-v.json").read_text())
+    (tmp_path / "serving-vllm-v.json").write_text(json.dumps(data | {"loads": [{"load": "x"}]}))
+    c = collect(tmp_path)  # a file missing the figures is a problem, not a row
+    assert c.serving == [] and "serving result does not match the schema: loads.0" in c.problems[0][1]
 
 
 def test_a_suites_serving_plan_gives_the_loads_and_is_checked(tmp_path):
@@ -155,20 +171,19 @@ def test_the_serving_charts_draw_latency_goodput_and_kv_against_load(tmp_path):
 
     from bench.report import write_report
 
-    loads = []
+    loads, all_records, started = [], [], {}
     for i, rate in enumerate([1.0, 4.0, 16.0]):
         records = [
             Record(index=k, sent_s=k / rate, chunk_s=[k / rate + 0.05 * (i + 1), k / rate + 0.1 * (i + 1)],
                    end_s=k / rate + 0.1 * (i + 1), output_tokens=2)
             for k in range(8)
         ]  # fmt: skip
-        s = summarize(records, Load("poisson", rate=rate), duration_s=8 / rate, slos={"ttft_ms_p99": 120})
-        loads.append(s.model_dump() | {"started_s": 10.0 * i})
+        load = Load("poisson", rate=rate)
+        loads.append((load.label, summarize(records, load, duration_s=8 / rate, slos={"ttft_ms_p99": 120})))
+        all_records.append(records)
+        started[f"started_{load.label}"] = 10.0 * i
     timeline = [{"t_s": t, "kv_usage": min(1.0, t / 30)} for t in range(0, 30)]
-    result = {"schema": "pagedbench-serving/1", "stack": "vllm", "server": "vllm serve", "scenario": "v",
-              "status": "ok", "loads": loads, "timeline": timeline}  # fmt: skip
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "serving-vllm-v.json").write_text(json.dumps(result))
+    serving_file(tmp_path / "r" / "serving-vllm-v.json", all_records, loads, timeline=timeline, **started)
     write_report(tmp_path / "r", tmp_path / "report")
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Latency against load" in page and "Goodput and KV use against load" in page
@@ -185,11 +200,10 @@ def test_compare_gates_serving_results_load_by_load(tmp_path):
         ok = [Record(k, t, chunk_s=[t + ttft_s, t + ttft_s + 0.02], end_s=t + ttft_s + 0.02, output_tokens=2)
               for k, t in enumerate(starts)]  # fmt: skip
         lost = [Record(index=100 + k, sent_s=0.0, error="HTTP 500: boom") for k in range(failed)]
-        summary = summarize(ok + lost, Load("poisson", rate=2), duration_s=40.0)
-        result = {"schema": "pagedbench-serving/1", "stack": "vllm", "server": "vllm serve", "scenario": "v",
-                  "status": "failed" if failed else "ok", "model": "m", "loads": [summary.model_dump()]}  # fmt: skip
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "serving-vllm-v.json").write_text(json.dumps(result))
+        load = Load("poisson", rate=2)
+        summary = summarize(ok + lost, load, duration_s=40.0)
+        serving_file(tmp_path / name / "serving-vllm-v.json", [ok + lost], [(load.label, summary)],
+                     status="failed" if failed else "ok", error="some requests failed" if failed else None)  # fmt: skip
         return tmp_path / name
 
     base = serving_dir("base", ttft_s=0.05)
@@ -219,3 +233,73 @@ def test_a_running_load_says_how_many_requests_have_their_answer():
 
     asyncio.run(briefly())
     assert lines and lines[0].startswith("  poisson 2 req/s: 2/5 answered after ")  # a failure is an answer too
+
+
+def test_a_server_that_did_not_stream_has_no_latency_figures_only_the_reason():
+    whole = [Record(k, 0.0, chunk_s=[0.5], end_s=0.5, output_tokens=16) for k in range(10)]
+    s = summarize(whole, Load("concurrency", concurrency=2), duration_s=2.5, slos={"ttft_ms_p99": 1000})
+    assert s.ttft_ms is s.tpot_ms is s.itl_ms is s.goodput_rps is None and s.e2e_ms.count == 10
+    assert "did not stream: 10 of 10 answers" in s.unmeasured["ttft_ms"] and s.tokens_per_chunk == 16
+    streamed = [Record(k, 0.0, chunk_s=[0.1 * (j + 1) for j in range(16)], end_s=1.6, output_tokens=16)
+                for k in range(10)]  # fmt: skip
+    s = summarize(streamed, Load("concurrency", concurrency=2), duration_s=8.0)
+    assert not s.unmeasured and s.tokens_per_chunk == 1 and s.ttft_ms.p50 == pytest.approx(100)
+
+
+def test_a_client_bound_load_is_marked_and_its_latencies_not_given():
+    from bench.results.serving import ClientHealth
+
+    records = [Record(k, 0.0, chunk_s=[0.1, 0.2], end_s=0.2, output_tokens=2) for k in range(4)]
+    bound = ClientHealth(cpu_share=0.97, bound=True, reason="the client used 97% of a core")
+    s = summarize(records, Load("poisson", rate=50), duration_s=0.1, client=bound)
+    assert s.ttft_ms is None and s.unmeasured["achieved_rps"].startswith("client-bound: the client used 97%")
+
+
+def test_a_one_token_answer_has_no_tpot_and_meets_a_tpot_slo():
+    one = Record(0, 0.0, chunk_s=[0.05], end_s=0.05, output_tokens=1)
+    s = summarize([one], Load("concurrency", concurrency=1), duration_s=1.0, slos={"tpot_ms_p99": 10})
+    assert s.tpot_ms is None and s.goodput_rps == 1.0
+
+
+def test_records_are_stored_as_columns_and_any_figure_comes_back_from_them():
+    records = [Record(1, 0.5, chunk_s=[0.6, 0.7, 0.75], streamed_tokens=3, end_s=0.8, output_tokens=3),
+               Record(0, 0.0, error="HTTP 500: boom")]  # fmt: skip
+    c = columns(records)
+    assert c.index == [0, 1] and c.chunks == [0, 3] and c.chunk_us == [100000, 200000, 250000]
+    assert c.error == ["HTTP 500: boom", None] and c.end_s == [None, 0.8]
+    with pytest.raises(ValueError, match="chunk_us"):
+        type(c).model_validate(c.model_dump() | {"chunks": [0, 2]})
+
+
+def test_collect_reads_a_serving_result_at_the_size_of_a_full_sweep(tmp_path):
+    """6 loads of 1,536 requests of 256 streamed tokens: 2.4 M chunk times, more than a million values."""
+    from bench.files import MAX_JSON_BYTES
+    from bench.report.gather import collect
+    from bench.serving import MAX_SWEEP_TOKENS
+
+    n, tokens = 1536, 256
+    all_records, loads = [], []
+    for rate in (1, 2, 4, 8, 16, 32):
+        records = [Record(k, k / rate, chunk_s=[k / rate + 0.01 * (j + 1) for j in range(tokens)],
+                          end_s=k / rate + 0.01 * tokens, output_tokens=tokens) for k in range(n)]  # fmt: skip
+        load = Load("poisson", rate=rate)
+        loads.append((load.label, summarize(records, load, duration_s=n / rate)))
+        all_records.append(records)
+    serving_file(tmp_path / "serving-vllm-v.json", all_records, loads)
+    size = (tmp_path / "serving-vllm-v.json").stat().st_size
+    c = collect(tmp_path)
+    assert not c.problems and len(c.serving) == 1 and len(c.serving[0].loads) == 6
+    assert sum(len(x.records.chunk_us) for x in c.serving[0].loads) == 6 * n * tokens
+    # The largest sweep `serve` accepts stays under what the reader takes, at this file's bytes per chunk.
+    assert MAX_SWEEP_TOKENS * (size / (6 * n * tokens)) * 1.5 < MAX_JSON_BYTES
+
+
+def test_a_sweep_larger_than_a_result_records_is_refused_before_anything_starts(tmp_path):
+    suite = tmp_path / "big.yaml"
+    suite.write_text(
+        "name: big\nmodel: synthetic:tiny-llama\nworkloads: {w: {requests: 1000000, prompt_len: 4, output_len: 64}}\n"
+        "scenarios: [{name: v, stack: vllm, workload: w}]\n"
+    )
+    r = run_cli("serve", "--stack", "vllm", "--suite", suite, "--rate", "1", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "over the 16,000,000 one serving result records" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

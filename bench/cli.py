@@ -15,6 +15,7 @@ import click
 from bench import __version__, interrupts
 from bench.cli_support import Finite, Group, exit_now, fresh_run_id, out_option, suite_options, writable_file
 from bench.errors import ResultWriteError, UserError
+from bench.serving.capacity import bench_client
 from bench.serving.cli import serve_cmd
 from bench.stacks import STACKS, default_baseline
 
@@ -239,6 +240,8 @@ def collect_(results, out, baseline, no_plots, strict):
     )
     for f, reason in c.problems:
         click.echo(f"  problem: {f}: {reason}", err=True)
+    for f, what in c.notes:
+        click.echo(f"  note: {f}: {what}", err=True)
     sys.exit(1 if strict and c.problems else 0)
 
 
@@ -372,6 +375,7 @@ def monitor(interval, count):
 
 
 main.add_command(serve_cmd)  # `pagedbench serve`, in the serving package
+main.add_command(bench_client)  # `pagedbench bench-client`: the load generator's own capacity
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Upper bounds, far above any real benchmark, so that a typo cannot exhaust memory before a check runs.
 MAX_TOKENS = 10_000_000  # one sequence's prompt or output, or a model's length
-MAX_REQUESTS = 10_000_000
+MAX_REQUESTS = 1_000_000
+# The prompt tokens a workload holds (requests x their longest prompt): built in memory before a run, a
+# second or so per million; a workload over LARGE_WORKLOAD_TOKENS says so while it is built.
+MAX_WORKLOAD_TOKENS = 50_000_000
+LARGE_WORKLOAD_TOKENS = 2_000_000
 
 
 class Strict(BaseModel):
@@ -106,6 +110,12 @@ class Workload(Strict):
             raise ValueError("give exactly one of 'prompts' (text) or 'prompt_len' (synthetic token ids)")
         if self.prompt_len is not None and self.requests is None:
             raise ValueError("'requests' is required with 'prompt_len'")
+        if self.prompt_tokens_upper > MAX_WORKLOAD_TOKENS:
+            raise ValueError(
+                f"{self.num_requests:,} requests of up to {self.prompt_tokens_upper // self.num_requests:,} prompt "
+                f"tokens hold up to {self.prompt_tokens_upper:,} tokens, over the {MAX_WORKLOAD_TOKENS:,} a workload "
+                "may hold; send fewer or shorter requests"
+            )
         if self.samples_per_prompt > 1 and self.temperature == 0:
             raise ValueError("samples_per_prompt > 1 needs temperature > 0 (greedy samples would all be the same)")
         if self.beam_width > 1:
@@ -126,6 +136,15 @@ class Workload(Strict):
     @property
     def num_requests(self) -> int:
         return self.requests if self.requests is not None else len(self.prompts or [])
+
+    @property
+    def prompt_tokens_upper(self) -> int:
+        """The most prompt tokens the workload can hold (text prompts: their characters bound their tokens)."""
+        if self.prompt_len is not None:
+            longest = self.prompt_len.upper
+        else:
+            longest = max(len(p.encode()) for p in self.prompts or [""])
+        return self.num_requests * (longest + self.shared_prefix_len)
 
 
 # --- online serving ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from bench import interrupts
 from bench.breakdown import memory_breakdown, weights_mib
-from bench.config import ScenarioBase
+from bench.config import LARGE_WORKLOAD_TOKENS, ScenarioBase
 from bench.context import RunContext, RunOptions
 from bench.errors import ResultWriteError, UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
@@ -274,6 +274,12 @@ def run_suite(suite: Suite, opts: RunOptions, progress=print) -> RunSummary:
             for s in scenarios:
                 for repeat in range(repeats[s.name]):
                     k += 1
+                    spec = suite.workloads[s.workload]
+                    if s.workload not in ctx.workloads and spec.prompt_tokens_upper > LARGE_WORKLOAD_TOKENS:
+                        progress(
+                            f"building workload {s.workload}: {spec.num_requests:,} requests, up to "
+                            f"{spec.prompt_tokens_upper:,} prompt tokens (about a second per million) ..."
+                        )
                     w = ctx.workload(s.workload)
                     progress(
                         f"[{k}/{total}] {s.stack} {s.name} ({s.resolved_mode}, {len(w.requests)} requests, "

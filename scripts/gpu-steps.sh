@@ -6,7 +6,7 @@
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
-#           sharing-hf sharing-vllm serving-hf serving-vllm serve-crosscheck multi-gpu
+#           sharing-hf sharing-vllm serving-hf serving-vllm serve-crosscheck bench-client multi-gpu
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -122,8 +122,11 @@ for group in "$@"; do
     pb 570 serve --stack vllm --suite serving --out "$R" --run-id serving-vllm-$T
     ;;
   serve-crosscheck)  # needs pandas (vllm bench serve's custom data) in the site
-    limited 540 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve --rate inf \
-      --out "$C/serve-crosscheck-inf-$T.json"
+    limited 540 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve \
+      --rates inf,0.5x,0.9x --requests 1024 --out "$C/serve-crosscheck-$T.json"
+    ;;
+  bench-client)  # the load generator's own capacity against an instant stub, on this host's CPUs
+    pb 200 bench-client --out "$C/bench-client-$T.json"
     ;;
   multi-gpu)  # two GPUs or more
     pb 570 run --stack vllm --suite multi-gpu --out "$R" --run-id multi-gpu-vllm-$T

@@ -13,6 +13,7 @@ anything but kubectl."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.errors import UserError  # noqa: E402
 from bench.stacks import STACKS  # noqa: E402
-from bench.suite import load_suite  # noqa: E402
+from bench.suite import builtin_suites, load_suite  # noqa: E402
 
 VERSION = "0.1.0"
 SECURITY = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
@@ -160,20 +162,74 @@ def jobs(suites: list[str], run_id: str, prefix: str, variant: str, product: str
     return out
 
 
+# What Kubernetes accepts: a DNS label (Job names, label values are stricter than names), an image reference's
+# registry and path (lower case), a label value.
+RUN_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?")
+IMAGE_PREFIX = re.compile(
+    r"[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([._-][a-z0-9]+)*)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+)
+LABEL_VALUE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,61})?[A-Za-z0-9]")
+MAX_NAME = 63  # a Job's name goes into its pods' job-name label
+VARIANTS = ("cu130", "cu128")  # the CUDA images (`make build CUDA=...`)
+
+
+def check(a) -> None:
+    """Every argument as Kubernetes and the images will take it, before a manifest is written."""
+    if not RUN_ID.fullmatch(a.run_id):
+        raise UserError(
+            f"--run-id {a.run_id!r}: give 1 to 30 lower-case letters, digits and '-', starting and ending with a "
+            "letter or digit (it names the Jobs and labels them)"
+        )
+    if not IMAGE_PREFIX.fullmatch(a.image_prefix):
+        raise UserError(
+            f"--image-prefix {a.image_prefix!r}: give where the images were pushed, as registry[:port]/namespace "
+            "in lower case (e.g. registry.example:5000/pagedbench)"
+        )
+    if a.gpu_product is not None and not LABEL_VALUE.fullmatch(a.gpu_product):
+        raise UserError(f"--gpu-product {a.gpu_product!r}: a node label value (at most 63 letters, digits, '-_.')")
+    known = builtin_suites()
+    for name in a.suite:
+        if name not in known:
+            raise UserError(
+                f"--suite {name!r}: the Jobs run the suites built into the images; give one of {', '.join(known)}"
+            )
+        suite = load_suite(name)
+        stacks = [n for n, spec in STACKS.items() if spec.role != "test" and any(x.stack == n for x in suite.scenarios)]
+        if not stacks:
+            raise UserError(f"--suite {name}: it has no scenario of a stack with an image ({', '.join(STACKS)})")
+        longest = max(len(f"pagedbench-{a.run_id}-{suite.name}-{x}") for x in [*stacks, "prepare"])
+        if longest > MAX_NAME:
+            raise UserError(f"--run-id {a.run_id!r}: the Job names of suite {name} would be over {MAX_NAME} characters")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, as the rest of the tool answers a bad argument
+        print(f"Error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _Parser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", action="append", required=True, help="a built-in suite (repeatable)")
     p.add_argument("--run-id", required=True, help="lower-case letters, digits and '-': it names the Jobs")
     p.add_argument("--image-prefix", required=True, help="where the images were pushed (registry/namespace)")
-    p.add_argument("--variant", default="cu130")
+    p.add_argument("--variant", default="cu130", choices=VARIANTS)
     p.add_argument("--gpu-product", default=None, help="run on nodes of this GPU type only (nvidia.com/gpu.product)")
     a = p.parse_args(argv)
-    if not all(c.isdigit() or c == "-" or ("a" <= c <= "z") for c in a.run_id) or len(a.run_id) > 30:
-        p.error("--run-id: at most 30 lower-case letters, digits and '-' (it goes into Job names)")
+    check(a)
     docs = jobs(a.suite, a.run_id, a.image_prefix, a.variant, a.gpu_product)
-    yaml.safe_dump_all(docs, sys.stdout, sort_keys=False)
+    text = yaml.safe_dump_all(docs, sort_keys=False)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # a reader that stopped early (| head)
+        sys.stderr.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)

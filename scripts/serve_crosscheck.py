@@ -1,15 +1,23 @@
-"""One load on vLLM's server sent twice — by PagedBench's load generator and by `vllm bench serve`, vLLM's
-own client — with the same prompts and output lengths at the same offered Poisson rate, and the two tools'
-figures side by side. Both define TPOT as (E2E - TTFT) / (output - 1) and TTFT as the first streamed chunk,
-so on one server they should agree within a few per cent; a larger gap is the tools', not the server's.
+"""Loads on vLLM's server sent twice each — by PagedBench's load generator and by `vllm bench serve`,
+vLLM's own client — with the same prompts and output lengths at the same offered Poisson rate (or all at
+once), and the two tools' figures side by side. Both define TPOT as (E2E - TTFT) / (output - 1) and TTFT
+as the first streamed chunk, so on one server they should agree within a few per cent; a larger gap is
+the tools', not the server's.
 
-    python scripts/serve_crosscheck.py --suite serving --scenario vllm-serve --rate 8 --out crosscheck.json
+    python scripts/serve_crosscheck.py --suite serving --scenario vllm-serve --rates inf,0.5x,0.9x \
+        --requests 1024 --out crosscheck.json
+
+A rate is requests per second, `inf` (every request at once: the server's saturation), or `Fx`: that
+fraction of the saturation vllm bench serve measured at `inf` (which must come first). The output is JSON
+(`"kind": "serve-crosscheck"`, no NaN or Infinity): `pagedbench collect` names it, it is no result.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.errors import UserError  # noqa: E402
+from bench.results.store import write_atomic  # noqa: E402
 from bench.serving.cli import pick_scenario  # noqa: E402
 from bench.serving.client import run_load  # noqa: E402
 from bench.serving.metrics import summarize  # noqa: E402
@@ -26,6 +35,8 @@ from bench.serving.server import serve  # noqa: E402
 from bench.stacks import load_server  # noqa: E402
 from bench.suite import load_suite  # noqa: E402
 
+KIND = "serve-crosscheck"
+TARGET = 0.03  # the two clients should agree within this on every figure
 # (PagedBench's figure, vllm bench serve's key): the same definitions.
 PAIRS = {
     "request throughput, req/s": ("achieved_rps", "request_throughput"),
@@ -40,19 +51,23 @@ PAIRS = {
 def ours(url, kind, requests, rate, seed) -> dict:
     # inf: every request at once (vllm bench serve's --request-rate inf), so both measure the server's
     # capacity; a finite rate's request throughput is the random schedule's as much as the server's.
-    load = Load("concurrency", concurrency=len(requests)) if rate == float("inf") else Load("poisson", rate, seed=seed)
-    records, duration = run_load(url, kind, "model", requests, load)
-    s = summarize(records, load, duration)
+    load = Load("concurrency", concurrency=len(requests)) if math.isinf(rate) else Load("poisson", rate, seed=seed)
+    records, duration, health = run_load(url, kind, "model", requests, load)
+    s = summarize(records, load, duration, client=health)
+    pick = lambda p, q: getattr(p, q) if p is not None else None  # noqa: E731
     return {
         "achieved_rps": s.achieved_rps,
         "output_tokens_per_s": s.output_tokens_per_s,
-        "ttft_mean_ms": s.ttft_ms.mean,
-        "ttft_p50_ms": s.ttft_ms.p50,
-        "tpot_mean_ms": s.tpot_ms.mean,
-        "e2e_mean_ms": s.e2e_ms.mean,
+        "ttft_mean_ms": pick(s.ttft_ms, "mean"),
+        "ttft_p50_ms": pick(s.ttft_ms, "p50"),
+        "tpot_mean_ms": pick(s.tpot_ms, "mean"),
+        "e2e_mean_ms": pick(s.e2e_ms, "mean"),
         "completed": s.completed,
         "failed": s.failed,
         "errors": s.errors,
+        "tokens_per_chunk": s.tokens_per_chunk,
+        "unmeasured": s.unmeasured,
+        "client": health.model_dump(),
     }
 
 
@@ -72,41 +87,102 @@ def theirs(url, model_dir, requests, rate, seed) -> dict:
          str(len(requests)), "--request-rate", str(rate), "--seed", str(seed), "--ignore-eos",
          "--percentile-metrics", "ttft,tpot,itl,e2el"]
     )  # fmt: skip
-    return bench.main(args)
+    out = bench.main(args)
+    plain = {}
+    for k, v in out.items():  # its figures come as numpy numbers among lists: keep the plain figures
+        if isinstance(v, str) or (isinstance(v, numbers.Real) and not isinstance(v, bool)):
+            plain[k] = v if isinstance(v, str) else (int(v) if isinstance(v, numbers.Integral) else float(v))
+    return plain
+
+
+def finite(value):
+    """JSON has no NaN or Infinity: such a number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def parse_rates(text: str) -> list[str]:
+    rates = [r.strip() for r in text.split(",") if r.strip()]
+    for r in rates:
+        try:
+            ok = r == "inf" or (float(r[:-1]) > 0 if r.endswith("x") else float(r) > 0)
+        except ValueError:
+            ok = False
+        if not ok or r.lower() in ("nan", "nanx"):
+            raise UserError(f"--rates {text!r}: each rate is requests per second, inf, or a fraction like 0.5x")
+    if any(r.endswith("x") for r in rates) and (not rates or rates[0] != "inf"):
+        raise UserError(f"--rates {text!r}: a fraction of the saturation (Fx) needs inf first, which measures it")
+    return rates
+
+
+def compare_rate(url, kind, model_dir, requests, rate: float, seed: int) -> dict:
+    mine = ours(url, kind, requests, rate, seed)
+    vllm = theirs(url, model_dir, requests, rate, seed)
+    rows = []
+    for name, (key, theirs_key) in PAIRS.items():
+        x, y = mine[key], vllm.get(theirs_key)
+        gap = (x - y) / y if x is not None and y else None
+        rows.append({"figure": name, "pagedbench": x, "vllm_bench_serve": y, "difference": gap})
+        shown = f"{gap:+.1%}" if gap is not None else "—"
+        print(f"  {name:28} {x if x is not None else float('nan'):12,.2f} "
+              f"{y if y is not None else float('nan'):12,.2f} {shown:>9}", flush=True)  # fmt: skip
+    gaps = [abs(r["difference"]) for r in rows if r["difference"] is not None]
+    return {
+        "rate": "inf" if math.isinf(rate) else rate,
+        "rows": rows,
+        "worst_difference": max(gaps) if gaps else None,
+        "within_target": bool(gaps and len(gaps) == len(rows) and max(gaps) <= TARGET),
+        "pagedbench": mine,
+        "vllm_bench_serve": vllm,
+    }
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", required=True)
     p.add_argument("--scenario", required=True, help="a vllm scenario of the suite: its workload and knobs")
-    p.add_argument("--rate", type=float, required=True, help="offered requests per second (Poisson), or inf")
+    p.add_argument("--rates", default=None, help="comma-separated: req/s, inf, or Fx (a fraction of inf's rate)")
+    p.add_argument("--rate", default=None, help="one rate (the same as --rates with one)")
+    p.add_argument("--requests", type=int, default=None, help="requests per load (default: the workload's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--out", type=Path, required=True, help="the comparison, as JSON")
     a = p.parse_args(argv)
+    rates = parse_rates(a.rates or a.rate or "inf")
+    if a.requests is not None and not 1 <= a.requests <= 100_000:
+        raise UserError(f"--requests {a.requests}: give 1 to 100,000")
     suite = load_suite(a.suite)
     s = pick_scenario(suite, "vllm", a.scenario)
+    if a.requests is not None:
+        spec = suite.workloads[s.workload].model_copy(update={"requests": a.requests})
+        suite = suite.model_copy(update={"workloads": suite.workloads | {s.workload: spec}})
     model_dir, requests, settings = server_inputs(suite, s, "auto")  # vLLM places itself
     kind = load_server("vllm")
+    comparison = {"kind": KIND, "schema_version": 1, "suite": suite.name, "scenario": s.name}
+    comparison |= {"requests": len(requests), "target": TARGET, "loads": []}
+
+    def save() -> None:
+        write_atomic(a.out, json.dumps(finite(comparison), indent=1, allow_nan=False), replace=True)
+
     with serve(kind, model_dir, a.port, a.out.with_suffix(".server.log"), settings) as server:
-        warm_up(server.url, kind, requests)
-        mine = ours(server.url, kind, requests, a.rate, a.seed)
-        vllm = theirs(server.url, model_dir, requests, a.rate, a.seed)
-    rows = []
-    for name, (key, theirs_key) in PAIRS.items():
-        x, y = mine[key], vllm.get(theirs_key)
-        gap = (x - y) / y if y else None
-        rows.append({"figure": name, "pagedbench": x, "vllm_bench_serve": y, "difference": gap})
-        print(f"{name:28} {x:12,.2f} {y if y is not None else float('nan'):12,.2f} "
-              f"{'' if gap is None else f'{gap:+.1%}':>9}")  # fmt: skip
-    comparison = {"kind": "serve-crosscheck", "suite": suite.name, "scenario": s.name, "rate": a.rate}
-    comparison |= {
-        "requests": len(requests),
-        "rows": rows,
-        "pagedbench": mine,
-        "completed_by_vllm": vllm.get("completed"),
-    }
-    a.out.write_text(json.dumps(comparison, indent=1))
+        warm_up(server.url, kind, sorted(requests, key=lambda r: -(r.prompt_tokens + r.output_len)))
+        saturation = None
+        for text in rates:
+            rate = float("inf") if text == "inf" else (float(text[:-1]) * saturation if text.endswith("x") else float(text))
+            print(f"{'all at once' if math.isinf(rate) else f'{rate:,.1f} req/s'} ({text}), "
+                  f"{len(requests)} requests:", flush=True)  # fmt: skip
+            entry = compare_rate(server.url, kind, model_dir, requests, rate, a.seed)
+            entry["asked"] = text
+            if math.isinf(rate):
+                saturation = entry["vllm_bench_serve"].get("request_throughput")
+            comparison["loads"].append(entry)
+            save()  # after every load: a run cut short keeps the loads that finished
+    save()
     return 0
 
 

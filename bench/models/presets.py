@@ -24,8 +24,8 @@ class Preset:
         return int(self.config[key])
 
 
-# The tokenizer is byte-level (256 byte tokens plus one end-of-text token): every preset's vocabulary is
-# at least that large.
+# The tokenizer's byte-level part (256 byte tokens plus one end-of-text token); it has one more token for
+# every id of the model's vocabulary above these, which must be at least that large.
 TOKENIZER_VOCAB = 257
 
 PRESETS: dict[str, Preset] = {

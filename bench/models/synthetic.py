@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.models.presets import TOKENIZER_VOCAB, Preset
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: the tokenizer covers the model's whole vocabulary
 EOT = "<|endoftext|>"
 MARKER = "pagedbench-model.json"
 
@@ -79,9 +79,18 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, chars)))
 
 
-def build_tokenizer():
-    """A byte-level BPE tokenizer with no merges: one token per byte, plus end-of-text."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+def token_text(token_id: int) -> str:
+    """The text of a token above the byte tokens and end-of-text: visible, distinct, one token."""
+    return f"<t{token_id}>"
+
+
+def build_tokenizer(vocab_size: int = TOKENIZER_VOCAB):
+    """A byte-level BPE tokenizer with no merges (one token per byte, so any text can be encoded), then
+    end-of-text, then one token per id up to the model's vocabulary (`token_text`): a random-weight model
+    generates ids from its whole vocabulary, and each such id must decode to visible text on its own and
+    come back as itself from that text, as a real tokenizer's would, or a server that streams decoded
+    text would have nothing to send until the end."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     byte_chars = _bytes_to_unicode()
@@ -92,6 +101,10 @@ def build_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([EOT])
+    tok.add_tokens(
+        [AddedToken(token_text(i), normalized=False, special=False) for i in range(TOKENIZER_VOCAB, vocab_size)]
+    )
+    assert tok.get_vocab_size() == max(vocab_size, TOKENIZER_VOCAB)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT, model_max_length=10**6
     )
@@ -115,7 +128,7 @@ def _build(preset: Preset, seed: int, out: Path) -> None:
         torch.cuda.empty_cache()
     model.config.dtype = dtype
     model.save_pretrained(out, safe_serialization=True)
-    build_tokenizer().save_pretrained(out)
+    build_tokenizer(config.vocab_size).save_pretrained(out)
     params = sum(p.numel() for p in model.parameters())
     (out / MARKER).write_text(
         json.dumps(

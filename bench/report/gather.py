@@ -20,7 +20,10 @@ from bench.results.serving import SERVING_KIND, ServingResult
 from bench.results.store import schema_problem
 
 # Files the tool's own scripts write beside results: named as what they are, not read as results.
-NOT_RESULTS = {"serve-crosscheck": "a serving cross-check against vllm bench serve (scripts/serve_crosscheck.py)"}
+NOT_RESULTS = {
+    "serve-crosscheck": "a serving cross-check against vllm bench serve (scripts/serve_crosscheck.py)",
+    "client-capacity": "the load generator's capacity against a stub server (pagedbench bench-client)",
+}
 
 
 def collect(root: Path) -> Collection:

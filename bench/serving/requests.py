@@ -20,7 +20,7 @@ def _tokenizer(model_dir: Path):
 
 def text_pool(tok) -> list[int]:
     """Token ids whose decoded text is printable and encodes back to the same one id, for a tokenizer."""
-    special = set(tok.get_added_tokens_decoder())  # ids of the added (special) tokens
+    special = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
     pool = []
     for i in range(tok.get_vocab_size()):
         if i in special:

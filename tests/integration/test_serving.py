@@ -69,8 +69,12 @@ def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite
     for load in result["loads"]:
         assert load["completed"] == 8 and load["failed"] == 0
         assert load["records"]["output_tokens"] == expected  # exactly the workload's lengths
-        assert load["output_tokens_per_s"] > 0 and load["goodput_rps"] is not None
-        assert load["ttft_ms"]["count"] == 8 and load["e2e_ms"]["p99"] >= load["ttft_ms"]["p99"]
+        assert load["output_tokens_per_s"] > 0
+        if load["client"]["bound"]:  # on 2 cores the engine can starve the client: figures withheld, with why
+            assert load["ttft_ms"] is None and load["unmeasured"]["ttft_ms"].startswith("client-bound: ")
+        else:
+            assert load["goodput_rps"] is not None and load["tokens_per_chunk"] >= 1
+            assert load["ttft_ms"]["count"] == 8 and load["e2e_ms"]["p99"] >= load["ttft_ms"]["p99"]
     memory = result["memory"]  # the server's process (and its children), sampled through the sweep
     assert memory["peak_host_rss_mib"] > 50 and [p["name"] for p in memory["phases"]] == [
         x["load"] for x in result["loads"]
@@ -87,7 +91,10 @@ def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite
     table = (tmp_path / "report" / "report.md").read_text().split("### Online serving")[1].split("###")[0]
     for load in result["loads"]:
         row = next(x for x in table.splitlines() if f"| {stack}-serve | {load['load']} |" in x)
-        assert f"| 8 / 8 | 0 | {load['achieved_rps']:.2f} | {load['output_tokens_per_s']:,.0f} |" in row
+        if load["client"]["bound"]:
+            assert "| 8 / 8 | 0 | client-bound | client-bound |" in row
+        else:
+            assert f"| 8 / 8 | 0 | {load['achieved_rps']:.2f} | {load['output_tokens_per_s']:,.0f} |" in row
 
 
 @pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")

@@ -105,7 +105,7 @@ def test_a_mutated_suite_loads_or_is_a_user_error(tmp_path, data):
         assert str(e).strip()
         return
     for w in suite.workloads.values():  # what loads is finite and bounded
-        assert w.num_requests <= 10_000_000 and math.isfinite(w.temperature)
+        assert w.num_requests <= 1_000_000 and w.prompt_tokens_upper <= 50_000_000 and math.isfinite(w.temperature)
     for s in suite.scenarios:
         assert math.isfinite(s.timeout_s)
 

@@ -66,3 +66,24 @@ def test_synthetic_model_is_readable_by_other_uids(tmp_path):
         mode = p.stat().st_mode
         assert mode & stat.S_IROTH, f"{p}: {stat.filemode(mode)}"
         assert not p.is_dir() or mode & stat.S_IXOTH, f"{p}: {stat.filemode(mode)}"
+
+
+def test_the_synthetic_tokenizer_covers_the_models_whole_vocabulary_with_visible_tokens():
+    """A random-weight model generates any id of its vocabulary: each must decode on its own to visible
+    text that comes back as that one id, and a stream of them must decode token by token (as a server
+    that streams decoded text sends it), not all at the end."""
+    pytest.importorskip("tokenizers")
+    from tokenizers.decoders import DecodeStream
+
+    from bench.models.synthetic import build_tokenizer
+
+    tok = build_tokenizer(2048).backend_tokenizer
+    assert tok.get_vocab_size() == 2048
+    for i in range(257, 2048):
+        text = tok.decode([i])
+        assert text and text.isprintable() and tok.encode(text, add_special_tokens=False).ids == [i], i
+    stream = DecodeStream(skip_special_tokens=True)
+    ids = [300, 2047, 65, 1000, 257, 97]
+    pieces = [stream.step(tok, i) for i in ids]
+    assert all(pieces) and "".join(pieces) == tok.decode(ids)
+    assert len({tok.decode([i]) for i in range(257, 2048)}) == 2048 - 257  # distinct

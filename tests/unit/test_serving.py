@@ -150,7 +150,7 @@ def test_a_suites_serving_plan_gives_the_loads_and_is_checked(tmp_path):
 
     plan = load_suite("serving").serving
     loads = loads_from("poisson", (), (), 1.0, 0, plan)
-    assert [x.label for x in loads][:2] == ["poisson 1 req/s", "poisson 4 req/s"] and loads[-1].concurrency == 64
+    assert [x.label for x in loads][:2] == ["poisson 4 req/s", "poisson 16 req/s"] and loads[-1].concurrency == 64
     assert loads_from("constant", (2.0,), (), 1.0, 0, plan)[0].label == "constant 2 req/s"  # the command line wins
     bad = tmp_path / "bad.yaml"
     bad.write_text(

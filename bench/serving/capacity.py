@@ -1,0 +1,146 @@
+"""`pagedbench bench-client`: what the load generator itself sustains, against an instant stub server in its
+own process (`bench.serving.stub`) — the request rate and streamed tokens per second it reads with every
+request sent at once, and at given rates the latency it adds over the stub's own times (TTFT, ITL, E2E),
+with its health (CPU, event-loop lag). A serving figure is the server's only while the load is well below
+what the client sustains here, on the same host."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+
+from bench.cli_support import Finite, writable_file
+from bench.errors import UserError
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Stub:
+    def __init__(self, itl_ms: float) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "bench.serving.stub", "--port", str(self.port), "--itl-ms", str(itl_ms)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise UserError(f"the stub server did not start: {self.proc.stderr.read().decode()[-300:]}")
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def timings(self) -> list[list[float]]:
+        with urllib.request.urlopen(f"{self.url}/timings", timeout=10) as r:
+            return json.loads(r.read())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q / 100 * len(s)))]
+
+
+def measure(stub: _Stub, requests, load) -> dict:
+    """One load against the stub: the client's figures, its health and what it added to the stub's times."""
+    from bench.serving.client import run_load
+    from bench.serving.metrics import summarize
+    from bench.serving.stub import STUB
+
+    stub.timings()  # drop the warm-up's
+    records, duration, health = run_load(stub.url, STUB, "stub", requests, load)
+    s = summarize(records, load, duration)  # the client's own judgement is reported apart, below
+    own = stub.timings()
+    stub_ttft = [1000 * (first - received) for received, first, _ in own]
+    stub_e2e = [1000 * (last - received) for received, _, last in own]
+    gaps = [1000 * (b - a) for r in records if r.ok for a, b in zip(r.chunk_s, r.chunk_s[1:])]
+    n = requests[0].output_len
+    stub_gap = [1000 * (last - first) / (n - 1) for _, first, last in own] if n > 1 else []
+    added = {}
+    for name, mine, theirs in (
+        ("ttft", [1000 * (r.first_s - r.sent_s) for r in records if r.ok], stub_ttft),
+        ("itl", gaps, stub_gap),
+        ("e2e", [1000 * (r.end_s - r.sent_s) for r in records if r.ok], stub_e2e),
+    ):
+        for q in (50, 99):
+            a, b = _pct(mine, q), _pct(theirs, q)
+            added[f"{name}_p{q}_ms"] = None if a is None or b is None else a - b
+    return {
+        "load": load.label,
+        "requests": len(requests),
+        "tokens_per_request": n,
+        "completed": s.completed,
+        "failed": s.failed,
+        "duration_s": duration,
+        "achieved_rps": s.achieved_rps,
+        "streamed_tokens_per_s": s.output_tokens_per_s,
+        "added_ms": added,
+        "client": health.model_dump(),
+    }
+
+
+@click.command("bench-client")
+@click.option("--requests", type=click.IntRange(2, 100_000), default=512, show_default=True, help="Per load.")
+@click.option("--tokens", type=click.IntRange(2, 4096), default=64, show_default=True, help="Streamed per request.")
+@click.option(
+    "--rate", "rates", type=Finite(min=0, min_open=True, max=1e5), multiple=True,
+    help="Poisson loads (req/s) after the all-at-once one (repeatable). [default: 200]",
+)  # fmt: skip
+@click.option("--itl-ms", type=Finite(min=0, max=1000), default=5.0, show_default=True,
+              help="The stub's gap between tokens at the rate loads (all at once: back to back).")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the figures as JSON here.")
+def bench_client(requests, tokens, rates, itl_ms, out):
+    """Measure the load generator against an instant stub server: what it sustains, and what it adds."""
+    from bench.results.store import write_atomic
+    from bench.serving.schedule import Load
+    from bench.serving.server import ServeRequest
+
+    if out is not None:
+        writable_file(out, "--out")
+    batch = [ServeRequest(i, f"request {i}", 0, tokens) for i in range(requests)]
+    loads = [(Load("concurrency", concurrency=requests), 0.0)]
+    loads += [(Load("poisson", rate=r, seed=0), itl_ms) for r in (rates or (200.0,))]
+    figures = []
+    for load, gap in loads:
+        with _Stub(gap) as stub:
+            measure(stub, batch[:4], Load("concurrency", concurrency=4))  # warm: connections, imports
+            figures.append(measure(stub, batch, load) | {"stub_itl_ms": gap})
+        f = figures[-1]
+        add = f["added_ms"]
+        ms = lambda x: "—" if x is None else f"{x:+.2f}"  # noqa: E731
+        click.echo(
+            f"{f['load']:>22}: {f['completed']}/{f['requests']} in {f['duration_s']:.2f} s, "
+            f"{f['achieved_rps']:,.0f} req/s, {f['streamed_tokens_per_s']:,.0f} streamed tok/s; added TTFT p50/p99 "
+            f"{ms(add['ttft_p50_ms'])}/{ms(add['ttft_p99_ms'])} ms, ITL {ms(add['itl_p50_ms'])}/"
+            f"{ms(add['itl_p99_ms'])} ms; client CPU {f['client']['cpu_share']:.0%}, loop lag p99 "
+            f"{f['client']['loop_lag_ms_p99'] or 0:.1f} ms" + (" — CLIENT-BOUND" if f["client"]["bound"] else "")
+        )
+    if out is not None:
+        report = {"kind": "client-capacity", "schema_version": 1, "loads": figures}
+        write_atomic(out, json.dumps(report, indent=1, allow_nan=False), replace=True)

@@ -1,0 +1,90 @@
+"""An instant OpenAI-compatible server, to measure the load generator itself: it answers /v1/completions at
+once with `max_tokens` streamed chunks of one token each (every `itl_ms` apart, or back to back), in vLLM's
+format (token ids per chunk, usage last), and keeps its own times for every request (received, first and
+last chunk written) on the host's monotonic clock, served at /timings. Run as its own process:
+
+    python -m bench.serving.stub --port 8199 [--itl-ms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from bench.serving.server import ServeRequest, ServerKind
+
+_DONE = b"data: [DONE]\n\n"
+
+
+def body(model: str, r: ServeRequest) -> dict:
+    return {"model": model, "prompt": r.prompt, "max_tokens": r.output_len, "stream": True}
+
+
+STUB = ServerKind(
+    name="stub",
+    command=lambda model_dir, port, settings: [],
+    body=body,
+    chunk_tokens=lambda choice: len(choice.get("token_ids") or []),
+)
+
+
+def app(itl_ms: float):
+    from aiohttp import web
+
+    timings: list[list[float]] = []
+
+    async def completions(request):
+        received = time.perf_counter()
+        data = await request.json()
+        n = int(data.get("max_tokens") or 16)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        first = None
+        for i in range(n):
+            if i and itl_ms:
+                await asyncio.sleep(itl_ms / 1000)
+            chunk = {"choices": [{"index": 0, "text": f"<t{i}>", "token_ids": [i]}]}
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            first = first or time.perf_counter()
+        last = time.perf_counter()
+        usage = {"choices": [], "usage": {"prompt_tokens": None, "completion_tokens": n}}
+        await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n" + _DONE)
+        await response.write_eof()
+        timings.append([received, first or last, last])
+        return response
+
+    async def health(request):
+        return web.Response(text="ok")
+
+    async def read_timings(request):
+        out = list(timings)
+        timings.clear()
+        return web.json_response(out)
+
+    application = web.Application(client_max_size=2**24)
+    application.router.add_post("/v1/completions", completions)
+    application.router.add_get("/health", health)
+    application.router.add_get("/timings", read_timings)
+    return application
+
+
+def main(argv=None) -> None:
+    from aiohttp import web
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--itl-ms", type=float, default=0.0)
+    a = p.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(app(a.itl_ms), host="127.0.0.1", port=a.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

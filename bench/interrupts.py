@@ -16,9 +16,12 @@ from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _raising: list[type[BaseException]] = [KeyboardInterrupt]
+_stopped = False
 
 
 def _first_stop(signum, frame):
+    global _stopped
+    _stopped = True
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     raise _raising[-1]()
@@ -29,16 +32,17 @@ def _main_thread() -> bool:
 
 
 def install() -> None:
-    """From now on the first SIGINT or SIGTERM raises KeyboardInterrupt and any later one is ignored."""
-    if _main_thread():
+    """From now on the first SIGINT or SIGTERM raises KeyboardInterrupt and any later one is ignored. Also
+    where the process was started with SIGINT ignored (a background job of a script, a CI runner's child):
+    a stop asked for is a stop, and a terminal sends Ctrl-C only to its foreground jobs anyway."""
+    if _main_thread() and not _stopped:
         for sig in SIGNALS:
-            if signal.getsignal(sig) is not signal.SIG_IGN:
-                signal.signal(sig, _first_stop)
+            signal.signal(sig, _first_stop)
 
 
 def stopped() -> bool:
-    """Whether a stop signal has come (the handlers are then ignoring every later one)."""
-    return all(signal.getsignal(sig) is signal.SIG_IGN for sig in SIGNALS)
+    """Whether a stop signal has come (every later one is then ignored)."""
+    return _stopped
 
 
 @contextmanager
@@ -50,13 +54,14 @@ def raising(exc_type: type[BaseException]) -> Iterator[None]:
         return
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
     _raising.append(exc_type)
-    for sig in SIGNALS:
-        if previous[sig] is not signal.SIG_IGN:
+    if not _stopped:
+        for sig in SIGNALS:
             signal.signal(sig, _first_stop)
     try:
         yield
     finally:
         _raising.pop()
-        for sig, handler in previous.items():
-            if signal.getsignal(sig) is _first_stop and handler is not None:
-                signal.signal(sig, handler)
+        if not _stopped:
+            for sig, handler in previous.items():
+                if handler is not None:
+                    signal.signal(sig, handler)

@@ -108,6 +108,7 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     """Run a stack's OpenAI-compatible server under each load in turn and write one serving result."""
     from bench.serving.run import server_inputs, sweep, write
     from bench.serving.server import ServerDied, healthy
+    from bench.results.sections import Environment
     from bench.stacks import load_server, recorded_packages
     from bench.suite import load_suite
     from bench.telemetry import environment
@@ -148,7 +149,8 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     except ServerDied as e:
         click.echo(f"Error: {e}", err=True)
         exit_now(1)
-    result.environment = environment.collect(packages=(*recorded_packages(), "aiohttp", "uvloop", "fastapi", "uvicorn"))
+    packages = (*recorded_packages(), "aiohttp", "uvloop", "fastapi", "uvicorn")
+    result.environment = Environment.model_validate(environment.collect(packages=packages))
     path = run_dir / f"serving-{stack}-{s.name}.json"
     write(result, path)
     click.echo(f"{result.status}: {len(result.loads)} load(s); result in {path}")

@@ -217,9 +217,10 @@ async def _run(
 
             await asyncio.gather(*(worker() for _ in range(min(load.concurrency, len(requests)))))
         duration = time.perf_counter() - t0
-        watcher.cancel()
-        if reporter is not None:
-            reporter.cancel()
+        for task in (watcher, reporter):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (watcher, reporter) if t is not None), return_exceptions=True)
     return sorted(records, key=lambda x: x.index), duration, health.result()
 
 
@@ -238,7 +239,15 @@ def run_load(
     policy = _event_loop_policy()
     loop = policy.new_event_loop() if policy is not None else asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(_run(url.rstrip("/"), kind, model, requests, load, timeout_s, progress))
+        task = loop.create_task(_run(url.rstrip("/"), kind, model, requests, load, timeout_s, progress))
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:  # an interrupt raised inside the loop: every request is cancelled and closed
+            pending = asyncio.all_tasks(loop)
+            for t in pending:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            raise
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()

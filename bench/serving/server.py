@@ -87,6 +87,7 @@ def serve(kind: ServerKind, model_dir: Path, port: int, log: Path, settings: dic
             env=env,
             start_new_session=True,
         )
+    watchdog = _watch(proc.pid)
     family: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + timeout_s
@@ -100,6 +101,54 @@ def serve(kind: ServerKind, model_dir: Path, port: int, log: Path, settings: dic
         yield Running(url, proc.pid)
     finally:
         stop(proc, family)
+        watchdog.kill()
+        watchdog.wait()
+
+
+# Run by a process of its own beside the server: when the process that started the server is gone without
+# stopping it (SIGKILL, the OOM killer), it stops the server's whole process group (the server started in
+# a session of its own; its engine processes are in its group), SIGTERM then SIGKILL. It ignores Ctrl-C:
+# the run's own handling stops the server then.
+_WATCHDOG = """
+import os, signal, sys, time
+owner, group = int(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+while alive(owner) and os.getppid() == owner:
+    time.sleep(0.5)
+for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 0)):
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        break
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            sys.exit(0)
+        time.sleep(0.2)
+"""
+
+
+def _watch(server_pid: int) -> subprocess.Popen:
+    """A watchdog that stops the server's process group if this process dies without stopping it."""
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(server_pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _family(pid: int) -> list[psutil.Process]:

@@ -45,6 +45,9 @@ SUITE_CASES = [
     ("infinite-sigma", ("dist: uniform, min: 4", "dist: lognormal, median: 8, sigma: .inf, min: 4"), "finite number"),
     ("nan-timeout", ("workload: w}", "workload: w, timeout_s: .nan}"), "scenarios.0.timeout_s"),
     ("requests-exhausting-memory", ("requests: 4", "requests: 1000000000000"), "workloads.w.requests"),
+    ("requests-over-the-maximum", ("requests: 4", "requests: 10000000"), "less than or equal to 1000000"),
+    ("prompt-tokens-over-the-maximum", ("requests: 4", "requests: 900000\n    shared_prefix_len: 100"),
+     "over the 50,000,000 a workload may hold"),
     ("seed-overflowing", ("requests: 4", "requests: 4\n    seed: 1099511627776"), "workloads.w.seed"),
     ("duplicate-key", ("requests: 4", "requests: 4\n    requests: 8"), "'requests' is given twice"),
     ("name-too-long-for-a-file", ("{name: a,", "{name: " + "a" * 300 + ","), "scenarios.0.name"),
@@ -281,3 +284,86 @@ def test_suite_yaml_alias_bomb(tmp_path):
     (tmp_path / "s.yaml").write_text("\n".join(lines) + "\nname: bomb\nmodel: synthetic:tiny-llama\n")
     r = run_cli("run", "--stack", "fake", "--suite", tmp_path / "s.yaml", timeout=60)
     clean_error(r, 2, "once its aliases are expanded")
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999999", "4294967296", "9" * 5000], ids=["huge", "2^32", "5000-digits"])
+def test_model_seed_out_of_range(tmp_path, seed):
+    r = run_cli("run", "--stack", "fake", "--suite", "smoke", "--model", f"synthetic:tiny-llama@{seed}",
+                "--out", tmp_path / "out")  # fmt: skip
+    clean_error(r, 2, "the seed is out of range; give a seed from 0 to 4294967295")
+    assert not (tmp_path / "out").exists()
+
+
+K8S_CASES = [
+    (["--suite", "nosuch", "--run-id", "a", "--image-prefix", "r/p"], "the Jobs run the suites built into the images"),
+    (["--suite", "smoke", "--run-id", "x-", "--image-prefix", "r/p"], "--run-id 'x-': give 1 to 30 lower-case"),
+    (["--suite", "smoke", "--run-id", "", "--image-prefix", "r/p"], "--run-id '': give 1 to 30"),
+    (["--suite", "smoke", "--run-id", "a", "--image-prefix", ""], "--image-prefix '': give where the images"),
+    (["--suite", "smoke", "--run-id", "a", "--image-prefix", "Reg/X"], "in lower case"),
+    (["--suite", "/etc/hostname", "--run-id", "a", "--image-prefix", "r/p"], "built into the images"),
+    (["--suite", "smoke", "--run-id", "a", "--image-prefix", "r/p", "--gpu-product", "H100 80GB"], "a node label value"),
+    (["--suite", "smoke", "--run-id", "a", "--image-prefix", "r/p", "--variant", "x"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("args, text", K8S_CASES, ids=[f"k8s-{i}" for i in range(len(K8S_CASES))])
+def test_k8s_jobs_bad_argument(args, text):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "k8s_jobs.py"), *args], capture_output=True, text=True)
+    clean_error(r, 2, text)
+    assert r.stdout == ""  # no manifest written
+
+
+def test_k8s_jobs_suite_without_gpu_stacks(tmp_path, monkeypatch):
+    """A built-in suite of the fake stack only (as a suite a user adds to the image might be)."""
+    import sys
+
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import k8s_jobs
+
+    from bench.errors import UserError
+    from bench.suite import load_suite
+
+    monkeypatch.setattr(k8s_jobs, "builtin_suites", lambda: ["fakes"])
+    fake = tmp_path / "fakes.yaml"
+    fake.write_text(SUITE.replace("stack: hf, mode: padded, batch_size: 2", "stack: fake"))
+    monkeypatch.setattr(k8s_jobs, "load_suite", lambda name: load_suite(str(fake)))
+    with pytest.raises(UserError, match="it has no scenario of a stack with an image"):
+        k8s_jobs.main(["--suite", "fakes", "--run-id", "a", "--image-prefix", "r/p"])
+
+
+def test_serve_on_a_port_that_already_answers(tmp_path):
+    """Refused in one line, without a run directory, before any model is built."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = run_cli("serve", "--stack", "vllm", "--suite", "smoke", "--scenario", "vllm", "--rate", "1",
+                    "--port", server.server_port, "--out", tmp_path / "out")  # fmt: skip
+    finally:
+        server.shutdown()
+    clean_error(r, 2, "already answers /health: another server is running there")
+    assert not (tmp_path / "out").exists()
+
+
+def test_serve_into_an_unwritable_out(tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = run_cli("serve", "--stack", "vllm", "--suite", "smoke", "--scenario", "vllm", "--rate", "1",
+                "--out", tmp_path / "file" / "out")  # fmt: skip
+    clean_error(r, 2, "--out")

@@ -467,3 +467,72 @@ def test_a_figure_that_is_no_number_fails_the_scenario_not_the_run(tmp_path, che
     assert by_name["a"].status == "failed"
     assert "FigureInvalid: elapsed_s: Input should be a finite number" in by_name["a"].error
     assert by_name["b"].status == "ok" and summary.exit_code == 1
+
+
+SERVE_SUITE = """
+name: serve-faults
+model: synthetic:tiny-llama
+workloads:
+  w: {requests: 6, seed: 3, prompt_len: 16, output_len: 24}
+scenarios:
+  - {name: hf-serve, stack: hf, workload: w}
+"""
+
+
+def _serve(tmp_path, **kw):
+    from tests.conftest import free_port
+
+    s = suite(tmp_path, SERVE_SUITE)
+    out = tmp_path / "out"
+    p = start_cli("serve", "--stack", "hf", "--suite", s, "--device", "cpu", "--port", free_port(), "--out", out,
+                  "--run-id", "r", "--rate", "50", "--concurrency", "1", "--concurrency", "2",
+                  "--concurrency", "3", **kw)  # fmt: skip
+    lines: list[str] = []
+
+    def read():
+        for line in p.stderr:
+            lines.append(line)
+
+    import threading
+
+    threading.Thread(target=read, daemon=True).start()
+    return p, out, lines
+
+
+def _server_processes(before: set[int]) -> list[str]:
+    from tests.conftest import running
+
+    return running("transformers serve", "cli.transformers", among=set(psutil.pids()) - before)
+
+
+@pytest.mark.skipif(not has("accelerate"), reason="transformers serve places the model through accelerate")
+def test_ctrl_c_during_a_serving_sweep_keeps_the_loads_that_finished(tmp_path, checked):
+    before = set(psutil.pids())
+    p, out, lines = _serve(tmp_path, start_new_session=True)
+    assert wait_for(lambda: any(x.startswith("poisson 50 req/s: ") for x in lines), 300), "".join(lines)[-2000:]
+    os.killpg(p.pid, signal.SIGINT)
+    os.killpg(p.pid, signal.SIGINT)  # twice, as a terminal's double press
+    p.wait(timeout=120)
+    err = "".join(lines)
+    checked.append("ctrl-c during serve")
+    assert p.returncode == 130, (p.returncode, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    from bench.results.serving import ServingResult
+
+    result = ServingResult.model_validate_json((out / "r" / "serving-hf-hf-serve.json").read_text())
+    assert result.status == "interrupted" and "interrupted after" in result.error
+    assert result.loads and result.loads[0].load == "poisson 50 req/s" and result.loads[0].completed == 6
+    assert wait_for(lambda: not _server_processes(before), 30), _server_processes(before)
+
+
+@pytest.mark.skipif(not has("accelerate"), reason="transformers serve places the model through accelerate")
+def test_a_killed_serve_takes_its_server_with_it(tmp_path, checked):
+    """SIGKILL (as the OOM killer sends) leaves no handler to run: the watchdog stops the server's group."""
+    before = set(psutil.pids())
+    p, out, lines = _serve(tmp_path)
+    assert wait_for(lambda: any(x.startswith("poisson 50 req/s: ") for x in lines), 300), "".join(lines)[-2000:]
+    assert _server_processes(before)
+    p.kill()
+    p.wait(timeout=30)
+    checked.append("serve killed")
+    assert wait_for(lambda: not _server_processes(before), 60), _server_processes(before)

@@ -224,3 +224,164 @@ def test_compare_thresholds_exit_as_documented(tmp_path, value):
     result = CliRunner().invoke(main, ["compare", str(root), str(root), "--max-regression", value])
     assert result.exit_code in (0, 1, 2), (value, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), (value, result.exception)
+
+
+def _serving_json(loads: int, requests: int, status: str = "ok") -> dict:
+    from bench.results.serving import LoadResult, ServingResult
+    from bench.serving.metrics import columns, summarize
+    from bench.serving.client import Record
+    from bench.serving.schedule import Load
+
+    entries = []
+    for k in range(loads):
+        load = Load("poisson", rate=float(k + 1))
+        records = [Record(i, i * 0.1, chunk_s=[i * 0.1 + 0.01, i * 0.1 + 0.02], end_s=i * 0.1 + 0.02, output_tokens=2)
+                   for i in range(requests)]  # fmt: skip
+        s = summarize(records, load, duration_s=requests * 0.1 + 0.02)
+        entries.append(LoadResult(**s.model_dump(), started_s=float(k), records=columns(records)))
+    error = None if status == "ok" else "stopped"
+    return ServingResult(run_id="r", stack="vllm", server="vllm serve", suite="s", scenario="v", model="m",
+                         workload="w", requests=requests, loads=entries, status=status, error=error).model_dump()  # fmt: skip
+
+
+@st.composite
+def candidate_trees(draw):
+    """A baseline's scenarios and serving loads, each kept, dropped, corrupted, failed, moved behind a link,
+    given another workload, or made unreadable in the candidate; other files beside them."""
+    return {
+        "scenarios": draw(st.lists(st.sampled_from(["keep", "drop", "truncate", "garbage", "fail", "link",
+                                                    "workload", "slower", "nest"]), min_size=1, max_size=4)),
+        "serving": draw(st.sampled_from(["none", "keep", "drop", "truncate", "fewer-loads", "old-format", "failed"])),
+        "extra": draw(st.sampled_from(["none", "crosscheck", "serve-crosscheck", "foreign", "loop-link"])),
+    }  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(candidate_trees())
+def test_compare_never_passes_when_a_baseline_scenario_was_not_compared(tmp_path, tree):
+    """Property: no traceback, exit 0/1/2 only, and exit 0 only when every baseline scenario and load was
+    compared and none regressed — whatever the candidate tree holds."""
+    import shutil
+
+    from tests.unit.test_collect_repeats import repeated
+
+    for d in ("base", "cand", "elsewhere"):
+        shutil.rmtree(tmp_path / d, ignore_errors=True)
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    names = [f"s{i}" for i in range(len(tree["scenarios"]))]
+    for name in names:
+        repeated(base, [40.0], scenario=name)
+    if tree["serving"] != "none":
+        (base / "serving-vllm-v.json").write_text(json.dumps(_serving_json(2, 5)))
+    shutil.copytree(base, cand)
+    lost = False
+    for name, how in zip(names, tree["scenarios"]):
+        f = cand / f"hf-{name}-r0.json"
+        data = json.loads(f.read_text())
+        lost |= how not in ("keep", "link", "slower")
+        if how == "drop":
+            f.unlink()
+        elif how == "truncate":
+            f.write_text(f.read_text()[: len(f.read_text()) // 2])
+        elif how == "garbage":
+            f.write_bytes(b"\xff\x00garbage")
+        elif how == "nest":
+            f.write_text("[" * 5000 + "]" * 5000)
+        elif how == "fail":
+            f.write_text(json.dumps(data | {"status": "failed", "error": "boom", "metrics": None}))
+        elif how == "workload":
+            data["workload"]["hash"] = "another"
+            f.write_text(json.dumps(data))
+        elif how == "slower":
+            data["metrics"]["elapsed_s"] *= 2
+            for k in ("output_tokens_per_s", "prompt_tokens_per_s", "total_tokens_per_s", "requests_per_s"):
+                data["metrics"][k] /= 2
+            f.write_text(json.dumps(data))
+        elif how == "link":
+            (tmp_path / "elsewhere").mkdir(exist_ok=True)
+            f.rename(tmp_path / "elsewhere" / f.name)
+            if not (cand / "linked").exists():
+                os.symlink(tmp_path / "elsewhere", cand / "linked")
+    served = cand / "serving-vllm-v.json"
+    if tree["serving"] == "drop":
+        served.unlink()
+    elif tree["serving"] == "truncate":
+        served.write_text(served.read_text()[:100])
+    elif tree["serving"] == "fewer-loads":
+        served.write_text(json.dumps(_serving_json(1, 5, "interrupted")))
+    elif tree["serving"] == "old-format":
+        served.write_text(json.dumps({"schema": "pagedbench-serving/1", "loads": []}))
+    elif tree["serving"] == "failed":
+        served.write_text(json.dumps(_serving_json(2, 5, "failed")))
+    lost |= tree["serving"] in ("drop", "truncate", "fewer-loads", "old-format")
+    extra = tree["extra"]
+    if extra == "crosscheck":
+        (cand / "x.json").write_text(json.dumps({"kind": "crosscheck", "repeats": "none"}))
+        lost = True  # an unreadable cross-check is a problem the gate cannot rule out
+    elif extra == "serve-crosscheck":
+        (cand / "x.json").write_text(json.dumps({"kind": "serve-crosscheck", "loads": []}))
+    elif extra == "foreign":
+        (cand / "x.json").write_text("{}")
+        lost = True
+    elif extra == "loop-link":
+        os.symlink(cand, cand / "again")
+    result = CliRunner().invoke(main, ["compare", str(base), str(cand)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (tree, result.exception)
+    assert result.exit_code in (0, 1, 2), (tree, result.output)
+    if lost:
+        assert result.exit_code != 0, (tree, result.output)
+    if result.exit_code == 0:
+        assert "NOT COMPARED" not in result.output and result.output.strip().splitlines()[-1].startswith("PASS")
+
+
+serve_options = st.one_of(
+    st.tuples(st.sampled_from(["--rate", "--concurrency", "--burstiness", "--seed", "--slo", "--port", "--profile",
+                               "--device", "--scenario", "--run-id"]), option_values),  # fmt: skip
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(serve_options)
+def test_serve_options_are_refused_in_one_line_before_anything_starts(tmp_path, option):
+    """Each bad option answers exit 2 and one line, without a run directory; a good one is refused here
+    only for want of a suite scenario that exists (so no server ever starts in this test)."""
+    flag, value = option
+    out = tmp_path / "out"
+    args = ["serve", "--stack", "vllm", "--suite", "smoke", "--scenario", "no-such", "--out", str(out)]
+    if flag == "--scenario":
+        args = args[: args.index("--scenario")] + args[args.index("--scenario") + 2 :]
+    result = CliRunner().invoke(main, [*args, flag, value, "--rate", "1"])
+    assert result.exit_code == 2, (flag, value, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (flag, value, result.exception)
+    assert "Traceback" not in result.output and not out.exists(), (flag, value, result.output)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["--run-id", "--image-prefix", "--suite", "--variant", "--gpu-product"]), option_values)
+def test_k8s_jobs_arguments_are_valid_manifests_or_one_line(option, value):
+    import contextlib
+    import io
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "scripts"))
+    import k8s_jobs
+
+    argv = {"--run-id": "fleet-1", "--image-prefix": "registry.example/pb", "--suite": "default"} | {option: value}
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = k8s_jobs.main([x for k, v in argv.items() for x in (k, v)])
+        except UserError as e:
+            code, message = 2, str(e)
+            assert "\n" not in message.strip()
+        except SystemExit as e:
+            code = e.code
+    assert code in (0, 2), (option, value, code)
+    if code == 0:
+        docs = list(yaml.safe_load_all(out.getvalue()))
+        for d in docs:
+            name = d["metadata"]["name"]
+            assert len(name) <= 63 and k8s_jobs.RUN_ID.pattern  # a DNS label's length
+            assert all(c.islower() or c.isdigit() or c == "-" for c in name), name
+            for label in d["metadata"]["labels"].values():
+                assert k8s_jobs.LABEL_VALUE.fullmatch(label), label

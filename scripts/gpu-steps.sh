@@ -123,7 +123,7 @@ for group in "$@"; do
     ;;
   serve-crosscheck)  # needs pandas (vllm bench serve's custom data) in the site
     limited 540 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve \
-      --rates inf,0.5x,0.9x --requests 1024 --out "$C/serve-crosscheck-$T.json"
+      --rates inf,0.5x,0.9x --requests 1024 --repeats 2 --out "$C/serve-crosscheck-$T.json"
     ;;
   bench-client)  # the load generator's own capacity against an instant stub, on this host's CPUs
     pb 200 bench-client --out "$C/bench-client-$T.json"

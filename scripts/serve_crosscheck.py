@@ -8,8 +8,12 @@ the tools', not the server's.
         --requests 1024 --out crosscheck.json
 
 A rate is requests per second, `inf` (every request at once: the server's saturation), or `Fx`: that
-fraction of the saturation vllm bench serve measured at `inf` (which must come first). The output is JSON
-(`"kind": "serve-crosscheck"`, no NaN or Infinity): `pagedbench collect` names it, it is no result.
+fraction of the saturation vllm bench serve measured at `inf` (which must come first). At a finite rate
+both clients send on the very same schedule (`bench.serving.schedule` draws vllm bench serve's, from the
+same seed). The server is first warmed up with every request at once (its largest shapes), and each rate is
+sent `--repeats` times per client in alternating order (ours first, then theirs first), so that neither
+client always meets the server a load later. The output is JSON (`"kind": "serve-crosscheck"`, no NaN or
+Infinity): `pagedbench collect` names it, it is no result.
 """
 
 from __future__ import annotations
@@ -120,14 +124,28 @@ def parse_rates(text: str) -> list[str]:
     return rates
 
 
-def compare_rate(url, kind, model_dir, requests, rate: float, seed: int) -> dict:
-    mine = ours(url, kind, requests, rate, seed)
-    vllm = theirs(url, model_dir, requests, rate, seed)
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int = 1) -> dict:
+    mine_runs, vllm_runs = [], []
+    for k in range(repeats):
+        if k % 2 == 0:
+            mine_runs.append(ours(url, kind, requests, rate, seed))
+            vllm_runs.append(theirs(url, model_dir, requests, rate, seed))
+        else:
+            vllm_runs.append(theirs(url, model_dir, requests, rate, seed))
+            mine_runs.append(ours(url, kind, requests, rate, seed))
+    mine, vllm = mine_runs[0], vllm_runs[0]
     rows = []
     for name, (key, theirs_key) in PAIRS.items():
-        x, y = mine[key], vllm.get(theirs_key)
+        x, y = _mean([m[key] for m in mine_runs]), _mean([v.get(theirs_key) for v in vllm_runs])
         gap = (x - y) / y if x is not None and y else None
-        rows.append({"figure": name, "pagedbench": x, "vllm_bench_serve": y, "difference": gap})
+        rows.append({"figure": name, "pagedbench": x, "vllm_bench_serve": y, "difference": gap,
+                     "pagedbench_runs": [m[key] for m in mine_runs],
+                     "vllm_bench_serve_runs": [v.get(theirs_key) for v in vllm_runs]})  # fmt: skip
         shown = f"{gap:+.1%}" if gap is not None else "—"
         print(f"  {name:28} {x if x is not None else float('nan'):12,.2f} "
               f"{y if y is not None else float('nan'):12,.2f} {shown:>9}", flush=True)  # fmt: skip
@@ -137,8 +155,11 @@ def compare_rate(url, kind, model_dir, requests, rate: float, seed: int) -> dict
         "rows": rows,
         "worst_difference": max(gaps) if gaps else None,
         "within_target": bool(gaps and len(gaps) == len(rows) and max(gaps) <= TARGET),
+        "repeats": repeats,
         "pagedbench": mine,
         "vllm_bench_serve": vllm,
+        "pagedbench_repeats": mine_runs[1:],
+        "vllm_bench_serve_repeats": vllm_runs[1:],
     }
 
 
@@ -149,6 +170,7 @@ def main(argv=None) -> int:
     p.add_argument("--rates", default=None, help="comma-separated: req/s, inf, or Fx (a fraction of inf's rate)")
     p.add_argument("--rate", default=None, help="one rate (the same as --rates with one)")
     p.add_argument("--requests", type=int, default=None, help="requests per load (default: the workload's)")
+    p.add_argument("--repeats", type=int, default=2, help="runs of each client per rate, in alternating order")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--out", type=Path, required=True, help="the comparison, as JSON")
@@ -156,6 +178,8 @@ def main(argv=None) -> int:
     rates = parse_rates(a.rates or a.rate or "inf")
     if a.requests is not None and not 1 <= a.requests <= 100_000:
         raise UserError(f"--requests {a.requests}: give 1 to 100,000")
+    if not 1 <= a.repeats <= 20:
+        raise UserError(f"--repeats {a.repeats}: give 1 to 20")
     suite = load_suite(a.suite)
     s = pick_scenario(suite, "vllm", a.scenario)
     if a.requests is not None:
@@ -164,19 +188,20 @@ def main(argv=None) -> int:
     model_dir, requests, settings = server_inputs(suite, s, "auto")  # vLLM places itself
     kind = load_server("vllm")
     comparison = {"kind": KIND, "schema_version": 1, "suite": suite.name, "scenario": s.name}
-    comparison |= {"requests": len(requests), "target": TARGET, "loads": []}
+    comparison |= {"requests": len(requests), "repeats": a.repeats, "target": TARGET, "loads": []}
 
     def save() -> None:
         write_atomic(a.out, json.dumps(finite(comparison), indent=1, allow_nan=False), replace=True)
 
     with serve(kind, model_dir, a.port, a.out.with_suffix(".server.log"), settings) as server:
-        warm_up(server.url, kind, sorted(requests, key=lambda r: -(r.prompt_tokens + r.output_len)))
+        warm_up(server.url, kind, requests)
+        run_load(server.url, kind, "model", requests, Load("concurrency", concurrency=len(requests)))  # largest shapes
         saturation = None
         for text in rates:
             rate = float("inf") if text == "inf" else (float(text[:-1]) * saturation if text.endswith("x") else float(text))
             print(f"{'all at once' if math.isinf(rate) else f'{rate:,.1f} req/s'} ({text}), "
                   f"{len(requests)} requests:", flush=True)  # fmt: skip
-            entry = compare_rate(server.url, kind, model_dir, requests, rate, a.seed)
+            entry = compare_rate(server.url, kind, model_dir, requests, rate, a.seed, a.repeats)
             entry["asked"] = text
             if math.isinf(rate):
                 saturation = entry["vllm_bench_serve"].get("request_throughput")

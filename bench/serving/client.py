@@ -98,7 +98,9 @@ async def _send(session, url: str, kind: ServerKind, body: dict, record: Record,
                     return
                 choices = chunk.get("choices")
                 if choices:
-                    _take(record, take(choices[0]), at)
+                    tokens = take(choices[0])
+                    if tokens is not None or choices[0].get("text"):  # a closing chunk without text carried none
+                        _take(record, tokens, at)
                 usage = chunk.get("usage")
                 if usage:
                     record.prompt_tokens = usage.get("prompt_tokens")

@@ -4,7 +4,6 @@ and has no times."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,21 +40,29 @@ class Load:
 
 
 def send_times(load: Load, n: int) -> list[float] | None:
-    """Seconds from the start at which each of `n` requests is sent; None for a closed loop. The first
-    request goes at 0; the same load and n give the same times."""
+    """Seconds from the start at which each of `n` requests is sent; None for a closed loop. The same load
+    and n give the same times.
+
+    Constant: every 1/rate from 0. Poisson and gamma: the schedule `vllm bench serve` sends for the same
+    seed, rate and burstiness — each gap drawn from numpy's seeded legacy generator (gamma of shape k and
+    scale 1/(k·rate); k = 1 is Poisson), summed, and scaled so that the last request leaves at n/rate —
+    so that the two clients can be compared on the very same arrivals."""
     if load.profile == "concurrency":
         return None
-    rng = random.Random(load.seed)
-    mean = 1.0 / load.rate
+    if load.profile == "constant":
+        return [i / load.rate for i in range(n)]
+    import numpy as np
+
+    rng = np.random.RandomState(load.seed)
+    shape = 1.0 if load.profile == "poisson" else load.burstiness
+    scale = 1.0 / (load.rate * shape)
     times, t = [], 0.0
-    for i in range(n):
+    for _ in range(n):
+        t += float(rng.gamma(shape=shape, scale=scale))
         times.append(t)
-        if load.profile == "constant":
-            t = (i + 1) * mean
-        elif load.profile == "poisson":
-            t += rng.expovariate(load.rate)
-        else:  # gamma with mean 1/rate: shape k, scale 1/(k·rate)
-            t += rng.gammavariate(load.burstiness, mean / load.burstiness)
+    if times and times[-1] > 0:
+        factor = (n / load.rate) / times[-1]
+        times = [x * factor for x in times]
     return times
 
 

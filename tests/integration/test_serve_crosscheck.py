@@ -34,7 +34,7 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
     out = tmp_path / "xc.json"
     r = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", str(suite), "--scenario", "v",
-         "--rates", "inf,0.5x", "--requests", "16", "--port", str(port), "--out", str(out)],
+         "--rates", "inf,0.5x", "--requests", "16", "--repeats", "2", "--port", str(port), "--out", str(out)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
@@ -47,7 +47,8 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
     for load in c["loads"]:
         mine = load["pagedbench"]
         assert mine["completed"] == 16 and mine["failed"] == 0, mine["errors"]
-        assert load["vllm_bench_serve"]["completed"] == 16
+        assert load["vllm_bench_serve"]["completed"] == 16 and load["repeats"] == 2
+        assert len(load["pagedbench_repeats"]) == 1 and load["vllm_bench_serve_repeats"][0]["completed"] == 16
         figures = {row["figure"]: row for row in load["rows"]}
         assert set(figures) >= {"mean TTFT, ms", "mean TPOT, ms", "output throughput, tok/s"}
         # On 2 cores the engine can starve the client: its figures are then withheld with the reason.

@@ -36,13 +36,45 @@ def gaps(times):
 def test_schedules_are_replayable_and_offer_their_rate():
     poisson = send_times(Load("poisson", rate=20, seed=7), 4000)
     assert poisson == send_times(Load("poisson", rate=20, seed=7), 4000) != send_times(Load("poisson", rate=20), 4000)
-    assert poisson[0] == 0 and 4000 / poisson[-1] == pytest.approx(20, rel=0.05)
+    assert 0 < poisson[0] < 1 and 4000 / poisson[-1] == pytest.approx(20, rel=1e-9)  # scaled to n/rate
     assert send_times(Load("constant", rate=4), 5) == [0, 0.25, 0.5, 0.75, 1.0]
     bursty = gaps(send_times(Load("gamma", rate=20, burstiness=0.25, seed=1), 4000))
     smooth = gaps(send_times(Load("gamma", rate=20, burstiness=4, seed=1), 4000))
     cv = lambda g: statistics.stdev(g) / statistics.mean(g)  # noqa: E731
     assert cv(bursty) == pytest.approx(2.0, rel=0.15) and cv(smooth) == pytest.approx(0.5, rel=0.15)  # 1/sqrt(k)
     assert send_times(Load("concurrency", concurrency=4), 10) is None
+
+
+def test_the_poisson_and_gamma_schedules_are_the_ones_vllm_bench_serve_sends():
+    """Same seed, rate and burstiness: the very same send times as vLLM's own client (its generator run
+    with its clock and sleep replaced, so the schedule is read without waiting it out)."""
+    import asyncio
+
+    import numpy as np
+
+    vb = pytest.importorskip("vllm.benchmarks.serve")
+    for profile, rate, burst in (("poisson", 20.0, 1.0), ("gamma", 50.0, 0.5)):
+        np.random.seed(7)  # as vllm bench serve seeds it from --seed
+        clock = [1000.0]
+
+        async def advance(seconds, clock=clock):
+            clock[0] += seconds
+
+        seen: list[float] = []
+
+        async def read(clock=clock, seen=seen):
+            async for _ in vb.get_request(list(range(300)), rate, burst):
+                seen.append(clock[0] - 1000.0)
+
+        mp = pytest.MonkeyPatch()
+        mp.setattr(vb.time, "time", lambda clock=clock: clock[0])
+        mp.setattr(vb.asyncio, "sleep", advance)
+        try:
+            asyncio.run(read())
+        finally:
+            mp.undo()
+        ours = send_times(Load(profile, rate=rate, burstiness=burst, seed=7), 300)
+        assert max(abs(a - b) for a, b in zip(seen, ours)) < 1e-9, profile
 
 
 @pytest.mark.parametrize(
@@ -237,13 +269,17 @@ def test_a_running_load_says_how_many_requests_have_their_answer():
 
 def test_a_server_that_did_not_stream_has_no_latency_figures_only_the_reason():
     whole = [Record(k, 0.0, chunk_s=[0.5], end_s=0.5, output_tokens=16) for k in range(10)]
+    whole[0] = Record(0, 0.0, chunk_s=[0.1, 0.5], end_s=0.5, output_tokens=16)  # one of ten streamed
     s = summarize(whole, Load("concurrency", concurrency=2), duration_s=2.5, slos={"ttft_ms_p99": 1000})
     assert s.ttft_ms is s.tpot_ms is s.itl_ms is s.goodput_rps is None and s.e2e_ms.count == 10
-    assert "did not stream: 10 of 10 answers" in s.unmeasured["ttft_ms"] and s.tokens_per_chunk == 16
+    assert "did not stream: 9 of 10 answers" in s.unmeasured["ttft_ms"] and s.tokens_per_chunk == 160 / 11
     streamed = [Record(k, 0.0, chunk_s=[0.1 * (j + 1) for j in range(16)], end_s=1.6, output_tokens=16)
                 for k in range(10)]  # fmt: skip
     s = summarize(streamed, Load("concurrency", concurrency=2), duration_s=8.0)
     assert not s.unmeasured and s.tokens_per_chunk == 1 and s.ttft_ms.p50 == pytest.approx(100)
+    # A loaded server merges some short answers into one chunk: it still streamed (vLLM at 1,024 at once).
+    merged = streamed[:7] + [Record(k, 0.0, chunk_s=[1.6], end_s=1.6, output_tokens=16) for k in range(7, 10)]
+    assert not summarize(merged, Load("concurrency", concurrency=2), duration_s=8.0).unmeasured
 
 
 def test_a_client_bound_load_is_marked_and_its_latencies_not_given():

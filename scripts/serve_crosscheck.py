@@ -198,7 +198,10 @@ def main(argv=None) -> int:
         run_load(server.url, kind, "model", requests, Load("concurrency", concurrency=len(requests)))  # largest shapes
         saturation = None
         for text in rates:
-            rate = float("inf") if text == "inf" else (float(text[:-1]) * saturation if text.endswith("x") else float(text))
+            if text == "inf":
+                rate = float("inf")
+            else:
+                rate = float(text[:-1]) * saturation if text.endswith("x") else float(text)
             print(f"{'all at once' if math.isinf(rate) else f'{rate:,.1f} req/s'} ({text}), "
                   f"{len(requests)} requests:", flush=True)  # fmt: skip
             entry = compare_rate(server.url, kind, model_dir, requests, rate, a.seed, a.repeats)

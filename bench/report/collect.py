@@ -8,8 +8,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from bench.results import Result
-from bench.results.serving import ServingResult
 from bench.results.sections import KvBatches, WorkloadSummary
+from bench.results.serving import ServingResult
 from bench.stacks import baseline, default_baseline, order
 
 # Two-sided 95 % Student t quantiles for n - 1 degrees of freedom (no scipy in the collector image).

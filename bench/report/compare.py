@@ -208,7 +208,8 @@ def compare(baseline: Path, candidate: Path) -> Comparison:
     base, cand = _rows(base_c), _rows(cand_c)
     common = sorted(set(base) & set(cand))
     served, unchecked, new = _serving_deltas(*collected)
-    if not common and not served and base and all(_why_missing(cand_c, k, cand).startswith("a different") for k in base):
+    unrelated = all(_why_missing(cand_c, k, cand).startswith("a different") for k in base)
+    if not common and not served and base and unrelated:
         raise UserError(
             "no scenario of the candidate matches the baseline on workload hash, model and GPU: "
             "results of different workloads or GPUs are never compared"
@@ -230,7 +231,8 @@ def compare(baseline: Path, candidate: Path) -> Comparison:
     accounted = [u.what.split(" ")[:2] for u in unchecked]
     for f, why in cand_c.problems:
         name = Path(f).name
-        if not any(re.fullmatch(rf"(serving-)?{re.escape(a)}-{re.escape(b)}(-r\d+)?\.json", name) for a, b in accounted):
+        patterns = [rf"(serving-)?{re.escape(a)}-{re.escape(b)}(-r\d+)?\.json" for a, b in accounted]
+        if not any(re.fullmatch(p, name) for p in patterns):
             unchecked.append(Unchecked(f"candidate {f}", why))
     return Comparison(deltas + served, unchecked, new)
 
@@ -268,9 +270,8 @@ def gate(c: Comparison, threshold: float, min_run_s: float, allow_missing: bool 
     if noisy:
         notes.append(f"{noisy} worse beyond {threshold:.1%} but within the repeats' noise")
     if unchecked:
-        notes.append(
-            f"{len(unchecked)} not compared" + (" (allowed by --allow-missing)" if allow_missing else " (fails the gate)")
-        )
+        verdict = " (allowed by --allow-missing)" if allow_missing else " (fails the gate)"
+        notes.append(f"{len(unchecked)} not compared{verdict}")
     failed = regressions > 0 or (bool(unchecked) and not allow_missing)
     lines.append(
         f"{'FAIL' if failed else 'PASS'}: {regressions} regression(s) beyond {threshold:.1%} in "

@@ -106,9 +106,9 @@ def resolve(device: str) -> str:
 @click.option("--slo", "slo_args", multiple=True, help=f"KEY=MS for goodput, KEY one of {', '.join(SLO_KEYS)}.")
 def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, profile, rates, concurrency, **more):
     """Run a stack's OpenAI-compatible server under each load in turn and write one serving result."""
+    from bench.results.sections import Environment
     from bench.serving.run import server_inputs, sweep, write
     from bench.serving.server import ServerDied, healthy
-    from bench.results.sections import Environment
     from bench.stacks import load_server, recorded_packages
     from bench.suite import load_suite
     from bench.telemetry import environment

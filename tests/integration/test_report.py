@@ -109,9 +109,12 @@ def test_compare_fails_on_a_10_percent_slowdown(runs, tmp_path):
     same = run_cli("compare", runs["out"], runs["out"], "--max-regression", "5%")
     assert same.returncode == 0, same.stdout + same.stderr
     assert "0 regression(s)" in same.stdout
-    # CPU runs of a tiny model last well under 30 s: flagged, not failed, unless the gate is told otherwise.
+    # CPU runs of a tiny model last well under 30 s: too short to judge, so the gate fails closed unless
+    # told to allow it, or told how short a run it may judge.
     short = run_cli("compare", runs["out"], tmp_path / "slow", "--max-regression", "5%")
-    assert short.returncode == 0 and "too short" in short.stdout
+    assert short.returncode == 1 and "too short to judge" in short.stdout and "REGRESSION" not in short.stdout
+    allowed = run_cli("compare", runs["out"], tmp_path / "slow", "--allow-missing")
+    assert allowed.returncode == 0 and "NOT COMPARED" in allowed.stdout
     slow = run_cli("compare", runs["out"], tmp_path / "slow", "--max-regression", "5%", "--min-run-s", "0")
     assert slow.returncode == 1 and "REGRESSION" in slow.stdout
     assert "output_tokens_per_s" in slow.stdout and "-10.0%" in slow.stdout

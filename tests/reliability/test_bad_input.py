@@ -286,7 +286,9 @@ def test_suite_yaml_alias_bomb(tmp_path):
     clean_error(r, 2, "once its aliases are expanded")
 
 
-@pytest.mark.parametrize("seed", ["99999999999999999999999", "4294967296", "9" * 5000], ids=["huge", "2^32", "5000-digits"])
+@pytest.mark.parametrize(
+    "seed", ["99999999999999999999999", "4294967296", "9" * 5000], ids=["huge", "2^32", "5000-digits"]
+)
 def test_model_seed_out_of_range(tmp_path, seed):
     r = run_cli("run", "--stack", "fake", "--suite", "smoke", "--model", f"synthetic:tiny-llama@{seed}",
                 "--out", tmp_path / "out")  # fmt: skip
@@ -301,7 +303,7 @@ K8S_CASES = [
     (["--suite", "smoke", "--run-id", "a", "--image-prefix", ""], "--image-prefix '': give where the images"),
     (["--suite", "smoke", "--run-id", "a", "--image-prefix", "Reg/X"], "in lower case"),
     (["--suite", "/etc/hostname", "--run-id", "a", "--image-prefix", "r/p"], "built into the images"),
-    (["--suite", "smoke", "--run-id", "a", "--image-prefix", "r/p", "--gpu-product", "H100 80GB"], "a node label value"),
+    (["--suite", "smoke", "--run-id", "a", "--image-prefix", "r/p", "--gpu-product", "H100 80GB"], "node label"),
     (["--suite", "smoke", "--run-id", "a", "--image-prefix", "r/p", "--variant", "x"], "invalid choice"),
 ]
 

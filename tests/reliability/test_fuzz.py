@@ -228,8 +228,8 @@ def test_compare_thresholds_exit_as_documented(tmp_path, value):
 
 def _serving_json(loads: int, requests: int, status: str = "ok") -> dict:
     from bench.results.serving import LoadResult, ServingResult
-    from bench.serving.metrics import columns, summarize
     from bench.serving.client import Record
+    from bench.serving.metrics import columns, summarize
     from bench.serving.schedule import Load
 
     entries = []
@@ -240,8 +240,8 @@ def _serving_json(loads: int, requests: int, status: str = "ok") -> dict:
         s = summarize(records, load, duration_s=requests * 0.1 + 0.02)
         entries.append(LoadResult(**s.model_dump(), started_s=float(k), records=columns(records)))
     error = None if status == "ok" else "stopped"
-    return ServingResult(run_id="r", stack="vllm", server="vllm serve", suite="s", scenario="v", model="m",
-                         workload="w", requests=requests, loads=entries, status=status, error=error).model_dump()  # fmt: skip
+    identity = dict(run_id="r", stack="vllm", server="vllm serve", suite="s", scenario="v", model="m", workload="w")
+    return ServingResult(**identity, requests=requests, loads=entries, status=status, error=error).model_dump()
 
 
 @st.composite

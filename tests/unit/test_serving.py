@@ -196,7 +196,6 @@ def test_a_suites_serving_plan_gives_the_loads_and_is_checked(tmp_path):
 def test_the_serving_charts_draw_latency_goodput_and_kv_against_load(tmp_path):
     import base64
     import io
-    import json
 
     pytest.importorskip("matplotlib")
     from PIL import Image
@@ -225,7 +224,6 @@ def test_the_serving_charts_draw_latency_goodput_and_kv_against_load(tmp_path):
 
 
 def test_compare_gates_serving_results_load_by_load(tmp_path):
-    import json
 
     def serving_dir(name, ttft_s, failed=0):
         starts = [k * 0.5 for k in range(80 - failed)]

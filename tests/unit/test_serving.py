@@ -337,3 +337,27 @@ def test_a_sweep_larger_than_a_result_records_is_refused_before_anything_starts(
     r = run_cli("serve", "--stack", "vllm", "--suite", suite, "--rate", "1", "--out", tmp_path / "out")
     assert r.returncode == 2 and "over the 16,000,000 one serving result records" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_the_client_measures_itself_against_an_instant_stub(tmp_path):
+    """`pagedbench bench-client`: every request answered by the stub in its own process, the rate and
+    streamed tokens the client read, what it added over the stub's own times, and its health."""
+    import json
+
+    out = tmp_path / "client.json"
+    r = run_cli("bench-client", "--requests", "48", "--tokens", "12", "--rate", "40", "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["kind"] == "client-capacity" and [x["load"] for x in report["loads"]] == [
+        "concurrency 48",
+        "poisson 40 req/s",
+    ]
+    for load in report["loads"]:
+        assert load["completed"] == 48 and load["failed"] == 0
+        assert load["streamed_tokens_per_s"] == pytest.approx(12 * load["achieved_rps"])
+        assert load["added_ms"]["ttft_p50_ms"] is not None and load["client"]["cpu_share"] > 0
+    assert "streamed tok/s; added TTFT p50/p99" in r.stdout
+    from bench.report.gather import collect
+
+    assert collect(tmp_path).notes == [("client.json", "not a result: the load generator's capacity against a "
+                                        "stub server (pagedbench bench-client)")]  # fmt: skip

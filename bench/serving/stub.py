@@ -16,6 +16,11 @@ import time
 from bench.serving.server import ServeRequest, ServerKind
 
 _DONE = b"data: [DONE]\n\n"
+# One token per chunk, in vLLM's format, made once.
+_CHUNKS = [
+    b"data: " + json.dumps({"choices": [{"index": 0, "text": f"<t{i}>", "token_ids": [i]}]}).encode() + b"\n\n"
+    for i in range(4096)
+]
 
 
 def body(model: str, r: ServeRequest) -> dict:
@@ -41,16 +46,20 @@ def app(itl_ms: float):
         n = int(data.get("max_tokens") or 16)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        first = None
-        for i in range(n):
-            if i and itl_ms:
-                await asyncio.sleep(itl_ms / 1000)
-            chunk = {"choices": [{"index": 0, "text": f"<t{i}>", "token_ids": [i]}]}
-            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-            first = first or time.perf_counter()
-        last = time.perf_counter()
         usage = {"choices": [], "usage": {"prompt_tokens": None, "completion_tokens": n}}
-        await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n" + _DONE)
+        tail = b"data: " + json.dumps(usage).encode() + b"\n\n" + _DONE
+        if not itl_ms:  # back to back: one write, so that the stub costs as little as it can
+            await response.write(b"".join(_CHUNKS[i % len(_CHUNKS)] for i in range(n)) + tail)
+            first = last = time.perf_counter()
+        else:
+            first = None
+            for i in range(n):
+                if i:
+                    await asyncio.sleep(itl_ms / 1000)
+                await response.write(_CHUNKS[i % len(_CHUNKS)])
+                first = first or time.perf_counter()
+            last = time.perf_counter()
+            await response.write(tail)
         await response.write_eof()
         timings.append([received, first or last, last])
         return response

@@ -6,14 +6,16 @@ Nothing is compared across workloads or GPUs.
 
 The gate fails closed: every baseline scenario (and serving load) must be found, readable, ok and
 comparable in the candidate. One that is not (missing, failed, unreadable, a different workload, a figure
-not measured, a change too short to judge) fails the gate with its reason, unless the user allows it.
+not measured, a change too short to judge) fails the gate with its reason, unless the user allows it. The
+baseline says what is gated: a scenario that failed there, or a file of it that cannot be read, is named
+and gates nothing.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import UserError
@@ -137,8 +139,9 @@ class Unchecked:
 @dataclass
 class Comparison:
     deltas: list[Delta]
-    unchecked: list[Unchecked]
+    unchecked: list[Unchecked]  # baseline scenarios the candidate does not let the gate check
     new: list[str]  # in the candidate only: not gated
+    ungated: list[Unchecked] = field(default_factory=list)  # the baseline's own failed or unreadable files
 
 
 def _file_problems(c: Collection, stack: str, scenario: str, serving: bool = False) -> list[str]:
@@ -214,7 +217,6 @@ def compare(baseline: Path, candidate: Path) -> Comparison:
             "no scenario of the candidate matches the baseline on workload hash, model and GPU: "
             "results of different workloads or GPUs are never compared"
         )
-    unchecked = [Unchecked(f"baseline {f}", why) for f, why in base_c.problems] + unchecked
     deltas = []
     for k in sorted(base):
         if k not in cand:
@@ -229,12 +231,17 @@ def compare(baseline: Path, candidate: Path) -> Comparison:
     # What the candidate could not read and no baseline scenario's file accounts for (a directory that
     # cannot be listed, a file of another name): it may hold what the baseline asks for.
     accounted = [u.what.split(" ")[:2] for u in unchecked]
+    baseline_own = {Path(f).name for f, _ in base_c.problems}  # failed or unreadable there too: not gated
     for f, why in cand_c.problems:
         name = Path(f).name
+        if name in baseline_own:
+            continue
         patterns = [rf"(serving-)?{re.escape(a)}-{re.escape(b)}(-r\d+)?\.json" for a, b in accounted]
         if not any(re.fullmatch(p, name) for p in patterns):
             unchecked.append(Unchecked(f"candidate {f}", why))
-    return Comparison(deltas + served, unchecked, new)
+    # The baseline says what is gated: what it could not measure or read is named, and gates nothing.
+    ungated = [Unchecked(f"baseline {f}", why) for f, why in base_c.problems]
+    return Comparison(deltas + served, unchecked, new, ungated)
 
 
 FLAGS = {"ok": "", "regression": "  REGRESSION", "inconclusive": "  within noise", "too short": "  too short"}
@@ -265,6 +272,8 @@ def gate(c: Comparison, threshold: float, min_run_s: float, allow_missing: bool 
         lines.append(f"NOT COMPARED: {u.what}: {u.reason}")
     for n in c.new:
         lines.append(f"new in the candidate (not gated): {n}")
+    for u in c.ungated:
+        lines.append(f"not in the baseline's figures (not gated): {u.what}: {u.reason}")
     regressions, noisy = verdicts.count("regression"), verdicts.count("inconclusive")
     notes = []
     if noisy:

@@ -162,3 +162,17 @@ def test_an_unreadable_directory_is_a_problem_and_fails_the_gate(tmp_path, monke
         assert out.exit_code == 1 and "cannot read the directory" in out.output, out.output
     finally:
         locked.chmod(0o755)
+
+
+def test_what_the_baseline_did_not_measure_is_named_and_gates_nothing(tmp_path):
+    base = two_scenarios(tmp_path / "base")
+    (base / "hf-b-r0.json").write_text("{truncated")
+    cand = two_scenarios(tmp_path / "cand")
+    out = compare(base, cand)
+    assert out.returncode == 0, out.stdout
+    assert "not in the baseline's figures (not gated): baseline hf-b-r0.json: not valid JSON" in out.stdout
+    failed = ok_result(scenario="c").model_copy(update={"status": "failed", "error": "TimeoutError", "metrics": None})
+    for side in (base, cand):
+        write_result(failed, side)
+    again = compare(base, cand)  # failed on both sides: nothing the baseline measured is lost
+    assert again.returncode == 0 and "hf-c-r0.json: failed: TimeoutError" in again.stdout, again.stdout

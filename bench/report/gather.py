@@ -44,7 +44,7 @@ def collect(root: Path) -> Collection:
         rel = str(path.relative_to(root))
         if isinstance(item, ResultFileError):
             data = item.data
-            kind = data.get("kind") if isinstance(data, dict) else None
+            kind = data.get("kind") if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
             check = _crosscheck(data)
             if check is not None:
                 crosschecks.append(check | {"file": rel})

@@ -25,20 +25,31 @@ def blank_share(png: bytes) -> float:
     return sum(1 for row in rows if min(row) >= 250) / height
 
 
+def check_chart(evidence, title, uri) -> None:
+    png = base64.b64decode(uri.split(",", 1)[1])
+    width, height = PIL.open(io.BytesIO(png)).size
+    assert 300 <= width <= 1400 and 150 <= height <= 1600, (evidence.name, title, width, height)
+    assert blank_share(png) < 0.5, (evidence.name, title, blank_share(png))
+
+
 @pytest.mark.parametrize("evidence", EVIDENCE, ids=[p.name for p in EVIDENCE])
 def test_charts_are_sized_and_drawn(evidence):
     c = collect(evidence)
-    assert c.groups
+    assert c.groups or c.serving
+    if c.serving:
+        from bench.report.serving_plots import serving_figures
+
+        made = serving_figures(c.serving)
+        assert made, "a serving sweep of open-loop rates draws its charts"
+        for title, uri in made:
+            check_chart(evidence, title, uri)
     # collect lists a result the report cannot render as a problem: a bug in the report must not drop real ones
     assert not [p for p in c.problems if "unexpected type" in p[1]], c.problems
     for g in c.groups:
         made = figures(g)
         titles = [title for title, _ in made]
         for title, uri in made:
-            png = base64.b64decode(uri.split(",", 1)[1])
-            width, height = PIL.open(io.BytesIO(png)).size
-            assert 300 <= width <= 1400 and 150 <= height <= 1600, (evidence.name, g.model, title, width, height)
-            assert blank_share(png) < 0.5, (evidence.name, g.model, title, blank_share(png))
+            check_chart(evidence, f"{g.model} {title}", uri)
         sizes: dict[tuple, set] = {}
         for r in g.rows:
             searched = isinstance(r.first.kv, KvBatches) and r.first.kv.capacity is not None

@@ -1,5 +1,6 @@
 """The committed GPU evidence re-collects to the same figures: the CSV of every evidence directory, written
-by this code, equals the one recorded when those results were first collected (tests/data/recollect/)."""
+by this code, equals the one recorded when those results were first collected (tests/data/recollect/);
+for serving results, the report's "Online serving" table does."""
 
 import csv
 
@@ -26,6 +27,17 @@ def test_evidence_recollects_to_the_recorded_figures(recorded, tmp_path):
         assert a == b, f"{b['run_id']} {b['scenario']}: {set(a.items()) ^ set(b.items())}"
 
 
+def serving_table(report_md: str) -> str:
+    return report_md.split("### Online serving", 1)[1].split("\n## ", 1)[0].strip()
+
+
+@pytest.mark.parametrize("recorded", sorted(RECORDED.glob("*.serving.md")), ids=lambda p: p.name.split(".")[0])
+def test_serving_evidence_recollects_to_the_recorded_table(recorded, tmp_path):
+    write_report(EVIDENCE / recorded.name.split(".")[0], tmp_path, plots=False)
+    assert serving_table((tmp_path / "report.md").read_text()) == recorded.read_text().strip()
+
+
 def test_every_evidence_directory_is_recorded():
     dirs = {p.name for p in EVIDENCE.iterdir() if p.is_dir() and any(p.rglob("*.json"))}
-    assert dirs == {p.stem for p in RECORDED.glob("*.csv")}
+    recorded = {p.stem for p in RECORDED.glob("*.csv")} | {p.name.split(".")[0] for p in RECORDED.glob("*.serving.md")}
+    assert dirs == recorded

@@ -102,7 +102,10 @@ class Ranks:
         for rank in range(1, self.size):
             env = os.environ | common | {"RANK": str(rank), "LOCAL_RANK": str(rank)}
             cmd = [sys.executable, "-m", "bench.stacks.hf.tensor_parallel", str(path), dtype]
-            self.procs.append(subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL))
+            # A session of its own: a terminal's Ctrl-C goes to rank 0 alone (which stops this rank), never to
+            # a follower still importing torch, which would die with a traceback and leave rank 0 waiting
+            # for it at the rendezvous.
+            self.procs.append(subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True))
         os.environ.update(common | {"RANK": "0", "LOCAL_RANK": "0"})
         threading.Thread(target=self._watch, name="pagedbench-tp-watch", daemon=True).start()
         self.broken = True  # until every rank has loaded

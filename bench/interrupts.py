@@ -40,11 +40,6 @@ def install() -> None:
             signal.signal(sig, _first_stop)
 
 
-def stopped() -> bool:
-    """Whether a stop signal has come (every later one is then ignored)."""
-    return _stopped
-
-
 @contextmanager
 def raising(exc_type: type[BaseException]) -> Iterator[None]:
     """Within the block the first SIGINT or SIGTERM raises `exc_type`; after it, the handlers are as they

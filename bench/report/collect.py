@@ -141,7 +141,6 @@ class Collection:
     crosschecks: list[dict] = field(default_factory=list)  # `pagedbench crosscheck --out` files
     serving: list[ServingResult] = field(default_factory=list)  # `pagedbench serve` results
     notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what it is): files that are no results
-    serving_files: list[str] = field(default_factory=list)  # each serving result's file, in the same order
 
 
 def groups_of(ok: list[Result]) -> list[Group]:

@@ -134,6 +134,7 @@ class Unchecked:
 
     what: str
     reason: str
+    scenario: tuple[str, str] | None = None  # (stack, scenario) of the baseline it stands for
 
 
 @dataclass
@@ -144,13 +145,15 @@ class Comparison:
     ungated: list[Unchecked] = field(default_factory=list)  # the baseline's own failed or unreadable files
 
 
-def _file_problems(c: Collection, stack: str, scenario: str, serving: bool = False) -> list[str]:
+def _holds(file: str, stack: str, scenario: str) -> bool:
+    """Whether a file's name is one the tool gives a result of this scenario (offline or serving)."""
+    pattern = rf"(serving-)?{re.escape(stack)}-{re.escape(scenario)}(-r\d+)?\.json"
+    return re.fullmatch(pattern, Path(file).name) is not None
+
+
+def _file_problems(c: Collection, stack: str, scenario: str) -> list[str]:
     """The candidate's problems with the files that would hold this scenario's results."""
-    name = re.compile(
-        rf"serving-{re.escape(stack)}-{re.escape(scenario)}\.json" if serving
-        else rf"{re.escape(stack)}-{re.escape(scenario)}-r\d+\.json"
-    )  # fmt: skip
-    return [f"{f}: {why}" for f, why in c.problems if name.fullmatch(Path(f).name)]
+    return [f"{f}: {why}" for f, why in c.problems if _holds(f, stack, scenario)]
 
 
 def _why_missing(cand: Collection, key: tuple, cand_rows: dict[tuple, Row]) -> str:
@@ -177,14 +180,14 @@ def _serving_deltas(baseline: Collection, candidate: Collection) -> tuple[list[D
         what = f"{k[3]} {k[4]}"
         if k not in cand:
             scenario = k[4].split(" @ ")[0]
-            broken = _file_problems(candidate, k[3], scenario, serving=True)
+            broken = _file_problems(candidate, k[3], scenario)
             ended = [d for d in candidate.serving if (d.stack, d.scenario) == (k[3], scenario) and d.status != "ok"]
             reason = (
                 "unreadable in the candidate: " + "; ".join(broken[:3]) if broken
                 else f"the candidate's sweep ended before this load ({ended[0].status}: {ended[0].error})" if ended
                 else "missing from the candidate"
             )  # fmt: skip
-            unchecked.append(Unchecked(what, reason))
+            unchecked.append(Unchecked(what, reason, (k[3], scenario)))
             continue
         (b, b_unmeasured), (c, c_unmeasured) = base[k], cand[k]
         shortest = min(b["duration_s"], c["duration_s"])
@@ -220,7 +223,7 @@ def compare(baseline: Path, candidate: Path) -> Comparison:
     deltas = []
     for k in sorted(base):
         if k not in cand:
-            unchecked.append(Unchecked(f"{k[3]} {k[4]}", _why_missing(cand_c, k, cand)))
+            unchecked.append(Unchecked(f"{k[3]} {k[4]}", _why_missing(cand_c, k, cand), (k[3], k[4])))
             continue
         shortest = min(r.metrics.elapsed_s for r in base[k].results + cand[k].results)
         for m in METRICS:
@@ -230,14 +233,10 @@ def compare(baseline: Path, candidate: Path) -> Comparison:
     new += [f"{k[3]} {k[4]}" for k in sorted(set(cand) - set(base))]
     # What the candidate could not read and no baseline scenario's file accounts for (a directory that
     # cannot be listed, a file of another name): it may hold what the baseline asks for.
-    accounted = [u.what.split(" ")[:2] for u in unchecked]
+    accounted = {u.scenario for u in unchecked if u.scenario}
     baseline_own = {Path(f).name for f, _ in base_c.problems}  # failed or unreadable there too: not gated
     for f, why in cand_c.problems:
-        name = Path(f).name
-        if name in baseline_own:
-            continue
-        patterns = [rf"(serving-)?{re.escape(a)}-{re.escape(b)}(-r\d+)?\.json" for a, b in accounted]
-        if not any(re.fullmatch(p, name) for p in patterns):
+        if Path(f).name not in baseline_own and not any(_holds(f, *sc) for sc in accounted):
             unchecked.append(Unchecked(f"candidate {f}", why))
     # The baseline says what is gated: what it could not measure or read is named, and gates nothing.
     ungated = [Unchecked(f"baseline {f}", why) for f, why in base_c.problems]

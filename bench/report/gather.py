@@ -32,7 +32,6 @@ def collect(root: Path) -> Collection:
     if not root.is_dir():
         raise UserError(f"results directory {root} is not a directory")
     problems: list[tuple[str, str]] = []
-    served_files: dict[int, str] = {}
     ok: list[Result] = []
     seen: dict[tuple, str] = {}
     files = 0
@@ -54,7 +53,6 @@ def collect(root: Path) -> Collection:
                     problems.append((rel, why))
                     continue
                 serving.append(served)
-                served_files[id(served)] = rel
                 if served.status != "ok":
                     problems.append((rel, f"serving {served.status}: {served.error}"))
             elif kind in NOT_RESULTS:
@@ -83,9 +81,7 @@ def collect(root: Path) -> Collection:
         ok.append(item)
     if files == 0:
         raise UserError(f"no result files (*.json) under {root}")
-    return Collection(
-        groups_of(ok), problems, ok, files, crosschecks, serving, notes, [served_files[id(s)] for s in serving]
-    )
+    return Collection(groups_of(ok), problems, ok, files, crosschecks, serving, notes)
 
 
 def _serving(data: dict) -> tuple[ServingResult | None, str | None]:

@@ -18,6 +18,8 @@ import click
 
 from bench.cli_support import Finite, writable_file
 from bench.errors import UserError
+from bench.metrics import percentile
+from bench.serving.server import healthy
 
 
 def _free_port() -> int:
@@ -33,17 +35,10 @@ class _Stub:
         cmd = [sys.executable, "-m", "bench.serving.stub", "--port", str(self.port), "--itl-ms", str(itl_ms)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 30
-        while not self._answers():
+        while not healthy(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise UserError(f"the stub server did not start: {self.proc.stderr.read().decode()[-300:]}")
             time.sleep(0.1)
-
-    def _answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=1):
-                return True
-        except OSError:
-            return False
 
     def timings(self) -> list[list[float]]:
         with urllib.request.urlopen(f"{self.url}/timings", timeout=10) as r:
@@ -58,13 +53,6 @@ class _Stub:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q / 100 * len(s)))]
 
 
 def measure(stub: _Stub, requests, load) -> dict:
@@ -89,7 +77,8 @@ def measure(stub: _Stub, requests, load) -> dict:
         ("e2e", [1000 * (r.end_s - r.sent_s) for r in records if r.ok], stub_e2e),
     ):
         for q in (50, 99):
-            a, b = _pct(mine, q), _pct(theirs, q)
+            a = percentile(sorted(mine), q) if mine else None
+            b = percentile(sorted(theirs), q) if theirs else None
             added[f"{name}_p{q}_ms"] = None if a is None or b is None else a - b
     return {
         "load": load.label,

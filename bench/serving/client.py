@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench.metrics import percentile
 from bench.results.serving import ClientHealth
 from bench.serving.schedule import Load, send_times
 from bench.serving.server import ServeRequest, ServerKind
@@ -159,10 +160,11 @@ class _Health:
 
 
 def _p99_max(values: list[float]) -> tuple[float | None, float | None]:
+    """p99 and max, in ms."""
     if not values:
         return None, None
     s = sorted(values)
-    return 1000.0 * s[min(len(s) - 1, int(0.99 * len(s)))], 1000.0 * s[-1]
+    return 1000.0 * percentile(s, 99), 1000.0 * s[-1]
 
 
 def _event_loop_policy():

@@ -127,6 +127,7 @@ for group in "$@"; do
     ;;
   bench-client)  # the load generator's own capacity against an instant stub, on this host's CPUs
     pb 200 bench-client --out "$C/bench-client-$T.json"
+    pb 200 bench-client --requests 1024 --tokens 128 --out "$C/bench-client-t128-$T.json"
     ;;
   multi-gpu)  # two GPUs or more
     pb 570 run --stack vllm --suite multi-gpu --out "$R" --run-id multi-gpu-vllm-$T

@@ -1,12 +1,14 @@
-"""`pagedbench bench-client`: what the load generator itself sustains, against an instant stub server in its
-own process (`bench.serving.stub`) — the request rate and streamed tokens per second it reads with every
-request sent at once, and at given rates the latency it adds over the stub's own times (TTFT, ITL, E2E),
-with its health (CPU, event-loop lag). A serving figure is the server's only while the load is well below
+"""`pagedbench bench-client`: what the load generator itself sustains, against an instant stub server in
+processes of its own (`bench.serving.stub`) — the request rate and streamed tokens per second it reads with
+every request sent at once (the stub then runs as several processes on one port, so that it is less often
+the limit), and at given rates the latency it adds over the stub's own times (TTFT, ITL, E2E), with its
+health (CPU, event-loop lag). A serving figure is the server's only while the load is well below
 what the client sustains here, on the same host."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -28,31 +30,61 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def default_stub_workers() -> int:
+    """Stub processes for the all-at-once load: a quarter of the host's CPUs, 1 to 4 (one on a 2-core
+    machine, where a second would take the client's core)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
 class _Stub:
-    def __init__(self, itl_ms: float) -> None:
+    def __init__(self, itl_ms: float, workers: int = 1) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
         cmd = [sys.executable, "-m", "bench.serving.stub", "--port", str(self.port), "--itl-ms", str(itl_ms)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        cmd += ["--reuse-port"] if workers > 1 else []
+        self.procs = [
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            for _ in range(workers)
+        ]
         deadline = time.monotonic() + 30
-        while not healthy(self.url):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise UserError(f"the stub server did not start: {self.proc.stderr.read().decode()[-300:]}")
+        # Each process answers on its own once it listens; wait for them all.
+        while not healthy(self.url) or _listening(self.port) < workers:
+            dead = next((p for p in self.procs if p.poll() is not None), None)
+            if dead is not None or time.monotonic() > deadline:
+                why = dead.stderr.read().decode()[-300:] if dead is not None else "not listening after 30 s"
+                self.__exit__()
+                raise UserError(f"the stub server did not start: {why}")
             time.sleep(0.1)
 
-    def timings(self) -> list[list[float]]:
+    def timings(self) -> list[list[float]] | None:
+        """The stub's own times since the last call; None with several processes (each keeps its own)."""
         with urllib.request.urlopen(f"{self.url}/timings", timeout=10) as r:
-            return json.loads(r.read())
+            own = json.loads(r.read())
+        return own if self.workers == 1 else None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _listening(port: int) -> float:
+    """How many sockets listen on 127.0.0.1:port (Linux's /proc/net/tcp; unbounded where it cannot be read,
+    the health check then being all there is)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return float("inf")
+    want = f"0100007F:{port:04X}"
+    return sum(1 for line in lines if line.split()[1] == want and line.split()[3] == "0A")
 
 
 def measure(stub: _Stub, requests, load) -> dict:
@@ -65,12 +97,19 @@ def measure(stub: _Stub, requests, load) -> dict:
     records, duration, health = run_load(stub.url, STUB, "stub", requests, load)
     s = summarize(records, load, duration)  # the client's own judgement is reported apart, below
     own = stub.timings()
+    added: dict = {}
+    note = None
+    if load.profile == "concurrency":
+        note = "all at once: what a request waits in the stub's queue, not what the client adds"
+    elif own is None:
+        note = "the stub ran as several processes, each keeping its own times"
+    if note:
+        own = []
     stub_ttft = [1000 * (first - received) for received, first, _ in own]
     stub_e2e = [1000 * (last - received) for received, _, last in own]
     gaps = [1000 * (b - a) for r in records if r.ok for a, b in zip(r.chunk_s, r.chunk_s[1:])]
     n = requests[0].output_len
     stub_gap = [1000 * (last - first) / (n - 1) for _, first, last in own] if n > 1 else []
-    added = {}
     for name, mine, theirs in (
         ("ttft", [1000 * (r.first_s - r.sent_s) for r in records if r.ok], stub_ttft),
         ("itl", gaps, stub_gap),
@@ -90,6 +129,7 @@ def measure(stub: _Stub, requests, load) -> dict:
         "achieved_rps": s.achieved_rps,
         "streamed_tokens_per_s": s.output_tokens_per_s,
         "added_ms": added,
+        "added_note": note,
         "client": health.model_dump(),
     }
 
@@ -103,8 +143,10 @@ def measure(stub: _Stub, requests, load) -> dict:
 )  # fmt: skip
 @click.option("--itl-ms", type=Finite(min=0, max=1000), default=5.0, show_default=True,
               help="The stub's gap between tokens at the rate loads (all at once: back to back).")  # fmt: skip
+@click.option("--stub-workers", type=click.IntRange(1, 64), default=None,
+              help="Stub processes for the all-at-once load. [default: a quarter of the CPUs, 1 to 4]")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the figures as JSON here.")
-def bench_client(requests, tokens, rates, itl_ms, out):
+def bench_client(requests, tokens, rates, itl_ms, stub_workers, out):
     """Measure the load generator against an instant stub server: what it sustains, and what it adds."""
     from bench.results.store import write_atomic
     from bench.serving.schedule import Load
@@ -113,13 +155,14 @@ def bench_client(requests, tokens, rates, itl_ms, out):
     if out is not None:
         writable_file(out, "--out")
     batch = [ServeRequest(i, f"request {i}", 0, tokens) for i in range(requests)]
-    loads = [(Load("concurrency", concurrency=requests), 0.0)]
-    loads += [(Load("poisson", rate=r, seed=0), itl_ms) for r in (rates or (200.0,))]
+    # All at once against several stub processes; the rate loads against one, which keeps every time.
+    loads = [(Load("concurrency", concurrency=requests), 0.0, stub_workers or default_stub_workers())]
+    loads += [(Load("poisson", rate=r, seed=0), itl_ms, 1) for r in (rates or (200.0,))]
     figures = []
-    for load, gap in loads:
-        with _Stub(gap) as stub:
+    for load, gap, workers in loads:
+        with _Stub(gap, workers) as stub:
             measure(stub, batch[:4], Load("concurrency", concurrency=4))  # warm: connections, imports
-            f = measure(stub, batch, load) | {"stub_itl_ms": gap}
+            f = measure(stub, batch, load) | {"stub_itl_ms": gap, "stub_processes": workers}
             # Not client-bound: the rate read is a lower bound on what the client sustains (the stub or
             # the host set it), and is said so.
             f["limited_by"] = "the client" if f["client"]["bound"] else "not the client: a lower bound on its capacity"
@@ -127,11 +170,17 @@ def bench_client(requests, tokens, rates, itl_ms, out):
         f = figures[-1]
         add = f["added_ms"]
         ms = lambda x: "—" if x is None else f"{x:+.2f}"  # noqa: E731
+        added = (
+            f"added TTFT p50/p99 {ms(add['ttft_p50_ms'])}/{ms(add['ttft_p99_ms'])} ms, "
+            f"ITL {ms(add['itl_p50_ms'])}/{ms(add['itl_p99_ms'])} ms"
+            if f["added_note"] is None
+            else f"added latency not measured ({f['added_note']})"
+        )
         click.echo(
             f"{f['load']:>22}: {f['completed']}/{f['requests']} in {f['duration_s']:.2f} s, "
-            f"{f['achieved_rps']:,.0f} req/s, {f['streamed_tokens_per_s']:,.0f} streamed tok/s; added TTFT p50/p99 "
-            f"{ms(add['ttft_p50_ms'])}/{ms(add['ttft_p99_ms'])} ms, ITL {ms(add['itl_p50_ms'])}/"
-            f"{ms(add['itl_p99_ms'])} ms; client CPU {f['client']['cpu_share']:.0%}, loop lag p99 "
+            f"{f['achieved_rps']:,.0f} req/s, {f['streamed_tokens_per_s']:,.0f} streamed tok/s "
+            f"({f['stub_processes']} stub process{'es' if f['stub_processes'] > 1 else ''}); {added}; "
+            f"client CPU {f['client']['cpu_share']:.0%}, loop lag p99 "
             f"{f['client']['loop_lag_ms_p99'] or 0:.1f} ms"
             + (" — CLIENT-BOUND" if f["client"]["bound"] else f" — {f['limited_by']}")
         )

@@ -3,7 +3,10 @@ once with `max_tokens` streamed chunks of one token each (every `itl_ms` apart, 
 format (token ids per chunk, usage last), and keeps its own times for every request (received, first and
 last chunk written) on the host's monotonic clock, served at /timings. Run as its own process:
 
-    python -m bench.serving.stub --port 8199 [--itl-ms 5]
+    python -m bench.serving.stub --port 8199 [--itl-ms 5] [--reuse-port]
+
+With `--reuse-port` several such processes share one port (the kernel spreads connections over them), so
+that one stub process is not what limits the client; each then keeps only its own times.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--itl-ms", type=float, default=0.0)
+    p.add_argument("--reuse-port", action="store_true")
     a = p.parse_args(argv)
     try:
         import uvloop
@@ -92,7 +96,9 @@ def main(argv=None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(app(a.itl_ms), host="127.0.0.1", port=a.port, print=None, access_log=None)
+    web.run_app(
+        app(a.itl_ms), host="127.0.0.1", port=a.port, print=None, access_log=None, reuse_port=a.reuse_port or None
+    )
 
 
 if __name__ == "__main__":

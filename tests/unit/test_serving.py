@@ -345,7 +345,8 @@ def test_the_client_measures_itself_against_an_instant_stub(tmp_path):
     import json
 
     out = tmp_path / "client.json"
-    r = run_cli("bench-client", "--requests", "48", "--tokens", "12", "--rate", "40", "--out", out)
+    r = run_cli("bench-client", "--requests", "48", "--tokens", "12", "--rate", "40", "--stub-workers", "2",
+                "--out", out)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["kind"] == "client-capacity" and [x["load"] for x in report["loads"]] == [
@@ -353,10 +354,17 @@ def test_the_client_measures_itself_against_an_instant_stub(tmp_path):
         "poisson 40 req/s",
     ]
     for load in report["loads"]:
-        assert load["completed"] == 48 and load["failed"] == 0
+        assert load["completed"] == 48 and load["failed"] == 0 and load["client"]["cpu_share"] > 0
         assert load["streamed_tokens_per_s"] == pytest.approx(12 * load["achieved_rps"])
-        assert load["added_ms"]["ttft_p50_ms"] is not None and load["client"]["cpu_share"] > 0
-    assert "streamed tok/s; added TTFT p50/p99" in r.stdout
+    at_once, rate = report["loads"]
+    # All at once, against two stub processes on one port: no added latency (a stub's queue is not the
+    # client's cost); at a rate, against one, what the client added over the stub's own times.
+    assert at_once["stub_processes"] == 2 and set(at_once["added_ms"].values()) == {None}
+    assert "stub's queue" in at_once["added_note"]
+    assert rate["stub_processes"] == 1 and rate["added_note"] is None
+    assert None not in rate["added_ms"].values()
+    assert "(2 stub processes); added latency not measured" in r.stdout
+    assert "(1 stub process); added TTFT p50/p99" in r.stdout
     from bench.report.gather import collect
 
     assert collect(tmp_path).notes == [("client.json", "not a result: the load generator's capacity against a "

@@ -10,10 +10,12 @@ the tools', not the server's.
 A rate is requests per second, `inf` (every request at once: the server's saturation), or `Fx`: that
 fraction of the saturation vllm bench serve measured at `inf` (which must come first). At a finite rate
 both clients send on the very same schedule (`bench.serving.schedule` draws vllm bench serve's, from the
-same seed). The server is first warmed up with every request at once (its largest shapes), and each rate is
-sent `--repeats` times per client in alternating order (ours first, then theirs first), so that neither
-client always meets the server a load later. The output is JSON (`"kind": "serve-crosscheck"`, no NaN or
-Infinity): `pagedbench collect` names it, it is no result.
+same seed), and with the same request fields: whatever PagedBench puts in a request body besides what
+vllm bench serve sends by itself (greedy sampling, token ids in every chunk) is given to it as
+`--temperature` and `--extra-body`. The server is first warmed up with every request at once (its largest
+shapes), and each rate is sent `--repeats` times per client in alternating order (ours first, then theirs
+first), so that neither client always meets the server a load later. The output is JSON
+(`"kind": "serve-crosscheck"`, no NaN or Infinity): `pagedbench collect` names it, it is no result.
 """
 
 from __future__ import annotations
@@ -75,7 +77,45 @@ def ours(url, kind, requests, rate, seed) -> dict:
     }
 
 
-def theirs(url, model_dir, requests, rate, seed) -> dict:
+# What vllm bench serve's completions client puts in every request itself (with --ignore-eos); the rest of
+# PagedBench's request body goes to it as --temperature and --extra-body, so the server gets the same work
+# from both clients (a sampler, or token ids in every chunk, would otherwise differ by client).
+SENT_BY_VLLM_BENCH = frozenset({"model", "prompt", "max_tokens", "stream", "stream_options", "ignore_eos"})
+
+
+def same_request_fields(kind, requests) -> dict:
+    """The fields of PagedBench's request bodies that vllm bench serve does not send by itself, as its
+    arguments: {"temperature": ..., "extra_body": {...}}. Refused when a field differs between requests
+    (vllm bench serve sends one extra body to all)."""
+    extra = None
+    for r in requests:
+        body = kind.body("model", r)
+        if not body.get("ignore_eos"):
+            raise UserError("the cross-check needs ignore_eos in the body: vllm bench serve forces the length so")
+        rest = {k: v for k, v in body.items() if k not in SENT_BY_VLLM_BENCH}
+        if extra is not None and rest != extra:
+            differ = sorted(k for k in rest.keys() | extra.keys() if rest.get(k) != extra.get(k))
+            raise UserError(f"the request field(s) {', '.join(differ)} vary by request: vllm bench serve sends one set")
+        extra = rest
+    extra = dict(extra or {})
+    fields = {"temperature": extra.pop("temperature", None), "extra_body": extra}
+    return fields
+
+
+def their_args(url, model_dir, dataset: str, n: int, rate, seed, fields: dict) -> list[str]:
+    args = ["--backend", "vllm", "--base-url", url, "--endpoint", "/v1/completions", "--model", "model",
+            "--tokenizer", str(model_dir), "--dataset-name", "custom", "--dataset-path", dataset,
+            "--custom-output-len", "-1", "--skip-chat-template", "--disable-shuffle", "--num-prompts", str(n),
+            "--request-rate", str(rate), "--seed", str(seed), "--ignore-eos",
+            "--percentile-metrics", "ttft,tpot,itl,e2el"]  # fmt: skip
+    if fields["temperature"] is not None:
+        args += ["--temperature", str(fields["temperature"])]
+    if fields["extra_body"]:
+        args += ["--extra-body", json.dumps(fields["extra_body"])]
+    return args
+
+
+def theirs(url, model_dir, requests, rate, seed, fields: dict) -> dict:
     from vllm.benchmarks import serve as bench
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
@@ -84,13 +124,7 @@ def theirs(url, model_dir, requests, rate, seed) -> dict:
             f.write(json.dumps({"prompt": r.prompt, "output_tokens": r.output_len}) + "\n")
     parser = FlexibleArgumentParser()
     bench.add_cli_args(parser)
-    args = parser.parse_args(
-        ["--backend", "vllm", "--base-url", url, "--endpoint", "/v1/completions", "--model", "model",
-         "--tokenizer", str(model_dir), "--dataset-name", "custom", "--dataset-path", f.name,
-         "--custom-output-len", "-1", "--skip-chat-template", "--disable-shuffle", "--num-prompts",
-         str(len(requests)), "--request-rate", str(rate), "--seed", str(seed), "--ignore-eos",
-         "--percentile-metrics", "ttft,tpot,itl,e2el"]
-    )  # fmt: skip
+    args = parser.parse_args(their_args(url, model_dir, f.name, len(requests), rate, seed, fields))
     out = bench.main(args)
     plain = {}
     for k, v in out.items():  # its figures come as numpy numbers among lists: keep the plain figures
@@ -129,14 +163,14 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
-def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int = 1) -> dict:
+def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int, fields: dict) -> dict:
     mine_runs, vllm_runs = [], []
     for k in range(repeats):
         if k % 2 == 0:
             mine_runs.append(ours(url, kind, requests, rate, seed))
-            vllm_runs.append(theirs(url, model_dir, requests, rate, seed))
+            vllm_runs.append(theirs(url, model_dir, requests, rate, seed, fields))
         else:
-            vllm_runs.append(theirs(url, model_dir, requests, rate, seed))
+            vllm_runs.append(theirs(url, model_dir, requests, rate, seed, fields))
             mine_runs.append(ours(url, kind, requests, rate, seed))
     mine, vllm = mine_runs[0], vllm_runs[0]
     rows = []
@@ -187,8 +221,12 @@ def main(argv=None) -> int:
         suite = suite.model_copy(update={"workloads": suite.workloads | {s.workload: spec}})
     model_dir, requests, settings = server_inputs(suite, s, "auto")  # vLLM places itself
     kind = load_server("vllm")
+    fields = same_request_fields(kind, requests)
     comparison = {"kind": KIND, "schema_version": 1, "suite": suite.name, "scenario": s.name}
-    comparison |= {"requests": len(requests), "repeats": a.repeats, "target": TARGET, "loads": []}
+    comparison |= {"requests": len(requests), "repeats": a.repeats, "target": TARGET}
+    # What each client was told to put in its requests besides the prompt and length.
+    comparison["request_fields"] = {"vllm_bench_serve": fields, "pagedbench": sorted(kind.body("model", requests[0]))}
+    comparison["loads"] = []
 
     def save() -> None:
         write_atomic(a.out, json.dumps(finite(comparison), indent=1, allow_nan=False), replace=True)
@@ -204,7 +242,7 @@ def main(argv=None) -> int:
                 rate = float(text[:-1]) * saturation if text.endswith("x") else float(text)
             print(f"{'all at once' if math.isinf(rate) else f'{rate:,.1f} req/s'} ({text}), "
                   f"{len(requests)} requests:", flush=True)  # fmt: skip
-            entry = compare_rate(server.url, kind, model_dir, requests, rate, a.seed, a.repeats)
+            entry = compare_rate(server.url, kind, model_dir, requests, rate, a.seed, a.repeats, fields)
             entry["asked"] = text
             if math.isinf(rate):
                 saturation = entry["vllm_bench_serve"].get("request_throughput")

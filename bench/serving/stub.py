@@ -1,7 +1,8 @@
 """An instant OpenAI-compatible server, to measure the load generator itself: it answers /v1/completions at
 once with `max_tokens` streamed chunks of one token each (every `itl_ms` apart, or back to back), in vLLM's
 format (token ids per chunk, usage last), and keeps its own times for every request (received, first and
-last chunk written) on the host's monotonic clock, served at /timings. Run as its own process:
+last chunk written) on the host's monotonic clock, served at /timings, and the request bodies it got, at
+/bodies. Run as its own process:
 
     python -m bench.serving.stub --port 8199 [--itl-ms 5] [--reuse-port]
 
@@ -42,10 +43,12 @@ def app(itl_ms: float):
     from aiohttp import web
 
     timings: list[list[float]] = []
+    bodies: list[dict] = []
 
     async def completions(request):
         received = time.perf_counter()
         data = await request.json()
+        bodies.append(data)
         n = int(data.get("max_tokens") or 16)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -75,10 +78,16 @@ def app(itl_ms: float):
         timings.clear()
         return web.json_response(out)
 
+    async def read_bodies(request):
+        out = list(bodies)
+        bodies.clear()
+        return web.json_response(out)
+
     application = web.Application(client_max_size=2**24)
     application.router.add_post("/v1/completions", completions)
     application.router.add_get("/health", health)
     application.router.add_get("/timings", read_timings)
+    application.router.add_get("/bodies", read_bodies)
     return application
 
 

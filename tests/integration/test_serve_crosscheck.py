@@ -63,3 +63,63 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
     out.rename(tmp_path / "run" / "xc.json")
     collected = collect(tmp_path / "run")  # named for what it is, never a parse error
     assert not collected.problems and collected.notes[0][0] == "xc.json" and "not a result" in collected.notes[0][1]
+
+
+def _crosscheck_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serve_crosscheck", ROOT / "scripts" / "serve_crosscheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_both_clients_send_the_server_the_same_request_bodies(tmp_path):
+    """The very bodies each client sends, caught by the stub server: `vllm bench serve` run with the
+    cross-check's arguments sends what PagedBench sends (greedy, token ids in every chunk, forced
+    length), apart from two fields of its own that ask the server for nothing (no penalty, no logprobs)."""
+    import json
+    import urllib.request
+
+    from bench.serving.capacity import _Stub
+    from bench.serving.cli import pick_scenario
+    from bench.serving.run import server_inputs
+    from bench.stacks import load_server
+    from bench.suite import load_suite
+
+    xc = _crosscheck_module()
+    suite = tmp_path / "xc.yaml"
+    suite.write_text(
+        "name: xc\nmodel: synthetic:tiny-llama\nworkloads: {w: {requests: 6, seed: 3, prompt_len: 24, "
+        "output_len: {dist: uniform, min: 4, max: 9}}}\nscenarios: [{name: v, stack: vllm, workload: w}]\n"
+    )
+    loaded = load_suite(str(suite))
+    model_dir, requests, _ = server_inputs(loaded, pick_scenario(loaded, "vllm", "v"), "auto")
+    kind = load_server("vllm")
+    fields = xc.same_request_fields(kind, requests)
+    assert fields == {"temperature": 0.0, "extra_body": {"return_token_ids": True}}
+    with _Stub(0.0) as stub:
+        xc.theirs(stub.url, model_dir, requests, float("inf"), 0, fields)
+        with urllib.request.urlopen(f"{stub.url}/bodies", timeout=10) as r:
+            sent_by_vllm = {b["prompt"]: b for b in json.loads(r.read())}  # its first test request too
+    mine = {r.prompt: kind.body("model", r) for r in requests}
+    assert set(sent_by_vllm) == set(mine)
+    for prompt, body in mine.items():
+        theirs = sent_by_vllm[prompt]
+        assert {k: v for k, v in theirs.items() if k not in body} == {"repetition_penalty": 1.0, "logprobs": None}
+        assert {k: theirs[k] for k in body} == body
+
+
+def test_a_request_field_that_varies_by_request_is_refused():
+    from bench.errors import UserError
+    from bench.serving.server import ServeRequest, ServerKind
+
+    xc = _crosscheck_module()
+    per_request = lambda m, r: {"ignore_eos": True, "min_tokens": r.output_len}  # noqa: E731
+    varying = ServerKind(name="x", command=lambda *a: [], body=per_request, chunk_tokens=len)
+    requests = [ServeRequest(0, "a", 0, 4), ServeRequest(1, "b", 0, 5)]
+    with pytest.raises(UserError, match="min_tokens vary by request"):
+        xc.same_request_fields(varying, requests)
+    forced = ServerKind(name="x", command=lambda *a: [], body=lambda m, r: {"temperature": 0.7}, chunk_tokens=len)
+    with pytest.raises(UserError, match="needs ignore_eos"):
+        xc.same_request_fields(forced, requests)

@@ -47,14 +47,15 @@ def env(settings: dict) -> dict:
 
 
 def body(model: str, r: ServeRequest) -> dict:
-    """min_tokens with ignore_eos forces the length; usage is asked for in the last chunk, and each
-    chunk's token ids: a chunk can carry several tokens (the engine merges the ones a busy server has not
-    sent yet), so chunks are not tokens."""
+    """ignore_eos forces the length to max_tokens (the client checks every answer's token count); greedy,
+    so that no sampler's cost is in the figures; usage is asked for in the last chunk, and each chunk's
+    token ids: a chunk can carry several tokens (the engine merges the ones a busy server has not sent
+    yet), so chunks are not tokens. No min_tokens: it would add a logits processor to every step, and
+    `vllm bench serve` (the cross-check) sends none."""
     return {
         "model": model,
         "prompt": r.prompt,
         "max_tokens": r.output_len,
-        "min_tokens": r.output_len,
         "ignore_eos": True,
         "temperature": 0.0,
         "stream": True,

@@ -23,30 +23,17 @@ def needed_tokens(row: Row) -> int:
     return n * w.prompt_tokens + w.output_tokens - n * w.requests
 
 
-def shared_tokens(row: Row) -> float | None:
-    """KV tokens that did not need a copy of their own: prompt tokens found in the prefix cache (a block
-    pool that counts them), none for padded batches (each row holds its own copy)."""
+def saved(row: Row) -> tuple[float | None, float | None]:
+    """Memory saved by sharing over the run and at its busiest moment: for a block pool, the engine probe's
+    1 - physical / logical blocks (None where the scenario did not run it); padded batches hold every
+    prompt once per row, so they save nothing."""
     kv = row.first.kv
-    if isinstance(kv, KvPool) and row.first.workload.spec.beam_width > 1:
-        return _beams_shared(row, kv)
     if isinstance(kv, KvPool):
-        return kv.prefix_cache_hits
+        probe = kv.sharing
+        return (probe.saved, probe.saved_at_peak) if probe is not None else (None, None)
     if isinstance(kv, KvBatches) and kv.prompt_tokens_total is not None:
-        return 0.0
-    return None
-
-
-def _beams_shared(row: Row, kv: KvPool) -> float | None:
-    """Beam search on a block pool runs every beam's whole sequence at each step, finding the common prefix
-    in the prefix cache (so its hits count recomputation saved, not memory): what the beams shared is what
-    they would hold apart at their end less what the pool held at its busiest — when every beam was in the
-    pool at once then, else unknown."""
-    w = row.first.workload
-    if None in (kv.peak_usage, kv.pool_tokens, kv.peak_running):
-        return None
-    if kv.peak_running < w.spec.outputs_per_prompt * w.requests:
-        return None
-    return max(0.0, needed_tokens(row) - kv.peak_usage * kv.pool_tokens)
+        return 0.0, 0.0
+    return None, None
 
 
 def shares(group: Group) -> bool:
@@ -60,15 +47,15 @@ def sharing_table(group: Group) -> Table | None:
         return None
     rows = []
     for row in group.rows:
-        needed, shared = needed_tokens(row), shared_tokens(row)
+        over_run, at_peak = saved(row)
         kv, m = row.first.kv, row.first.metrics
         rows.append(
             [
                 row.label,
                 row.first.scenario,
-                f"{needed:,}",
-                fmt(shared, 0),
-                pct(shared / needed if shared is not None and needed else None),
+                f"{needed_tokens(row):,}",
+                pct(over_run),
+                pct(at_peak),
                 pct(kv.prefix_hit_rate if isinstance(kv, KvPool) else None),
                 fmt(m.output_tokens_per_s, 0),
                 fmt(m.ttft_ms.p50 if m.ttft_ms else None, 0),
@@ -82,16 +69,18 @@ def sharing_table(group: Group) -> Table | None:
             "stack / mode",
             "scenario",
             "KV tokens without sharing",
-            "held once for several",
             "memory saved by sharing",
+            "saved at the busiest moment",
             "prefix-cache hit rate",
             "output tok/s",
             "TTFT p50 ms",
         ],
         rows,
-        "Without sharing: prompt + output - 1 KV tokens for every output. Held once for several: prompt tokens a "
-        "block pool found in its prefix cache (their KV computed and stored once) or, for beam search, what its "
-        "beams would hold apart at their end less what the pool held at its busiest (all beams in it); padded "
-        "batches hold every prompt once per row, so they share nothing. Saved: held once over without sharing. "
+        "Memory saved by sharing, the vLLM paper's measure: 1 - physical KV blocks in use / logical blocks (every "
+        "running sequence's block table, a block several share counted once for each), read in the engine after "
+        "every step and weighted by the time each state held (kv_sharing_probe; — where a scenario did not run "
+        "it); at the busiest moment: when the most physical blocks were in use. Padded batches hold every prompt "
+        "once per row: they save nothing. Without sharing: prompt + output - 1 KV tokens for every output, at "
+        "their end. Prefix-cache hit rate: prompt tokens the engine found cached, a count of prefill saved. "
         + PAPER,
     )

@@ -180,6 +180,24 @@ class KvBatches(_Kv):
         return self.batch_size
 
 
+class SharingProbe(Section):
+    """The vLLM paper's memory saved by sharing, over a run: logical KV blocks (every request's block table,
+    a shared block counted once for each request holding it) against physical ones (the pool's blocks in
+    use), read after every engine step and weighted by the time each state held. `error`: why there are no
+    figures."""
+
+    source: str
+    readings: int = 0  # after every schedule and every update from the model's output
+    busy_s: float | None = None  # time something held blocks
+    logical_blocks_mean: float | None = None  # time-weighted over busy_s
+    physical_blocks_mean: float | None = None
+    saved: float | None = None  # 1 - physical / logical (their integrals)
+    peak_physical_blocks: float | None = None  # the busiest moment
+    logical_blocks_at_peak: float | None = None
+    saved_at_peak: float | None = None
+    error: str | None = None
+
+
 class KvPool(_Kv):
     """A pool of fixed-size blocks handed to sequences as they grow (paged attention)."""
 
@@ -200,6 +218,8 @@ class KvPool(_Kv):
     # and held once for every sequence that shares them).
     prefix_cache_queries: float | None = None
     prefix_cache_hits: float | None = None
+    # Memory saved by sharing, read in the engine after every step (the scenario's kv_sharing_probe).
+    sharing: SharingProbe | None = None
 
     @property
     def prefix_hit_rate(self) -> float | None:

@@ -21,10 +21,18 @@ workloads:
     temperature: 0.8
     prompt_len: {dist: uniform, min: 260, max: 300}
     output_len: {dist: uniform, min: 3, max: 9}
+  n1:
+    requests: 12
+    seed: 9
+    temperature: 0.8
+    prompt_len: {dist: uniform, min: 260, max: 300}
+    output_len: {dist: uniform, min: 3, max: 9}
 scenarios:
   - {name: hf-b2, stack: hf, mode: padded, batch_size: 2, workload: n3, warmup_requests: 1}
   - {name: vllm, stack: vllm, workload: n3, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
-     max_model_len: 320, enable_prefix_caching: true}
+     max_model_len: 320, enable_prefix_caching: true, kv_sharing_probe: true}
+  - {name: vllm-n1, stack: vllm, workload: n1, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
+     max_model_len: 320, enable_prefix_caching: true, kv_sharing_probe: true}
 """
 
 
@@ -56,6 +64,17 @@ def test_vllm_returns_every_sample_and_shares_the_prompt(runs):
     assert v.kv.prefix_cache_hits >= 4 * (3 - 1) * (260 // v.kv.block_size) * v.kv.block_size > 0
 
 
+@pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")
+def test_vllm_saves_memory_with_several_samples_and_none_with_one(runs):
+    """The engine probe: the n samples of a prompt hold its blocks once; prompts of their own share none."""
+    n3 = load_result(runs / "vllm" / "vllm-vllm-r0.json").kv.sharing
+    n1 = load_result(runs / "vllm" / "vllm-vllm-n1-r0.json").kv.sharing
+    assert n3.error is None and n1.error is None and n3.readings > 0 and n3.busy_s > 0
+    assert n3.saved > n1.saved == 0.0
+    assert n3.logical_blocks_mean > n3.physical_blocks_mean > 0
+    assert n3.saved == pytest.approx(1 - n3.physical_blocks_mean / n3.logical_blocks_mean)
+
+
 def test_the_report_says_what_sharing_saved(runs, tmp_path):
     from bench.report.tables import pct
 
@@ -63,9 +82,10 @@ def test_the_report_says_what_sharing_saved(runs, tmp_path):
         runs, tmp_path, "3 sample(s) per prompt, a shared prefix of 0 tokens", "hf-hf-b2-r0.json"
     )
     hf = next(line for line in table.splitlines() if line.startswith("| hf padded"))
-    assert f"| {needed:,} | 0 | 0.0 % |" in hf  # generate() copies every prompt: nothing saved
+    assert f"| {needed:,} | 0.0 % | 0.0 % |" in hf  # generate() copies every prompt: nothing saved
     if has("vllm"):
         v = load_result(runs / "vllm" / "vllm-vllm-r0.json").kv
         line = next(x for x in table.splitlines() if x.startswith("| vllm continuous"))
-        assert f"| {needed:,} | {v.prefix_cache_hits:,.0f} | {pct(v.prefix_cache_hits / needed)} |" in line
+        assert f"| {needed:,} | {pct(v.sharing.saved)} | {pct(v.sharing.saved_at_peak)} | " in line
+        assert pct(v.prefix_hit_rate) in line
     assert "the vLLM paper's figures (OPT-13B" in table

@@ -43,6 +43,9 @@ class VllmScenario(ScenarioBase):
     # "mp": vLLM's processes on this host (its default); "ray": a Ray cluster the engine joins, so the GPUs
     # may be on several hosts (tensor parallel within a node, pipeline parallel across nodes).
     distributed_executor_backend: Literal["mp", "ray"] | None = None
+    # Read memory saved by sharing inside the engine (logical vs physical KV blocks after every step; see
+    # bench/stacks/vllm/kvprobe.py): vLLM's scheduler with one hook after each step.
+    kv_sharing_probe: bool | None = None
 
     MODES: ClassVar[tuple[str, ...]] = STACK.modes
     BUDGET_KNOB: ClassVar[str] = "gpu_memory_utilization"

@@ -12,6 +12,7 @@ import gc
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ import psutil
 
 from bench.config import Workload
 from bench.kv import kv_bytes_per_token
+from bench.results.sections import SharingProbe
 from bench.stacks.base import RequestTiming, Runner, RunOutput
+from bench.stacks.vllm import kvprobe
 from bench.stacks.vllm.kv import summarize_vllm_kv
 from bench.stacks.vllm.options import VllmScenario, cpu_binding
 from bench.workload import Request, distinct_outputs, per_sample
@@ -122,6 +125,8 @@ class VllmRunner(Runner):
         for knob in ("tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend"):
             if getattr(s, knob) is not None:
                 args[knob] = getattr(s, knob)
+        if s.kv_sharing_probe:
+            args["scheduler_cls"] = kvprobe.SCHEDULER
         return args
 
     def load(self) -> dict[str, float]:
@@ -133,6 +138,13 @@ class VllmRunner(Runner):
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.scenario.kv_cache_space_gib)
         from vllm import LLM
 
+        self.probe_file = None
+        if self.scenario.kv_sharing_probe:  # the engine core (this process's child) finds it by name
+            fd, name = tempfile.mkstemp(prefix="pagedbench-kvprobe-")
+            os.close(fd)
+            self.probe_file = Path(name)
+            kvprobe.create(self.probe_file)
+            os.environ[kvprobe.ENV] = name
         before = _cache_files()
         t = time.perf_counter()
         with _cpu_ranks_bound(self.model.device, self.scenario):
@@ -280,6 +292,8 @@ class VllmRunner(Runner):
             preempt_before = self.read_gauges().get("preemptions", 0.0)
             prefix_before = self.prefix_counters()
         use_tqdm = sys.stderr.isatty() and not warmup
+        if self.probe_file is not None:
+            kvprobe.arm(self.probe_file)
         with self._engine_watch():  # its setup and teardown outside the timed region
             t0_mono = time.monotonic()
             t0 = time.perf_counter()
@@ -327,6 +341,7 @@ class VllmRunner(Runner):
                 prefix=_difference(self.prefix_counters(), prefix_before),
                 ranks=self.scenario.ranks,
             )
+            kv.sharing = self._sharing()
         return RunOutput(
             elapsed_s=elapsed,
             returned_tokens=returned,
@@ -334,6 +349,31 @@ class VllmRunner(Runner):
             latency_source=source,
             kv=kv,
             distinct_outputs=distinct,
+        )
+
+    def _sharing(self) -> SharingProbe | None:
+        """The run's memory saved by sharing, from the engine's probe (where the scenario runs it)."""
+        if self.probe_file is None:
+            return None
+        source = (
+            "engine: block-table lengths (logical) and the pool's used blocks (physical) after every scheduling "
+            "step and every update from the model's output"
+        )
+        r = kvprobe.read(self.probe_file)
+        if r is None or r.error:
+            return SharingProbe(source=source, error=r.error if r else "the engine never stepped with the probe on")
+        mean = lambda x: x / r.busy_s if r.busy_s > 0 else None  # noqa: E731
+        return SharingProbe(
+            source=source,
+            readings=r.steps,
+            busy_s=r.busy_s,
+            logical_blocks_mean=mean(r.logical_block_s),
+            physical_blocks_mean=mean(r.physical_block_s),
+            saved=r.saved,
+            peak_physical_blocks=r.peak_physical,
+            logical_blocks_at_peak=r.logical_at_peak,
+            saved_at_peak=r.saved_at_peak,
+            error=None if r.busy_s > 0 else "no step held any block",
         )
 
     def plain_run(self, requests: Sequence[Request], sampling: Workload) -> tuple[int, float]:
@@ -354,6 +394,9 @@ class VllmRunner(Runner):
             pass
         self.llm = None
         del llm
+        if getattr(self, "probe_file", None) is not None:
+            self.probe_file.unlink(missing_ok=True)
+            os.environ.pop(kvprobe.ENV, None)
         gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():

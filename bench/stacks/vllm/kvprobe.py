@@ -1,0 +1,175 @@
+"""Memory saved by sharing, the vLLM paper's way (§6.3), read inside vLLM's engine: after every scheduling
+step, the logical KV blocks (the length of every request's block table: a block several requests share is
+counted once for each, as each would hold it on its own) and the physical ones (the pool's blocks in use),
+kept as time integrals over the steps where anything holds blocks and at the busiest moment. Saved =
+1 - physical / logical. It covers every kind of sharing alike: n samples of a prompt, the beams of a beam
+search (each step's beams find their common prefix in the pool), a shared prompt prefix.
+
+The engine core may run in a process of its own, so the scheduler writes its figures into a small file
+(fixed-size doubles, memory-mapped) named by `ENV`; this process arms it before a run (a new epoch: the
+scheduler starts its integrals afresh) and reads it after. The scheduler is vLLM's own (the one its
+configuration picks, asynchronous or not) with one hook after `schedule()`; where vLLM's internals differ
+from those read here the probe turns itself off and says why in the file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV = "PAGEDBENCH_KV_PROBE"
+SCHEDULER = "bench.stacks.vllm.kvprobe.probed_scheduler"
+# epoch asked (this process), epoch applied (engine), steps, busy seconds, logical x s, physical x s, peak
+# physical blocks, logical blocks then, failed (1.0 when the probe turned itself off)
+_FORMAT = "<9d"
+_SIZE = struct.calcsize(_FORMAT)
+_ERROR_AT = _SIZE  # a failure's text follows the figures
+_FILE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Reading:
+    steps: int
+    busy_s: float
+    logical_block_s: float
+    physical_block_s: float
+    peak_physical: float
+    logical_at_peak: float
+    error: str | None = None
+
+    @property
+    def saved(self) -> float | None:
+        """1 - physical / logical over the run (their time integrals)."""
+        return 1.0 - self.physical_block_s / self.logical_block_s if self.logical_block_s > 0 else None
+
+    @property
+    def saved_at_peak(self) -> float | None:
+        return 1.0 - self.peak_physical / self.logical_at_peak if self.logical_at_peak > 0 else None
+
+
+def create(path: Path) -> None:
+    path.write_bytes(b"\0" * _FILE_SIZE)
+
+
+def arm(path: Path) -> None:
+    """Start a new epoch: the engine's next step drops what it had summed."""
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), _FILE_SIZE) as m:
+        epoch = struct.unpack_from("<d", m, 0)[0]
+        struct.pack_into("<d", m, 0, epoch + 1)
+
+
+def read(path: Path) -> Reading | None:
+    """What the engine summed since the last `arm`; None when it never stepped in this epoch."""
+    raw = path.read_bytes()
+    asked, applied, steps, busy, logical, physical, peak, at_peak, failed = struct.unpack_from(_FORMAT, raw)
+    if failed:
+        return Reading(0, 0.0, 0.0, 0.0, 0.0, 0.0, error=raw[_ERROR_AT:].split(b"\0", 1)[0].decode(errors="replace"))
+    if applied != asked:
+        return None
+    return Reading(int(steps), busy, logical, physical, peak, at_peak)
+
+
+class _Accounts:
+    """The integrals, advanced at each step: the state a step leaves holds until the next one."""
+
+    def __init__(self) -> None:
+        self.epoch = 0.0
+        self.reset(time.monotonic())
+
+    def reset(self, now: float) -> None:
+        self.steps, self.busy, self.logical_s, self.physical_s = 0, 0.0, 0.0, 0.0
+        self.peak, self.at_peak = 0.0, 0.0
+        self.last_t, self.last_logical, self.last_physical = now, 0, 0
+
+    def step(self, now: float, logical: int, physical: int) -> None:
+        dt = now - self.last_t
+        if self.last_logical:  # only time when something held blocks counts
+            self.busy += dt
+            self.logical_s += self.last_logical * dt
+            self.physical_s += self.last_physical * dt
+        self.steps += 1
+        if physical > self.peak or (physical == self.peak and logical > self.at_peak):
+            self.peak, self.at_peak = float(physical), float(logical)
+        self.last_t, self.last_logical, self.last_physical = now, logical, physical
+
+    def values(self) -> tuple[float, ...]:
+        return (self.epoch, float(self.steps), self.busy, self.logical_s, self.physical_s, self.peak, self.at_peak)
+
+
+def block_counts(scheduler) -> tuple[int, int]:
+    """(logical, physical) blocks now: every request's block table length, summed over the KV cache groups,
+    and the pool's blocks in use (its null block aside)."""
+    manager = scheduler.kv_cache_manager
+    logical = sum(
+        len(blocks) for single in manager.coordinator.single_type_managers for blocks in single.req_to_blocks.values()
+    )
+    pool = manager.block_pool
+    physical = pool.num_gpu_blocks - 1 - pool.get_num_free_blocks()
+    return logical, physical
+
+
+class _Probe:
+    """Mixed in before vLLM's scheduler class: one reading after each `schedule()` and after each
+    `update_from_output()` (where finished requests give their blocks back: the engine may then sit idle,
+    as between the steps of a beam search, and idle time holds nothing)."""
+
+    def _probe_init(self, path: str) -> None:
+        self._probe_file = open(path, "r+b")  # noqa: SIM115 - kept for the engine's life
+        self._probe_map = mmap.mmap(self._probe_file.fileno(), _FILE_SIZE)
+        self._probe = _Accounts()
+
+    def schedule(self, *args, **kwargs):
+        out = super().schedule(*args, **kwargs)
+        self._probe_read()
+        return out
+
+    def update_from_output(self, *args, **kwargs):
+        out = super().update_from_output(*args, **kwargs)
+        self._probe_read()
+        return out
+
+    def _probe_read(self) -> None:
+        probe = getattr(self, "_probe", None)
+        if probe is None:
+            return
+        try:
+            self._probe_step(probe)
+        except Exception as e:  # another vLLM's internals: off, with the reason
+            self._probe = None
+            struct.pack_into(_FORMAT, self._probe_map, 0, *([0.0] * 8), 1.0)
+            text = f"the sharing probe stopped: {type(e).__name__}: {e}".encode()[: _FILE_SIZE - _SIZE - 1]
+            self._probe_map[_ERROR_AT : _ERROR_AT + len(text)] = text
+
+    def _probe_step(self, probe: _Accounts) -> None:
+        now = time.monotonic()
+        asked = struct.unpack_from("<d", self._probe_map, 0)[0]
+        if asked != probe.epoch:
+            probe.reset(now)
+            probe.epoch = asked
+        probe.step(now, *block_counts(self))
+        struct.pack_into("<8d", self._probe_map, 8, *probe.values(), 0.0)
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def probed_scheduler(*args, vllm_config, **kwargs):
+    """Stands for vLLM's scheduler class (`scheduler_cls`): the class its configuration picks, with the
+    probe mixed in, writing to the file `ENV` names."""
+    from vllm.v1.core.sched.scheduler import Scheduler
+
+    base = Scheduler
+    if getattr(vllm_config.scheduler_config, "async_scheduling", False):
+        from vllm.v1.core.sched.async_scheduler import AsyncScheduler
+
+        base = AsyncScheduler
+    cls = _CLASSES.setdefault(base, type(f"Probed{base.__name__}", (_Probe, base), {}))
+    scheduler = cls(*args, vllm_config=vllm_config, **kwargs)
+    path = os.environ.get(ENV)
+    if path:
+        scheduler._probe_init(path)
+    return scheduler

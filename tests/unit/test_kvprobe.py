@@ -1,0 +1,91 @@
+"""Memory saved by sharing as the engine probe counts it (bench/stacks/vllm/kvprobe.py), on hand-made block
+pools and schedulers: logical blocks are block-table entries, physical the pool's blocks in use, both
+weighted by the time each state held, idle time left out."""
+
+import pytest
+
+from bench.stacks.vllm import kvprobe
+
+
+class _Pool:
+    def __init__(self, blocks: int, used: int) -> None:
+        self.num_gpu_blocks, self.used = blocks, used
+
+    def get_num_free_blocks(self) -> int:
+        return self.num_gpu_blocks - 1 - self.used  # the null block is never free
+
+
+class _Scheduler:
+    """What the probe reads of vLLM's scheduler: each request's blocks per KV cache group, and the pool."""
+
+    def __init__(self, tables: dict[str, list[int]], pool_blocks: int = 100) -> None:
+        single = type("Single", (), {"req_to_blocks": tables})()
+        coordinator = type("Coordinator", (), {"single_type_managers": [single]})()
+        used = len({b for blocks in tables.values() for b in blocks})
+        manager = type("Manager", (), {"coordinator": coordinator, "block_pool": _Pool(pool_blocks, used)})()
+        self.kv_cache_manager = manager
+
+
+def test_four_samples_of_one_prompt_hold_its_blocks_once():
+    prompt = [1, 2, 3]  # three blocks of prompt, shared; each sample one block of its own
+    tables = {f"s{i}": prompt + [10 + i] for i in range(4)}
+    assert kvprobe.block_counts(_Scheduler(tables)) == (16, 7)  # 1 - 7/16 saved
+
+
+def test_nothing_shared_saves_nothing():
+    tables = {"a": [1, 2], "b": [3, 4, 5]}
+    assert kvprobe.block_counts(_Scheduler(tables)) == (5, 5)
+
+
+def test_the_integrals_weigh_each_state_by_the_time_it_held_and_skip_idle_time():
+    a = kvprobe._Accounts()
+    a.reset(0.0)
+    a.step(0.0, logical=16, physical=7)  # held for 1 s
+    a.step(1.0, logical=8, physical=8)  # held for 3 s
+    a.step(4.0, logical=0, physical=0)  # idle for 10 s: not counted
+    a.step(14.0, logical=4, physical=2)  # held for 1 s
+    a.step(15.0, logical=0, physical=0)
+    epoch, steps, busy, logical_s, physical_s, peak, at_peak = a.values()
+    assert (steps, busy) == (5, 5.0)
+    assert (logical_s, physical_s) == (16 + 3 * 8 + 4, 7 + 3 * 8 + 2)
+    r = kvprobe.Reading(int(steps), busy, logical_s, physical_s, peak, at_peak)
+    assert r.saved == pytest.approx(1 - 33 / 44)
+    assert (peak, at_peak) == (8.0, 8.0) and r.saved_at_peak == 0.0  # the busiest moment shared nothing
+
+
+def test_arm_starts_a_new_epoch_and_a_reading_waits_for_the_engine(tmp_path):
+    """A reading belongs to the epoch this process armed: none until the engine stepped in it."""
+    path = tmp_path / "probe"
+    kvprobe.create(path)
+    kvprobe.arm(path)
+    assert kvprobe.read(path) is None  # armed, the engine has not stepped since
+
+    probe = kvprobe._Probe.__new__(kvprobe._Probe)
+    probe._probe_init(str(path))
+    scheduler = _Scheduler({"a": [1, 2], "b": [1, 3]})
+    probe.kv_cache_manager = scheduler.kv_cache_manager
+    probe._probe_step(probe._probe)
+    probe._probe_step(probe._probe)
+    r = kvprobe.read(path)
+    assert r is not None and r.steps == 2 and r.peak_physical == 3 and r.logical_at_peak == 4
+    kvprobe.arm(path)  # the next run: what the engine summed is dropped at its next step
+    probe._probe_step(probe._probe)
+    assert kvprobe.read(path).steps == 1
+
+
+def test_a_probe_that_fails_turns_itself_off_and_says_why(tmp_path):
+    path = tmp_path / "probe"
+    kvprobe.create(path)
+
+    class Base:
+        def schedule(self):
+            return "scheduled"
+
+    class Probed(kvprobe._Probe, Base):
+        kv_cache_manager = None  # another vLLM's internals
+
+    p = Probed()
+    p._probe_init(str(path))
+    assert p.schedule() == "scheduled" and p._probe is None  # the engine goes on
+    r = kvprobe.read(path)
+    assert r.error.startswith("the sharing probe stopped: AttributeError")

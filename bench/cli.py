@@ -325,7 +325,7 @@ def env(as_json):
 
     data = collect(packages=recorded_packages())
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps({"kind": "environment"} | data, indent=2, default=str))
         return
     gpu = data.get("gpu") or {}
     rows = [

@@ -23,7 +23,10 @@ from bench.results.store import schema_problem
 NOT_RESULTS = {
     "serve-crosscheck": "a serving cross-check against vllm bench serve (scripts/serve_crosscheck.py)",
     "client-capacity": "the load generator's capacity against a stub server (pagedbench bench-client)",
+    "environment": "the environment a run would record (pagedbench env --json)",
 }
+# `pagedbench env --json` files written before they said their kind have these keys.
+_ENVIRONMENT_KEYS = {"pagedbench", "python", "platform", "packages"}
 
 
 def collect(root: Path) -> Collection:
@@ -44,6 +47,8 @@ def collect(root: Path) -> Collection:
         if isinstance(item, ResultFileError):
             data = item.data
             kind = data.get("kind") if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
+            if kind is None and isinstance(data, dict) and _ENVIRONMENT_KEYS <= data.keys():
+                kind = "environment"
             check = _crosscheck(data)
             if check is not None:
                 crosschecks.append(check | {"file": rel})

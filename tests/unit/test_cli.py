@@ -89,12 +89,23 @@ def test_out_is_a_file(tmp_path):
     assert r.returncode == 2 and "is not a directory" in r.stderr
 
 
-def test_list_and_env_json():
+def test_list_and_env_json(tmp_path):
     r = run_cli("list", "--json")
     data = json.loads(r.stdout)
     assert {"seed", "smoke", "default"} <= set(data["suites"]) and "llama-1b" in data["presets"]
-    env = json.loads(run_cli("env", "--json").stdout)
-    assert env["python"] and "packages" in env
+    text = run_cli("env", "--json").stdout
+    env = json.loads(text)
+    assert env["kind"] == "environment" and env["python"] and "packages" in env
+    # Kept beside results, it is named for what it is; so is one written before it said its kind.
+    from bench.report.gather import collect
+
+    (tmp_path / "env.json").write_text(text)
+    (tmp_path / "old-env.json").write_text(json.dumps({k: v for k, v in env.items() if k != "kind"}))
+    c = collect(tmp_path)
+    assert not c.problems and sorted(c.notes) == [
+        ("env.json", "not a result: the environment a run would record (pagedbench env --json)"),
+        ("old-env.json", "not a result: the environment a run would record (pagedbench env --json)"),
+    ]
 
 
 def test_monitor_without_gpu_is_a_clear_error():

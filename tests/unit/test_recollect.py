@@ -38,6 +38,17 @@ def test_serving_evidence_recollects_to_the_recorded_table(recorded, tmp_path):
 
 
 def test_every_evidence_directory_is_recorded():
-    dirs = {p.name for p in EVIDENCE.iterdir() if p.is_dir() and any(p.rglob("*.json"))}
+    """Every directory with results (offline or serving) is recorded; one of cross-checks and client
+    figures alone holds no result, and every file of it is named for what it is."""
+    from bench.report.gather import collect
+
+    dirs = set()
+    for p in EVIDENCE.iterdir():
+        if p.is_dir() and any(p.rglob("*.json")):
+            c = collect(p)
+            if c.results or c.serving or c.problems:
+                dirs.add(p.name)
+            else:
+                assert c.notes or c.crosschecks, p.name
     recorded = {p.stem for p in RECORDED.glob("*.csv")} | {p.name.split(".")[0] for p in RECORDED.glob("*.serving.md")}
     assert dirs == recorded

@@ -13,7 +13,7 @@ from bench.report.headline import headline
 from bench.report.headline import title as headline_title
 from bench.report.pergpu import per_gpu_table
 from bench.report.serving import serving_table
-from bench.report.sharing import sharing_table
+from bench.report.sharing import paper_table, sharing_table
 from bench.report.tables import (
     Table,
     breakdown_table,
@@ -77,7 +77,7 @@ def markdown(c: Collection, baseline: str) -> str:
     timing = time_table(c)
     if timing is not None:
         out += _md_table(timing)
-    for extra in (crosscheck_table(c), serving_table(c)):
+    for extra in (crosscheck_table(c), serving_table(c), paper_table(c)):
         if extra is not None:
             out += _md_table(extra)
     for g in c.groups:
@@ -212,7 +212,7 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
     timing = time_table(c)
     if timing is not None:
         parts.append(_html_table(timing))
-    parts += [_html_table(t) for t in (crosscheck_table(c), serving_table(c)) if t is not None]
+    parts += [_html_table(t) for t in (crosscheck_table(c), serving_table(c), paper_table(c)) if t is not None]
     for title, uri in figures.get(SERVING_FIGURES, []):
         parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     for g in c.groups:

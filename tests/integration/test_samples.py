@@ -5,7 +5,7 @@ prefix cache."""
 import pytest
 
 from bench.results import load_result
-from tests.conftest import has
+from tests.conftest import has, run_cli
 from tests.integration.sharing import run_stacks, sharing_table
 
 pytestmark = pytest.mark.integration
@@ -27,8 +27,18 @@ workloads:
     temperature: 0.8
     prompt_len: {dist: uniform, min: 260, max: 300}
     output_len: {dist: uniform, min: 3, max: 9}
+  alpaca-n2:
+    requests: 4
+    seed: 9
+    samples_per_prompt: 2
+    temperature: 0.8
+    prompt_len: {dist: uniform, min: 15, max: 24}
+    output_len: 4
 scenarios:
   - {name: hf-b2, stack: hf, mode: padded, batch_size: 2, workload: n3, warmup_requests: 1}
+  - {name: hf-alpaca, stack: hf, mode: padded, batch_size: 4, workload: alpaca-n2, warmup_requests: 1}
+  - {name: vllm-alpaca, stack: vllm, workload: alpaca-n2, warmup_requests: 0, enforce_eager: true,
+     kv_cache_space_gib: 1, max_model_len: 320, enable_prefix_caching: true, kv_sharing_probe: true}
   - {name: vllm, stack: vllm, workload: n3, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
      max_model_len: 320, enable_prefix_caching: true, kv_sharing_probe: true}
   - {name: vllm-n1, stack: vllm, workload: n1, warmup_requests: 0, enforce_eager: true, kv_cache_space_gib: 1,
@@ -89,3 +99,22 @@ def test_the_report_says_what_sharing_saved(runs, tmp_path):
         assert f"| {needed:,} | {pct(v.sharing.saved)} | {pct(v.sharing.saved_at_peak)} | " in line
         assert pct(v.prefix_hit_rate) in line
     assert "the vLLM paper's figures (OPT-13B" in table
+
+
+def test_the_report_sets_the_papers_figure_beside_this_runs(runs, tmp_path):
+    """An Alpaca-shaped workload (mean prompt within a quarter of the dataset's 19.31 tokens) gets a row per
+    stack in the paper's table, with this run's figure and the paper's range for parallel sampling."""
+    from bench.report.tables import pct
+
+    r = run_cli("collect", runs, "--out", tmp_path, "--no-plots")
+    assert r.returncode == 0, r.stderr
+    table = (tmp_path / "report.md").read_text().split("### Memory saved by sharing, beside the vLLM paper's")[1]
+    table = table.split("###")[0].split("\n## ")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| Alpaca-shaped")]
+    hf = next(x for x in rows if "| hf-alpaca |" in x)
+    assert "| parallel sampling | 2 |" in hf and "| 0.0 % | 0.0 % | 6.1 % – 9.8 % |" in hf
+    if has("vllm"):
+        probe = load_result(runs / "vllm" / "vllm-vllm-alpaca-r0.json").kv.sharing
+        v = next(x for x in rows if "| vllm-alpaca |" in x)
+        assert f"| {pct(probe.saved)} | {pct(probe.saved_at_peak)} | 6.1 % – 9.8 % |" in v
+    assert len(rows) == 1 + has("vllm")  # the n3 workload (prompts of 260-300 tokens) is neither shape

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from bench.report.collect import Collection, Group
 from bench.report.headline import headline
 from bench.report.headline import title as headline_title
+from bench.report.kvdtype import kv_dtype_table
 from bench.report.pergpu import per_gpu_table
 from bench.report.serving import serving_table
 from bench.report.sharing import paper_table, sharing_table
@@ -43,7 +44,14 @@ SERVING_FIGURES = "serving"  # the key of the serving charts among the figures (
 
 
 def group_tables(g: Group, baseline: str) -> list[Table]:
-    tables = (performance_table(g, baseline), kv_table(g), sharing_table(g), breakdown_table(g), per_gpu_table(g))
+    tables = (
+        performance_table(g, baseline),
+        kv_table(g),
+        sharing_table(g),
+        kv_dtype_table(g),
+        breakdown_table(g),
+        per_gpu_table(g),
+    )
     return [t for t in tables if t is not None]
 
 

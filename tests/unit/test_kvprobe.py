@@ -61,7 +61,7 @@ def test_arm_starts_a_new_epoch_and_a_reading_waits_for_the_engine(tmp_path):
     assert kvprobe.read(path) is None  # armed, the engine has not stepped since
 
     probe = kvprobe._Probe.__new__(kvprobe._Probe)
-    probe._probe_init(str(path))
+    probe.open_probe(str(path))
     scheduler = _Scheduler({"a": [1, 2], "b": [1, 3]})
     probe.kv_cache_manager = scheduler.kv_cache_manager
     probe._probe_step(probe._probe)
@@ -85,7 +85,7 @@ def test_a_probe_that_fails_turns_itself_off_and_says_why(tmp_path):
         kv_cache_manager = None  # another vLLM's internals
 
     p = Probed()
-    p._probe_init(str(path))
+    p.open_probe(str(path))
     assert p.schedule() == "scheduled" and p._probe is None  # the engine goes on
     r = kvprobe.read(path)
     assert r.error.startswith("the sharing probe stopped: AttributeError")

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.results.sections import SharingProbe
+
 ENV = "PAGEDBENCH_KV_PROBE"
 SCHEDULER = "bench.stacks.vllm.kvprobe.probed_scheduler"
 # epoch asked (this process), epoch applied (engine), steps, busy seconds, logical x s, physical x s, peak
@@ -117,7 +119,7 @@ class _Probe:
     `update_from_output()` (where finished requests give their blocks back: the engine may then sit idle,
     as between the steps of a beam search, and idle time holds nothing)."""
 
-    def _probe_init(self, path: str) -> None:
+    def open_probe(self, path: str) -> None:
         self._probe_file = open(path, "r+b")  # noqa: SIM115 - kept for the engine's life
         self._probe_map = mmap.mmap(self._probe_file.fileno(), _FILE_SIZE)
         self._probe = _Accounts()
@@ -171,5 +173,31 @@ def probed_scheduler(*args, vllm_config, **kwargs):
     scheduler = cls(*args, vllm_config=vllm_config, **kwargs)
     path = os.environ.get(ENV)
     if path:
-        scheduler._probe_init(path)
+        scheduler.open_probe(path)
     return scheduler
+
+
+SOURCE = (
+    "engine: block-table lengths (logical) and the pool's used blocks (physical) after every scheduling step and "
+    "every update from the model's output"
+)
+
+
+def summary(path: Path) -> SharingProbe:
+    """A run's memory saved by sharing, from what the engine wrote since `arm`."""
+    r = read(path)
+    if r is None or r.error:
+        return SharingProbe(source=SOURCE, error=r.error if r else "the engine never stepped with the probe on")
+    mean = lambda x: x / r.busy_s if r.busy_s > 0 else None  # noqa: E731
+    return SharingProbe(
+        source=SOURCE,
+        readings=r.steps,
+        busy_s=r.busy_s,
+        logical_blocks_mean=mean(r.logical_block_s),
+        physical_blocks_mean=mean(r.physical_block_s),
+        saved=r.saved,
+        peak_physical_blocks=r.peak_physical,
+        logical_blocks_at_peak=r.logical_at_peak,
+        saved_at_peak=r.saved_at_peak,
+        error=None if r.busy_s > 0 else "no step held any block",
+    )

@@ -23,7 +23,6 @@ import psutil
 
 from bench.config import Workload
 from bench.kv import kv_bytes_per_token
-from bench.results.sections import SharingProbe
 from bench.stacks.base import RequestTiming, Runner, RunOutput
 from bench.stacks.vllm import kvprobe
 from bench.stacks.vllm.kv import summarize_vllm_kv
@@ -341,7 +340,7 @@ class VllmRunner(Runner):
                 prefix=_difference(self.prefix_counters(), prefix_before),
                 ranks=self.scenario.ranks,
             )
-            kv.sharing = self._sharing()
+            kv.sharing = kvprobe.summary(self.probe_file) if self.probe_file is not None else None
         return RunOutput(
             elapsed_s=elapsed,
             returned_tokens=returned,
@@ -349,31 +348,6 @@ class VllmRunner(Runner):
             latency_source=source,
             kv=kv,
             distinct_outputs=distinct,
-        )
-
-    def _sharing(self) -> SharingProbe | None:
-        """The run's memory saved by sharing, from the engine's probe (where the scenario runs it)."""
-        if self.probe_file is None:
-            return None
-        source = (
-            "engine: block-table lengths (logical) and the pool's used blocks (physical) after every scheduling "
-            "step and every update from the model's output"
-        )
-        r = kvprobe.read(self.probe_file)
-        if r is None or r.error:
-            return SharingProbe(source=source, error=r.error if r else "the engine never stepped with the probe on")
-        mean = lambda x: x / r.busy_s if r.busy_s > 0 else None  # noqa: E731
-        return SharingProbe(
-            source=source,
-            readings=r.steps,
-            busy_s=r.busy_s,
-            logical_blocks_mean=mean(r.logical_block_s),
-            physical_blocks_mean=mean(r.physical_block_s),
-            saved=r.saved,
-            peak_physical_blocks=r.peak_physical,
-            logical_blocks_at_peak=r.logical_at_peak,
-            saved_at_peak=r.saved_at_peak,
-            error=None if r.busy_s > 0 else "no step held any block",
         )
 
     def plain_run(self, requests: Sequence[Request], sampling: Workload) -> tuple[int, float]:

@@ -121,6 +121,24 @@ def paper_table(c: Collection) -> Table | None:
     )
 
 
+def modes_left_out(group: Group) -> list[str]:
+    """For every stack in the table, each of its modes that did not run here and why: the mode refuses the
+    workload (its own reason), or the suite did not ask for it."""
+    from bench.stacks import STACKS, options_models
+
+    ran = {(row.first.stack, row.first.mode) for row in group.rows}
+    models = options_models()
+    out = []
+    for stack in sorted({stack for stack, _ in ran if stack in STACKS}, key=list(STACKS).index):
+        for mode in STACKS[stack].modes:
+            if (stack, mode) in ran:
+                continue
+            probe = models[stack](name="probe", stack=stack, mode=mode, workload=group.workload.name)
+            why = probe.workload_refusal(group.workload.spec)
+            out.append(f"{stack} {mode}: " + (f"cannot run this workload ({why})" if why else "not run in this suite"))
+    return out
+
+
 def shares(group: Group) -> bool:
     """Whether the workload gives anything to share."""
     spec = group.workload.spec
@@ -170,5 +188,7 @@ def sharing_table(group: Group) -> Table | None:
         "once per row: they save nothing. Without sharing: prompt + output - 1 KV tokens for every output, at "
         "their end. Prefix-cache hit rate: prompt tokens the engine found cached, a count of prefill saved. Engine "
         "held sequences: the share of the timed run during which the engine held any (the rest is host time "
-        "outside its steps: vLLM's beam search runs each step as a request of its own per beam). " + PAPER,
+        "outside its steps: vLLM's beam search runs each step as a request of its own per beam). "
+        + PAPER
+        + (" Modes not in this table: " + "; ".join(left) + "." if (left := modes_left_out(group)) else ""),
     )

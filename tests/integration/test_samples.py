@@ -99,6 +99,9 @@ def test_the_report_says_what_sharing_saved(runs, tmp_path):
         assert f"| {needed:,} | {pct(v.sharing.saved)} | {pct(v.sharing.saved_at_peak)} | " in line
         assert pct(v.prefix_hit_rate) in line
     assert "the vLLM paper's figures (OPT-13B" in table
+    # HF's modes that did not run, each with why: its own refusal, or the suite's choice.
+    assert "hf paged: cannot run this workload (HF's paged mode generates one output per prompt" in table
+    assert "hf static-cache: not run in this suite" in table and "hf padded:" not in table
 
 
 def test_the_report_sets_the_papers_figure_beside_this_runs(runs, tmp_path):

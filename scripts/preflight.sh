@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
 # the NVIDIA container toolkit give containers the GPU, and is the GPU free?
-#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [GPUS_HF=0] [GPUS_VLLM=0] [PARALLEL=0] \
+#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [RESULTS=./results] [GPUS_HF=0] [GPUS_VLLM=0] [PARALLEL=0] \
 #     scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
 # IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
 # refuses a GPU that other processes use. PARALLEL=1 (both stacks at once) needs disjoint GPUS_HF and
@@ -24,6 +24,28 @@ docker_answers() {
     exit 2
   fi
 }
+
+# SUITE: a built-in suite's name, or a file of the user's own under RESULTS, given as /results/NAME (the
+# path the containers see). Checked before Docker is asked, so that a typo costs no build.
+suites_dir=$(dirname "$0")/../bench/suites
+suite=${SUITE:-}
+if [ -n "$suite" ]; then
+  case $suite in
+  /results/*)
+    if [ ! -f "${RESULTS:-./results}/${suite#/results/}" ]; then
+      echo "preflight: SUITE=$suite: no such file ${RESULTS:-./results}/${suite#/results/} (a suite of your own goes in RESULTS, named /results/FILE)" >&2
+      exit 2
+    fi
+    ;;
+  *)
+    if [ ! -f "$suites_dir/$suite.yaml" ]; then
+      known=$(cd "$suites_dir" && ls -1 *.yaml | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')
+      echo "preflight: SUITE=$suite: no such suite; built in: $known (or a file of your own: SUITE=/results/FILE.yaml)" >&2
+      exit 2
+    fi
+    ;;
+  esac
+fi
 
 # PARALLEL=1 runs the two stacks at the same time: on GPU sets that share no GPU, never on the CPU variant.
 if [ "${PARALLEL:-0}" = 1 ]; then

@@ -260,6 +260,31 @@ def test_preflight_refuses_parallel_stacks_on_shared_gpus():
     assert "disjoint" not in preflight(GPUS_HF="0", GPUS_VLLM="0").stderr  # one after the other: may share
 
 
+def test_preflight_refuses_an_unknown_suite_before_docker_is_asked(tmp_path):
+    """A typo in SUITE costs seconds, not a build: one line naming the suites there are, exit 2, whether or
+    not Docker answers; a suite of the user's own must exist under RESULTS."""
+
+    def preflight(**env):
+        return subprocess.run(
+            ["bash", str(ROOT / "scripts" / "preflight.sh"), "cu130", "0"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", **env},
+        )
+
+    typo = preflight(SUITE="defualt")
+    assert typo.returncode == 2 and len(typo.stderr.strip().splitlines()) == 1
+    builtin = sorted(p.stem for p in (ROOT / "bench" / "suites").glob("*.yaml"))
+    assert typo.stderr.startswith("preflight: SUITE=defualt: no such suite; built in: " + ", ".join(builtin))
+    assert "docker" not in typo.stderr.lower()
+    missing = preflight(SUITE="/results/mine.yaml", RESULTS=str(tmp_path))
+    assert missing.returncode == 2 and f"no such file {tmp_path}/mine.yaml" in missing.stderr
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    for ok in ({"SUITE": "/results/mine.yaml", "RESULTS": str(tmp_path)}, {"SUITE": "seed"}, {}):
+        r = preflight(**ok)  # the suite passes; Docker (here /bin/false) is what fails next
+        assert r.returncode == 2 and "SUITE" not in r.stderr and "no Docker engine answers" in r.stderr
+
+
 def test_make_hands_each_stack_its_gpus_and_runs_them_at_once_with_parallel():
     # `make test` exports what compose reads (GPU, GPUS_HF, ...): the dry runs must not inherit them.
     env = {k: v for k, v in os.environ.items() if k not in ("GPU", "GPUS_HF", "GPUS_VLLM", "PARALLEL", "MAKEFLAGS")}

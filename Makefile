@@ -152,7 +152,7 @@ tools: ## Install Debian's docker-compose, debootstrap and (where no Docker engi
 # --- containers (any Docker host; on an NVIDIA host, the NVIDIA container toolkit) -------------------------
 
 .PHONY: compose-env
-compose-env: ## Print what make passes to compose, to run services by hand: eval "$$(make -s compose-env)"
+compose-env: ## Print what make passes to compose, to run services by hand: eval "$(make -s compose-env)"
 	@$(foreach v,$(COMPOSE_VARS),echo "export $(v)='$($(v))'";)
 
 .PHONY: preflight
@@ -195,8 +195,12 @@ bench-hf bench-vllm: bench-%: preflight build ## Run one stack of SUITE alone, t
 	$(call run_stacks,$*)
 
 .PHONY: report
-report: ## Rebuild the report of RUN_ID (a directory under RESULTS) with the collector image
-	$(COMPOSE) run --rm --no-deps collector
+report: ## Rebuild the report of RUN_ID (a directory under RESULTS; without RUN_ID, the latest) with the collector image
+	@run=$(if $(filter command line environment,$(origin RUN_ID)),$(RUN_ID),$$(ls -1td $(RESULTS)/*/ 2>/dev/null | head -1 | xargs -r basename)); \
+	if [ -z "$$run" ]; then echo "make report: no run under $(RESULTS) (make bench writes one; RUN_ID= names it)" >&2; exit 2; fi; \
+	if [ ! -d "$(RESULTS)/$$run" ]; then echo "make report: no run $$run under $(RESULTS)" >&2; exit 2; fi; \
+	echo "make report: $(RESULTS)/$$run"; \
+	RUN_ID=$$run $(COMPOSE) run --rm --no-deps collector
 
 .PHONY: compare
 compare: ## Exit non-zero if RUN_ID regressed against BASELINE by MAX_REGRESSION, or a baseline scenario is not in it

@@ -340,3 +340,25 @@ def test_preflight_driver_check(tmp_path):
     assert preflight("cpu", "580.95.05", docker="/bin/false", device="cpu").returncode == 2
     cpu = preflight("cpu", "", device="cpu")
     assert cpu.returncode == 0 and "CPU variant" in cpu.stdout
+
+
+def test_make_report_names_the_run_it_rebuilds_or_says_there_is_none(tmp_path):
+    """Without RUN_ID, `make report` takes the latest run under RESULTS (never a new timestamp that names
+    no run); with none there, or a RUN_ID that is not there, one line and exit 2 before Docker is asked."""
+
+    def report(*args):
+        return subprocess.run(["make", "-s", "report", f"RESULTS={tmp_path}", *args], capture_output=True,
+                              text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false"})  # fmt: skip
+
+    none = report()
+    assert none.returncode == 2 and none.stderr.startswith(f"make report: no run under {tmp_path} (")
+    (tmp_path / "20260101T000000Z").mkdir()
+    missing = report("RUN_ID=nope")
+    assert missing.returncode == 2 and missing.stderr.startswith(f"make report: no run nope under {tmp_path}\n")
+    dry = subprocess.run(["make", "-n", "report", f"RESULTS={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
+    assert "ls -1td" in dry.stdout and "RUN_ID=$run" in dry.stdout  # the latest, handed to the collector
+
+
+def test_make_help_prints_what_a_user_types():
+    out = subprocess.run(["make", "-s", "help"], capture_output=True, text=True, cwd=ROOT).stdout
+    assert 'eval "$(make -s compose-env)"' in out and "$$" not in out

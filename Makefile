@@ -157,7 +157,7 @@ compose-env: ## Print what make passes to compose, to run services by hand: eval
 
 .PHONY: preflight
 preflight: ## Check Docker, and on a GPU host the driver, the container toolkit and whether the GPU is free
-	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) RESULTS=$(RESULTS) GPUS_HF=$(GPUS_HF) GPUS_VLLM=$(GPUS_VLLM) \
+	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) MODEL=$(MODEL) RESULTS=$(RESULTS) GPUS_HF=$(GPUS_HF) GPUS_VLLM=$(GPUS_VLLM) \
 	  PARALLEL=$(PARALLEL) scripts/preflight.sh $(VARIANT) $(GPU) $(HF_BASE)
 
 .PHONY: build

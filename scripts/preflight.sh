@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
 # the NVIDIA container toolkit give containers the GPU, and is the GPU free?
-#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [RESULTS=./results] [GPUS_HF=0] [GPUS_VLLM=0] [PARALLEL=0] \
+#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [MODEL=M] [RESULTS=./results] [GPUS_HF=0] [GPUS_VLLM=0] [PARALLEL=0] \
 #     scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
 # IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
 # refuses a GPU that other processes use. PARALLEL=1 (both stacks at once) needs disjoint GPUS_HF and
@@ -46,6 +46,32 @@ if [ -n "$suite" ]; then
     ;;
   esac
 fi
+
+# MODEL: a preset (synthetic:NAME), a hub id, or a directory the containers see: RESULTS is mounted into
+# them as /results, and a compose file of the user's own (in COMPOSE_FILE) may mount others. A directory of
+# this host that no compose file names is refused with where to put it.
+model=${MODEL:-}
+case $model in
+/results/*)
+  if [ ! -e "${RESULTS:-./results}/${model#/results/}" ]; then
+    echo "preflight: MODEL=$model: no such directory ${RESULTS:-./results}/${model#/results/}" >&2
+    exit 2
+  fi
+  ;;
+/* | ./* | ../*)
+  if [ -d "$model" ]; then
+    named=0
+    IFS=: read -ra files <<<"${COMPOSE_FILE:-compose.yaml}"
+    for f in "${files[@]}"; do
+      grep -qF -- "$model" "$f" 2>/dev/null && named=1
+    done
+    if [ "$named" = 0 ]; then
+      echo "preflight: MODEL=$model is a directory of this host, which the containers do not see: copy it under ${RESULTS:-./results} and give MODEL=/results/<its name>, or mount it with a compose file of your own (README: Picking a model)" >&2
+      exit 2
+    fi
+  fi
+  ;;
+esac
 
 # PARALLEL=1 runs the two stacks at the same time: on GPU sets that share no GPU, never on the CPU variant.
 if [ "${PARALLEL:-0}" = 1 ]; then

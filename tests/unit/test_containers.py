@@ -362,3 +362,26 @@ def test_make_report_names_the_run_it_rebuilds_or_says_there_is_none(tmp_path):
 def test_make_help_prints_what_a_user_types():
     out = subprocess.run(["make", "-s", "help"], capture_output=True, text=True, cwd=ROOT).stdout
     assert 'eval "$(make -s compose-env)"' in out and "$$" not in out
+
+
+def test_preflight_says_where_a_model_directory_must_be(tmp_path):
+    """The containers see RESULTS (as /results) and what a compose file of the user's own mounts: a host
+    directory no compose file names is refused with where to put it, one under RESULTS must exist; presets
+    and hub ids pass on to the next check."""
+
+    def preflight(model):
+        env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "MODEL": model}
+        env["RESULTS"] = str(tmp_path)
+        return subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cu130", "0"], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+
+    host = preflight(str(tmp_path))
+    assert host.returncode == 2 and len(host.stderr.strip().splitlines()) == 1
+    assert f"copy it under {tmp_path} and give MODEL=/results/<its name>, or mount it" in host.stderr
+    # A path the host does not have may be one a compose file of the user's own mounts: left to it.
+    assert "MODEL" not in preflight("/local-model").stderr
+    missing = preflight("/results/mine")
+    assert missing.returncode == 2 and f"no such directory {tmp_path}/mine" in missing.stderr
+    (tmp_path / "mine").mkdir()
+    for ok in ("/results/mine", "synthetic:tiny-llama", "gpt2"):
+        assert "MODEL" not in preflight(ok).stderr and "no Docker engine answers" in preflight(ok).stderr

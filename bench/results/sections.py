@@ -191,11 +191,22 @@ class SharingProbe(Section):
     busy_s: float | None = None  # time something held blocks
     logical_blocks_mean: float | None = None  # time-weighted over busy_s
     physical_blocks_mean: float | None = None
-    saved: float | None = None  # 1 - physical / logical (their integrals)
     peak_physical_blocks: float | None = None  # the busiest moment
     logical_blocks_at_peak: float | None = None
-    saved_at_peak: float | None = None
     error: str | None = None
+
+    @property
+    def saved(self) -> float | None:
+        """1 - physical / logical over the run (the ratio of their time integrals)."""
+        return _saved(self.physical_blocks_mean, self.logical_blocks_mean)
+
+    @property
+    def saved_at_peak(self) -> float | None:
+        return _saved(self.peak_physical_blocks, self.logical_blocks_at_peak)
+
+
+def _saved(physical: float | None, logical: float | None) -> float | None:
+    return 1.0 - physical / logical if physical is not None and logical else None
 
 
 class KvPool(_Kv):

@@ -4,6 +4,7 @@ weighted by the time each state held, idle time left out."""
 
 import pytest
 
+from bench.results.sections import SharingProbe
 from bench.stacks.vllm import kvprobe
 
 
@@ -48,7 +49,8 @@ def test_the_integrals_weigh_each_state_by_the_time_it_held_and_skip_idle_time()
     epoch, steps, busy, logical_s, physical_s, peak, at_peak = a.values()
     assert (steps, busy) == (5, 5.0)
     assert (logical_s, physical_s) == (16 + 3 * 8 + 4, 7 + 3 * 8 + 2)
-    r = kvprobe.Reading(int(steps), busy, logical_s, physical_s, peak, at_peak)
+    means = {"logical_blocks_mean": logical_s / busy, "physical_blocks_mean": physical_s / busy}
+    r = SharingProbe(source="test", busy_s=busy, peak_physical_blocks=peak, logical_blocks_at_peak=at_peak, **means)
     assert r.saved == pytest.approx(1 - 33 / 44)
     assert (peak, at_peak) == (8.0, 8.0) and r.saved_at_peak == 0.0  # the busiest moment shared nothing
 
@@ -67,10 +69,10 @@ def test_arm_starts_a_new_epoch_and_a_reading_waits_for_the_engine(tmp_path):
     probe._probe_step(probe._probe)
     probe._probe_step(probe._probe)
     r = kvprobe.read(path)
-    assert r is not None and r.steps == 2 and r.peak_physical == 3 and r.logical_at_peak == 4
+    assert r is not None and r.readings == 2 and r.peak_physical_blocks == 3 and r.logical_blocks_at_peak == 4
     kvprobe.arm(path)  # the next run: what the engine summed is dropped at its next step
     probe._probe_step(probe._probe)
-    assert kvprobe.read(path).steps == 1
+    assert kvprobe.read(path).readings == 1
 
 
 def test_a_probe_that_fails_turns_itself_off_and_says_why(tmp_path):

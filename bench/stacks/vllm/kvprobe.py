@@ -8,8 +8,9 @@ search (each step's beams find their common prefix in the pool), a shared prompt
 The engine core may run in a process of its own, so the scheduler writes its figures into a small file
 (fixed-size doubles, memory-mapped) named by `ENV`; this process arms it before a run (a new epoch: the
 scheduler starts its integrals afresh) and reads it after. The scheduler is vLLM's own (the one its
-configuration picks, asynchronous or not) with one hook after `schedule()`; where vLLM's internals differ
-from those read here the probe turns itself off and says why in the file.
+configuration picks, asynchronous or not) with a hook after `schedule()` and after `update_from_output()`,
+in the engine's step: about 11 µs a reading with 256 requests of 32 blocks on a 2-core CI machine. Where
+vLLM's internals differ from those read here the probe turns itself off and says why in the file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import mmap
 import os
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.results.sections import SharingProbe
@@ -31,26 +31,10 @@ _FORMAT = "<9d"
 _SIZE = struct.calcsize(_FORMAT)
 _ERROR_AT = _SIZE  # a failure's text follows the figures
 _FILE_SIZE = 4096
-
-
-@dataclass(frozen=True)
-class Reading:
-    steps: int
-    busy_s: float
-    logical_block_s: float
-    physical_block_s: float
-    peak_physical: float
-    logical_at_peak: float
-    error: str | None = None
-
-    @property
-    def saved(self) -> float | None:
-        """1 - physical / logical over the run (their time integrals)."""
-        return 1.0 - self.physical_block_s / self.logical_block_s if self.logical_block_s > 0 else None
-
-    @property
-    def saved_at_peak(self) -> float | None:
-        return 1.0 - self.peak_physical / self.logical_at_peak if self.logical_at_peak > 0 else None
+SOURCE = (
+    "engine: block-table lengths (logical) and the pool's used blocks (physical) after every scheduling step and "
+    "every update from the model's output"
+)
 
 
 def create(path: Path) -> None:
@@ -64,15 +48,29 @@ def arm(path: Path) -> None:
         struct.pack_into("<d", m, 0, epoch + 1)
 
 
-def read(path: Path) -> Reading | None:
+def read(path: Path) -> SharingProbe | None:
     """What the engine summed since the last `arm`; None when it never stepped in this epoch."""
     raw = path.read_bytes()
     asked, applied, steps, busy, logical, physical, peak, at_peak, failed = struct.unpack_from(_FORMAT, raw)
     if failed:
-        return Reading(0, 0.0, 0.0, 0.0, 0.0, 0.0, error=raw[_ERROR_AT:].split(b"\0", 1)[0].decode(errors="replace"))
+        return SharingProbe(source=SOURCE, error=raw[_ERROR_AT:].split(b"\0", 1)[0].decode(errors="replace"))
     if applied != asked:
         return None
-    return Reading(int(steps), busy, logical, physical, peak, at_peak)
+    return SharingProbe(
+        source=SOURCE,
+        readings=int(steps),
+        busy_s=busy,
+        logical_blocks_mean=logical / busy if busy > 0 else None,
+        physical_blocks_mean=physical / busy if busy > 0 else None,
+        peak_physical_blocks=peak,
+        logical_blocks_at_peak=at_peak,
+        error=None if busy > 0 else "no step held any block",
+    )
+
+
+def summary(path: Path) -> SharingProbe:
+    """A run's memory saved by sharing, from what the engine wrote since `arm`."""
+    return read(path) or SharingProbe(source=SOURCE, error="the engine never stepped with the probe on")
 
 
 class _Accounts:
@@ -106,9 +104,7 @@ def block_counts(scheduler) -> tuple[int, int]:
     """(logical, physical) blocks now: every request's block table length, summed over the KV cache groups,
     and the pool's blocks in use (its null block aside)."""
     manager = scheduler.kv_cache_manager
-    logical = sum(
-        len(blocks) for single in manager.coordinator.single_type_managers for blocks in single.req_to_blocks.values()
-    )
+    logical = sum(sum(map(len, single.req_to_blocks.values())) for single in manager.coordinator.single_type_managers)
     pool = manager.block_pool
     physical = pool.num_gpu_blocks - 1 - pool.get_num_free_blocks()
     return logical, physical
@@ -175,29 +171,3 @@ def probed_scheduler(*args, vllm_config, **kwargs):
     if path:
         scheduler.open_probe(path)
     return scheduler
-
-
-SOURCE = (
-    "engine: block-table lengths (logical) and the pool's used blocks (physical) after every scheduling step and "
-    "every update from the model's output"
-)
-
-
-def summary(path: Path) -> SharingProbe:
-    """A run's memory saved by sharing, from what the engine wrote since `arm`."""
-    r = read(path)
-    if r is None or r.error:
-        return SharingProbe(source=SOURCE, error=r.error if r else "the engine never stepped with the probe on")
-    mean = lambda x: x / r.busy_s if r.busy_s > 0 else None  # noqa: E731
-    return SharingProbe(
-        source=SOURCE,
-        readings=r.steps,
-        busy_s=r.busy_s,
-        logical_blocks_mean=mean(r.logical_block_s),
-        physical_blocks_mean=mean(r.physical_block_s),
-        saved=r.saved,
-        peak_physical_blocks=r.peak_physical,
-        logical_blocks_at_peak=r.logical_at_peak,
-        saved_at_peak=r.saved_at_peak,
-        error=None if r.busy_s > 0 else "no step held any block",
-    )

@@ -340,7 +340,8 @@ class VllmRunner(Runner):
                 prefix=_difference(self.prefix_counters(), prefix_before),
                 ranks=self.scenario.ranks,
             )
-            kv.sharing = kvprobe.summary(self.probe_file) if self.probe_file is not None else None
+            if self.probe_file is not None:
+                kv.sharing = kvprobe.summary(self.probe_file)
         return RunOutput(
             elapsed_s=elapsed,
             returned_tokens=returned,

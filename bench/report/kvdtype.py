@@ -7,15 +7,14 @@ from __future__ import annotations
 from statistics import fmean
 
 from bench.report.collect import Group, Row
-from bench.report.tables import Table, fmt, pct, with_ci
+from bench.report.tables import GIB, Table, fmt, pct, with_ci
 from bench.results.sections import KvPool
 
 HOST_BOUND_BELOW = 0.9  # a GPU busy less than this share of the timed run waited on the host
 
 
 def _dtype(row: Row) -> str | None:
-    options = row.first.config.options or {}
-    return options.get("kv_cache_dtype")
+    return row.first.config.options.get("kv_cache_dtype")
 
 
 def gpu_busy(row: Row) -> float | None:
@@ -41,7 +40,6 @@ def kv_dtype_table(group: Group) -> Table | None:
     for row in [base, *quantised]:
         kv, busy = row.first.kv, gpu_busy(row)
         pace = "—" if busy is None else ("the host (GPU waits)" if busy < HOST_BOUND_BELOW else "the GPU")
-        budget = row.first.config.memory_budget_gib
         rows.append(
             [
                 row.label,
@@ -50,8 +48,8 @@ def kv_dtype_table(group: Group) -> Table | None:
                 fmt(kv.bytes_per_token, 0),
                 f"{kv.pool_blocks:,}",
                 f"{kv.pool_blocks / base.first.kv.pool_blocks:.2f}x",
-                fmt(kv.reserved_bytes_peak / 2**30 if kv.reserved_bytes_peak else None, 2),
-                fmt(budget, 0) if budget is not None else "—",
+                fmt(kv.reserved_bytes_peak / GIB if kv.reserved_bytes_peak else None, 2),
+                fmt(row.first.config.memory_budget_gib, 0),
                 with_ci(row, "output_tokens_per_s", 0),
                 f"{row.stat('output_tokens_per_s').mean / base.stat('output_tokens_per_s').mean:.2f}x",
                 pct(busy),

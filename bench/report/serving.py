@@ -86,6 +86,5 @@ def serving_table(c: Collection) -> Table | None:
         "streamed token by token). Goodput: completed requests per second that met every SLO the run was given "
         "(a one-token answer has no TPOT and meets a TPOT limit). Figures are over completed requests; failed "
         "ones are counted, with their reasons in the result file. Server peak: over the whole sweep, its "
-        "processes' GPU memory (NVML), else the device's, else its host RSS."
-        + (f" {why}" if why else ""),
+        "processes' GPU memory (NVML), else the device's, else its host RSS." + (f" {why}" if why else ""),
     )

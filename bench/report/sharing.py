@@ -8,16 +8,9 @@ from bench.report.collect import Collection, Group, Row
 from bench.report.tables import Table, fmt, pct
 from bench.results.sections import KvBatches, KvPool
 
-# The paper's published figures, quoted for reference (Kwon et al., SOSP 2023, §6.3 and Fig. 15: OPT-13B).
-PAPER = (
-    "For reference, the vLLM paper's figures (OPT-13B on its engine of 2023, not measured here): parallel "
-    "sampling saved 6.1–9.8 % of KV memory on Alpaca and 16.2–30.5 % on ShareGPT; beam search 37.6–55.2 % "
-    "and 44.3–66.3 %."
-)
-
-
-# The paper's Fig. 15 ranges (memory saved, over n or beam width 2 to 6), by the dataset whose mean lengths
-# it gives in Fig. 11: (mean input, mean output) tokens.
+# The paper's published figures, quoted for reference (Kwon et al., SOSP 2023, §6.3 and Fig. 15: OPT-13B):
+# memory saved over n or beam width 2 to 6, by the dataset whose mean lengths its Fig. 11 gives (mean input,
+# mean output tokens).
 PAPER_SHAPES = {"Alpaca": (19.31, 58.45), "ShareGPT": (161.31, 337.99)}
 PAPER_SAVED = {
     ("Alpaca", "parallel sampling"): (0.061, 0.098),
@@ -25,13 +18,26 @@ PAPER_SAVED = {
     ("Alpaca", "beam search"): (0.376, 0.552),
     ("ShareGPT", "beam search"): (0.443, 0.663),
 }
+SHAPE_TOLERANCE = 0.25  # a workload's mean prompt within this share of a dataset's takes its shape
+
+
+def paper_range(shape: str, kind: str) -> str:
+    low, high = PAPER_SAVED[(shape, kind)]
+    return f"{pct(low)} – {pct(high)}"
+
+
+PAPER = (
+    "For reference, the vLLM paper's figures (OPT-13B on its engine of 2023, not measured here): "
+    + "; ".join(f"{kind} saved {paper_range(shape, kind)} of KV memory on {shape}" for shape, kind in PAPER_SAVED)
+    + "."
+)
 
 
 def paper_shape(group: Group) -> str | None:
-    """The paper's dataset whose mean prompt length the workload's is within a quarter of, if any."""
+    """The paper's dataset whose mean prompt length the workload's is within SHAPE_TOLERANCE of, if any."""
     mean = group.workload.prompt_len.mean
     for name, (prompt, _) in PAPER_SHAPES.items():
-        if abs(mean - prompt) <= 0.25 * prompt:
+        if abs(mean - prompt) <= SHAPE_TOLERANCE * prompt:
             return name
     return None
 
@@ -85,7 +91,6 @@ def paper_table(c: Collection) -> Table | None:
             continue
         for row in g.rows:
             over_run, at_peak = saved(row)
-            low, high = PAPER_SAVED[(shape, kind[0])]
             rows.append(
                 [
                     f"{shape}-shaped",
@@ -95,7 +100,7 @@ def paper_table(c: Collection) -> Table | None:
                     row.first.scenario,
                     pct(over_run),
                     pct(at_peak),
-                    f"{pct(low)} – {pct(high)}",
+                    paper_range(shape, kind[0]),
                 ]  # fmt: skip
             )
     if not rows:
@@ -114,8 +119,10 @@ def paper_table(c: Collection) -> Table | None:
             "the paper's, n or width 2–6",
         ],  # fmt: skip
         rows,
-        "A workload is Alpaca- or ShareGPT-shaped when its mean prompt length is within a quarter of the "
-        "dataset's (19.31 and 161.31 tokens, the paper's Fig. 11). The paper's range is its figure over n or "
+        f"A workload takes a dataset's shape when its mean prompt length is within {SHAPE_TOLERANCE:.0%} of the "
+        "dataset's ("
+        + ", ".join(f"{name} {prompt:g} tokens" for name, (prompt, _) in PAPER_SHAPES.items())
+        + ", the paper's Fig. 11). The paper's range is its figure over n or "
         "beam width 2 to 6 for OPT-13B on vLLM as of 2023 (quoted, not measured here); this run's figures are "
         "this model on this engine, read as in the Sharing tables.",
     )

@@ -40,7 +40,6 @@ class _Stub:
     def __init__(self, itl_ms: float, workers: int = 1) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
         cmd = [sys.executable, "-m", "bench.serving.stub", "--port", str(self.port), "--itl-ms", str(itl_ms)]
         cmd += ["--reuse-port"] if workers > 1 else []
         self.procs = [
@@ -57,11 +56,10 @@ class _Stub:
                 raise UserError(f"the stub server did not start: {why}")
             time.sleep(0.1)
 
-    def timings(self) -> list[list[float]] | None:
-        """The stub's own times since the last call; None with several processes (each keeps its own)."""
+    def timings(self) -> list[list[float]]:
+        """The stub's own times since the last call (with several processes, those of the one that answers)."""
         with urllib.request.urlopen(f"{self.url}/timings", timeout=10) as r:
-            own = json.loads(r.read())
-        return own if self.workers == 1 else None
+            return json.loads(r.read())
 
     def __enter__(self):
         return self
@@ -87,29 +85,13 @@ def _listening(port: int) -> float:
     return sum(1 for line in lines if line.split()[1] == want and line.split()[3] == "0A")
 
 
-def measure(stub: _Stub, requests, load) -> dict:
-    """One load against the stub: the client's figures, its health and what it added to the stub's times."""
-    from bench.serving.client import run_load
-    from bench.serving.metrics import summarize
-    from bench.serving.stub import STUB
-
-    stub.timings()  # drop the warm-up's
-    records, duration, health = run_load(stub.url, STUB, "stub", requests, load)
-    s = summarize(records, load, duration)  # the client's own judgement is reported apart, below
-    own = stub.timings()
-    added: dict = {}
-    note = None
-    if load.profile == "concurrency":
-        note = "all at once: what a request waits in the stub's queue, not what the client adds"
-    elif own is None:
-        note = "the stub ran as several processes, each keeping its own times"
-    if note:
-        own = []
+def _added(records, own: list[list[float]], n: int) -> dict[str, float | None]:
+    """What the client's TTFT, ITL and E2E percentiles add over the stub's own (None without its times)."""
     stub_ttft = [1000 * (first - received) for received, first, _ in own]
     stub_e2e = [1000 * (last - received) for received, _, last in own]
-    gaps = [1000 * (b - a) for r in records if r.ok for a, b in zip(r.chunk_s, r.chunk_s[1:])]
-    n = requests[0].output_len
     stub_gap = [1000 * (last - first) / (n - 1) for _, first, last in own] if n > 1 else []
+    gaps = [1000 * (b - a) for r in records if r.ok for a, b in zip(r.chunk_s, r.chunk_s[1:])]
+    added = {}
     for name, mine, theirs in (
         ("ttft", [1000 * (r.first_s - r.sent_s) for r in records if r.ok], stub_ttft),
         ("itl", gaps, stub_gap),
@@ -119,6 +101,23 @@ def measure(stub: _Stub, requests, load) -> dict:
             a = percentile(sorted(mine), q) if mine else None
             b = percentile(sorted(theirs), q) if theirs else None
             added[f"{name}_p{q}_ms"] = None if a is None or b is None else a - b
+    return added
+
+
+def measure(stub: _Stub, requests, load) -> dict:
+    """One load against the stub: the client's figures, its health and what it added to the stub's times."""
+    from bench.serving.client import run_load
+    from bench.serving.metrics import summarize
+    from bench.serving.stub import STUB
+
+    stub.timings()  # drop the warm-up's
+    records, duration, health = run_load(stub.url, STUB, "stub", requests, load)
+    s = summarize(records, load, duration)  # the client's own judgement is reported apart, below
+    # All at once, a request's wait in the stub's queue would read as added by the client: not compared.
+    at_once = load.profile == "concurrency"
+    note = "all at once: what a request waits in the stub's queue, not what the client adds" if at_once else None
+    n = requests[0].output_len
+    added = _added(records, [] if at_once else stub.timings(), n)
     return {
         "load": load.label,
         "requests": len(requests),

@@ -25,39 +25,37 @@ docker_answers() {
   fi
 }
 
-# SUITE: a built-in suite's name, or a file of the user's own under RESULTS, given as /results/NAME (the
-# path the containers see). Checked before Docker is asked, so that a typo costs no build.
+# SUITE and MODEL are checked before Docker is asked, so that a typo costs no build. The containers see
+# RESULTS as /results: a knob naming /results/NAME needs RESULTS/NAME on this host.
+results=${RESULTS:-./results}
+under_results() {  # under_results KNOB VALUE WHAT [HINT]
+  if [ ! -e "$results/${2#/results/}" ]; then
+    echo "preflight: $1=$2: no such $3 $results/${2#/results/}${4:+ ($4)}" >&2
+    exit 2
+  fi
+}
+
+# SUITE: a built-in suite's name, or a file of the user's own under RESULTS, given as /results/NAME.
 suites_dir=$(dirname "$0")/../bench/suites
 suite=${SUITE:-}
-if [ -n "$suite" ]; then
-  case $suite in
-  /results/*)
-    if [ ! -f "${RESULTS:-./results}/${suite#/results/}" ]; then
-      echo "preflight: SUITE=$suite: no such file ${RESULTS:-./results}/${suite#/results/} (a suite of your own goes in RESULTS, named /results/FILE)" >&2
-      exit 2
-    fi
-    ;;
-  *)
-    if [ ! -f "$suites_dir/$suite.yaml" ]; then
-      known=$(cd "$suites_dir" && ls -1 *.yaml | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')
-      echo "preflight: SUITE=$suite: no such suite; built in: $known (or a file of your own: SUITE=/results/FILE.yaml)" >&2
-      exit 2
-    fi
-    ;;
-  esac
-fi
-
-# MODEL: a preset (synthetic:NAME), a hub id, or a directory the containers see: RESULTS is mounted into
-# them as /results, and a compose file of the user's own (in COMPOSE_FILE) may mount others. A directory of
-# this host that no compose file names is refused with where to put it.
-model=${MODEL:-}
-case $model in
-/results/*)
-  if [ ! -e "${RESULTS:-./results}/${model#/results/}" ]; then
-    echo "preflight: MODEL=$model: no such directory ${RESULTS:-./results}/${model#/results/}" >&2
+case $suite in
+"") ;;
+/results/*) under_results SUITE "$suite" file "a suite of your own goes in RESULTS, named /results/FILE" ;;
+*)
+  if [ ! -f "$suites_dir/$suite.yaml" ]; then
+    known=$(cd "$suites_dir" && ls -1 *.yaml | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')
+    echo "preflight: SUITE=$suite: no such suite; built in: $known (or a file of your own: SUITE=/results/FILE.yaml)" >&2
     exit 2
   fi
   ;;
+esac
+
+# MODEL: a preset (synthetic:NAME), a hub id, or a directory the containers see: under RESULTS, or one a
+# compose file of the user's own (in COMPOSE_FILE) mounts. A directory of this host that no compose file
+# names is refused with where to put it.
+model=${MODEL:-}
+case $model in
+/results/*) under_results MODEL "$model" directory ;;
 /* | ./* | ../*)
   if [ -d "$model" ]; then
     named=0
@@ -66,7 +64,7 @@ case $model in
       grep -qF -- "$model" "$f" 2>/dev/null && named=1
     done
     if [ "$named" = 0 ]; then
-      echo "preflight: MODEL=$model is a directory of this host, which the containers do not see: copy it under ${RESULTS:-./results} and give MODEL=/results/<its name>, or mount it with a compose file of your own (README: Picking a model)" >&2
+      echo "preflight: MODEL=$model is a directory of this host, which the containers do not see: copy it under $results and give MODEL=/results/<its name>, or mount it with a compose file of your own (README: Picking a model)" >&2
       exit 2
     fi
   fi

@@ -67,7 +67,7 @@ def held_share(row: Row) -> float | None:
     probe = kv.sharing if isinstance(kv, KvPool) else None
     if probe is None or probe.busy_s is None or not elapsed:
         return None
-    return min(1.0, probe.busy_s / elapsed)
+    return probe.busy_s / elapsed
 
 
 def _kind(group: Group) -> tuple[str, int] | None:

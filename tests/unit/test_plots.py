@@ -3,7 +3,6 @@ chart drawn from too little (a line through one batch size)."""
 
 import base64
 import io
-from pathlib import Path
 
 import pytest
 
@@ -11,14 +10,15 @@ from bench.report.collect import sampled
 from bench.report.gather import collect
 from bench.report.plots import figures
 from bench.results.sections import KvBatches
+from tests.unit.test_recollect import EVIDENCE as RESULTS_DIR
+from tests.unit.test_recollect import RECORDED
 
 PIL = pytest.importorskip("PIL.Image")
 # Every evidence directory with results (test_recollect holds that each is recorded there); one of
 # cross-checks and client figures alone has nothing to draw.
-RECORDED = Path(__file__).resolve().parents[1] / "data" / "recollect"
 EVIDENCE = [
     p
-    for p in sorted((Path(__file__).resolve().parents[2] / "docs" / "results").glob("*/"))
+    for p in sorted(RESULTS_DIR.glob("*/"))
     if (RECORDED / f"{p.name}.csv").exists() or (RECORDED / f"{p.name}.serving.md").exists()
 ]
 

@@ -159,8 +159,9 @@ def parse_rates(text: str) -> list[str]:
 
 
 def _mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
+    """The mean over the repeats; none where any repeat did not measure it (client-bound, not streamed): a
+    figure of the runs left would stand for runs it does not cover."""
+    return None if not values or None in values else sum(values) / len(values)
 
 
 def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int, fields: dict) -> dict:

@@ -52,8 +52,10 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
         figures = {row["figure"]: row for row in load["rows"]}
         assert set(figures) >= {"mean TTFT, ms", "mean TPOT, ms", "output throughput, tok/s"}
         # On 2 cores the engine can starve the client: its figures are then withheld with the reason.
-        bound = mine["client"]["bound"]
-        assert not bound or mine["unmeasured"]["ttft_ms"].startswith("client-bound: ")
+        runs = [mine, *load["pagedbench_repeats"]]
+        for run in runs:
+            assert not run["client"]["bound"] or run["unmeasured"]["ttft_ms"].startswith("client-bound: ")
+        bound = any(run["client"]["bound"] for run in runs)  # a figure stands only where every repeat measured it
         for row in figures.values():
             assert row["vllm_bench_serve"] is not None
             assert (row["pagedbench"] is None) if bound and "throughput" not in row["figure"] else row["pagedbench"] > 0

@@ -6,7 +6,8 @@
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
-#           sharing-hf sharing-vllm serving-hf serving-vllm serve-crosscheck bench-client multi-gpu
+#           sharing-hf sharing-hf-samples sharing-hf-beams sharing-vllm serving-hf serving-vllm serve-crosscheck
+#           bench-client multi-gpu
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -41,6 +42,11 @@ pb() {  # pb SECONDS ARGS...: one pagedbench command
   local limit=$1
   shift
   limited "$limit" python3 -m bench "$@"
+}
+
+only() {  # only NAME...: --scenario NAME for each
+  local name
+  for name in "$@"; do printf -- '--scenario %s ' "$name"; done
 }
 
 pack() {
@@ -111,6 +117,14 @@ for group in "$@"; do
     ;;
   sharing-hf)
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-$T
+    ;;
+  sharing-hf-samples)  # HF's half of the sharing suite in two calls: n samples, then beams and prefixes
+    pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-samples-$T \
+      $(only hf-{alpaca,sharegpt}-n{1,2,4,6})
+    ;;
+  sharing-hf-beams)
+    pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-beams-$T \
+      $(only hf-{alpaca,sharegpt}-beam{2,4,6} hf-prefix-{0,512,2048})
     ;;
   sharing-vllm)
     pb 570 run --stack vllm --suite sharing --out "$R" --run-id sharing-vllm-$T

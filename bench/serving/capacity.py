@@ -149,7 +149,7 @@ def bench_client(requests, tokens, rates, itl_ms, stub_workers, out):
     """Measure the load generator against an instant stub server: what it sustains, and what it adds."""
     from bench.results.store import write_atomic
     from bench.serving.schedule import Load
-    from bench.serving.server import ServeRequest
+    from bench.stacks.base import ServeRequest
 
     if out is not None:
         writable_file(out, "--out")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from bench.metrics import percentile
 from bench.results.serving import ClientHealth
 from bench.serving.schedule import Load, send_times
-from bench.serving.server import ServeRequest, ServerKind
+from bench.stacks.base import ServeRequest, ServerKind
 
 PROGRESS_EVERY_S = 15.0  # a line this often while a load runs
 # A load is client-bound (its figures the client's, not the server's) when the client's one event loop

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.config import Workload
 from bench.errors import UserError
-from bench.serving.server import ServeRequest
+from bench.stacks.base import ServeRequest
 from bench.workload import build_workload
 
 

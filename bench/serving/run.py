@@ -17,7 +17,8 @@ from bench.results.store import write_atomic
 from bench.serving.client import run_load
 from bench.serving.metrics import columns, summarize
 from bench.serving.schedule import Load
-from bench.serving.server import ServeRequest, ServerKind, healthy, serve
+from bench.serving.server import healthy, serve
+from bench.stacks.base import ServeRequest, ServerKind
 from bench.telemetry.sampler import Sampler
 
 

@@ -1,5 +1,5 @@
-"""A stack's OpenAI-compatible server, started as a child process, health-checked before any load, and
-stopped after: what each stack's folder declares (`serve.py`'s SERVER) and how it is run."""
+"""A stack's OpenAI-compatible server (the `ServerKind` its folder's `serve.py` declares), started as a
+child process, health-checked before any load, and stopped after."""
 
 from __future__ import annotations
 
@@ -9,40 +9,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from bench.errors import UserError
-
-
-@dataclass(frozen=True)
-class ServeRequest:
-    index: int
-    prompt: str  # text: every server tokenizes it with the model's own tokenizer
-    prompt_tokens: int  # what that tokenizer counts
-    output_len: int
-
-
-@dataclass(frozen=True)
-class ServerKind:
-    """How to start one stack's server and talk to it. `command(model_dir, port, settings)` is its command
-    line; `body(model, request)` the /v1/completions body forcing exactly the request's output length
-    with the fields that server accepts; `chunk_tokens(choice)`: how many tokens a streamed choice
-    carried, where the server says (their sum must agree with its usage), else None."""
-
-    name: str
-    command: Callable[[Path, int, dict], list[str]]
-    body: Callable[[str, ServeRequest], dict]
-    chunk_tokens: Callable[[dict], int | None] = lambda choice: None  # noqa: E731
-    env: Callable[[dict], dict] = lambda settings: {}  # noqa: E731
-    # What the server exposes about its KV cache during load: a Prometheus page's path, or None, and the
-    # metrics kept from it on the load's timeline (its names -> ours: kv_usage, running, waiting, ...).
-    metrics_path: str | None = None
-    metrics: dict[str, str] = field(default_factory=dict)
-    lacks: tuple[str, ...] = ()  # engine settings the server has no way to honour: a scenario setting one is refused
+from bench.stacks.base import ServerKind
 
 
 class ServerDied(Exception):

@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 
-from bench.serving.server import ServeRequest, ServerKind
+from bench.stacks.base import ServeRequest, ServerKind
 
 _DONE = b"data: [DONE]\n\n"
 # One token per chunk, in vLLM's format, made once.

@@ -1,9 +1,10 @@
-"""The runner interface. The base knows no stack: each stack implements it in its own folder."""
+"""A stack's contract: what it runs offline (`Runner`) and what it serves online (`ServerKind`, taking
+`ServeRequest`s). The base knows no stack: each stack implements it in its own folder."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,3 +97,30 @@ class Runner(abc.ABC):
 
     def close(self) -> None:
         """Free the engine and its memory."""
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    index: int
+    prompt: str  # text: every server tokenizes it with the model's own tokenizer
+    prompt_tokens: int  # what that tokenizer counts
+    output_len: int
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """How to start one stack's server and talk to it. `command(model_dir, port, settings)` is its command
+    line; `body(model, request)` the /v1/completions body forcing exactly the request's output length
+    with the fields that server accepts; `chunk_tokens(choice)`: how many tokens a streamed choice
+    carried, where the server says (their sum must agree with its usage), else None."""
+
+    name: str
+    command: Callable[[Path, int, dict], list[str]]
+    body: Callable[[str, ServeRequest], dict]
+    chunk_tokens: Callable[[dict], int | None] = lambda choice: None  # noqa: E731
+    env: Callable[[dict], dict] = lambda settings: {}  # noqa: E731
+    # What the server exposes about its KV cache during load: a Prometheus page's path, or None, and the
+    # metrics kept from it on the load's timeline (its names -> ours: kv_usage, running, waiting, ...).
+    metrics_path: str | None = None
+    metrics: dict[str, str] = field(default_factory=dict)
+    lacks: tuple[str, ...] = ()  # engine settings the server has no way to honour: a scenario setting one is refused

@@ -28,7 +28,7 @@ class StackSpec:
     packages: tuple[str, ...] = ()  # distributions whose versions every result records
     device: bool = True  # runs on a torch device (cuda or cpu); False: no engine at all
     crosscheck: bool = False  # its runner has a plain loop (Runner.plain_run) to check the timing against
-    # "module:attr" of its OpenAI-compatible server (a bench.serving.server.ServerKind), or None.
+    # "module:attr" of its OpenAI-compatible server (a bench.stacks.base.ServerKind), or None.
     server: str | None = None
 
     def mode_rank(self, mode: str) -> int:

@@ -114,7 +114,7 @@ def test_both_clients_send_the_server_the_same_request_bodies(tmp_path):
 
 def test_a_request_field_that_varies_by_request_is_refused():
     from bench.errors import UserError
-    from bench.serving.server import ServeRequest, ServerKind
+    from bench.stacks.base import ServeRequest, ServerKind
 
     xc = _crosscheck_module()
     per_request = lambda m, r: {"ignore_eos": True, "min_tokens": r.output_len}  # noqa: E731

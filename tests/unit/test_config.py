@@ -188,3 +188,50 @@ def test_an_fp8_kv_cache_reaches_the_engine_and_other_dtypes_are_refused(tmp_pat
     assert "kv_cache_dtype" not in VllmRunner(model, make_scenario(name="b", stack="vllm", workload="w")).engine_args()
     with pytest.raises(UserError, match="kv_cache_dtype"):
         make_scenario(name="c", stack="vllm", workload="w", kv_cache_dtype="int4")
+
+
+def test_the_vllm_server_is_started_with_the_engine_arguments_an_offline_run_gets(tmp_path):
+    """One mapping from a scenario's knobs to vLLM's engine arguments: `vllm serve`'s flags say what
+    `LLM(...)` is given, every knob the scenario sets and the switches it leaves off."""
+    from bench.stacks.base import LoadedModel
+    from bench.stacks.vllm.runner import VllmRunner
+    from bench.stacks.vllm.serve import SERVER
+    from bench.suite import make_scenario
+
+    s = make_scenario(
+        name="a", stack="vllm", workload="w", kv_cache_dtype="fp8", max_num_seqs=48, block_size=32,
+        enable_prefix_caching=True, gpu_memory_utilization=0.5, tensor_parallel_size=2,
+    )  # fmt: skip
+    model = LoadedModel(path=tmp_path, spec="t", dtype="bfloat16", max_model_len=64, device="cuda")
+    offline = VllmRunner(model, s).engine_args()
+    flags = SERVER.command(tmp_path, 8000, s.engine_settings())
+    for arg, value in offline.items():
+        if arg in ("model", "tokenizer", "dtype", "max_model_len", "seed", "disable_log_stats"):
+            continue  # the model's, resolved by each path, and the offline engine's own
+        flag = "--" + arg.replace("_", "-")
+        if value is True:
+            assert flag in flags, arg
+        elif value is False:
+            assert "--no-" + flag[2:] in flags, arg
+        else:
+            assert flags[flags.index(flag) + 1] == str(value), arg
+    assert offline["enforce_eager"] is False and "--no-enforce-eager" in flags
+
+
+def test_a_server_refuses_a_knob_it_cannot_honour_and_a_split_of_one_asks_for_nothing(tmp_path):
+    from bench.serving.cli import pick_scenario
+    from bench.suite import load_suite
+
+    text = (
+        "name: t\nmodel: synthetic:tiny-llama\nworkloads:\n  w: {requests: 2, prompt_len: 4, output_len: 4}\n"
+        "scenarios:\n  - {name: probe, stack: vllm, workload: w, kv_sharing_probe: true}\n"
+        "  - {name: one, stack: hf, workload: w, tensor_parallel_size: 1}\n"
+        "  - {name: two, stack: hf, workload: w, tensor_parallel_size: 2}\n"
+    )
+    (tmp_path / "s.yaml").write_text(text)
+    suite = load_suite(str(tmp_path / "s.yaml"))
+    with pytest.raises(UserError, match="vllm serve has no kv_sharing_probe"):
+        pick_scenario(suite, "vllm", "probe")
+    assert pick_scenario(suite, "hf", "one").name == "one"
+    with pytest.raises(UserError, match="transformers serve has no tensor_parallel_size"):
+        pick_scenario(suite, "hf", "two")

@@ -10,7 +10,7 @@ from bench.serving.client import Record, check
 from bench.serving.metrics import columns, per_request, summarize
 from bench.serving.run import parse_metrics
 from bench.serving.schedule import Load, send_times
-from bench.serving.server import ServeRequest
+from bench.stacks.base import ServeRequest
 from bench.stacks.vllm.serve import METRICS
 from tests.conftest import run_cli
 

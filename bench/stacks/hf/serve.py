@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.serving.server import ServeRequest, ServerKind
+from bench.stacks.base import ServeRequest, ServerKind
 
 
 def command(model_dir: Path, port: int, settings: dict) -> list[str]:

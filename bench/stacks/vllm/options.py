@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from bench.config import MAX_REQUESTS, ScenarioBase
 from bench.roofline import paged_layout
-from bench.stacks.vllm import STACK
+from bench.stacks.vllm import STACK, kvprobe
 
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's own default: the most sequences it schedules at once
+
+# The knobs vLLM takes as engine arguments of the same name: `LLM(**args)` offline, `vllm serve --arg`
+# online. Unset, vLLM's default holds.
+ENGINE_ARGS = (
+    "gpu_memory_utilization",
+    "max_num_seqs",
+    "block_size",
+    "kv_cache_dtype",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "distributed_executor_backend",
+)
+
+
+def engine_args(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A scenario's engine settings as vLLM's engine arguments, the same offline and online: the knobs it
+    sets, prefix caching and eager mode off unless it turns them on, and the sharing probe's scheduler."""
+    args = {k: settings[k] for k in ENGINE_ARGS if settings.get(k) is not None}
+    args["enable_prefix_caching"] = bool(settings.get("enable_prefix_caching"))
+    args["enforce_eager"] = bool(settings.get("enforce_eager"))
+    if settings.get("kv_sharing_probe"):
+        args["scheduler_cls"] = kvprobe.SCHEDULER
+    return args
+
+
+def rank_count(settings: Mapping[str, Any]) -> int:
+    """The processes the engine splits the model over: tensor x pipeline parallel."""
+    return (settings.get("tensor_parallel_size") or 1) * (settings.get("pipeline_parallel_size") or 1)
 
 
 def cpu_binding(device: str, ranks: int) -> dict[str, str]:
@@ -55,7 +84,7 @@ class VllmScenario(ScenarioBase):
 
     @property
     def ranks(self) -> int:
-        return (self.tensor_parallel_size or 1) * (self.pipeline_parallel_size or 1)
+        return rank_count(self.__dict__)
 
     def placement_refusal(self, model_config: dict, gpus: int) -> str | None:
         if self.ranks == 1:

@@ -26,7 +26,7 @@ from bench.kv import kv_bytes_per_token
 from bench.stacks.base import RequestTiming, Runner, RunOutput
 from bench.stacks.vllm import kvprobe
 from bench.stacks.vllm.kv import summarize_vllm_kv
-from bench.stacks.vllm.options import VllmScenario, cpu_binding
+from bench.stacks.vllm.options import VllmScenario, cpu_binding, engine_args
 from bench.workload import Request, distinct_outputs, per_sample
 
 _GAUGES = {
@@ -102,31 +102,15 @@ class VllmRunner(Runner):
     scenario: VllmScenario
 
     def engine_args(self) -> dict[str, Any]:
-        s = self.scenario
-        args: dict[str, Any] = {
+        return {
             "model": str(self.model.path),
             "tokenizer": str(self.model.path),
             "dtype": self.model.dtype,
             "max_model_len": self.model.max_model_len,
             "seed": 0,  # engine-wide sampling seed (per-request seeds would take vLLM's slower sampling path)
             "disable_log_stats": False,  # the engine's metrics are read during the run
-            "enable_prefix_caching": bool(s.enable_prefix_caching),
-            "enforce_eager": bool(s.enforce_eager),
+            **engine_args(self.scenario.engine_settings()),
         }
-        if s.gpu_memory_utilization is not None:
-            args["gpu_memory_utilization"] = s.gpu_memory_utilization
-        if s.max_num_seqs is not None:
-            args["max_num_seqs"] = s.max_num_seqs
-        if s.block_size is not None:
-            args["block_size"] = s.block_size
-        if s.kv_cache_dtype is not None:
-            args["kv_cache_dtype"] = s.kv_cache_dtype
-        for knob in ("tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend"):
-            if getattr(s, knob) is not None:
-                args[knob] = getattr(s, knob)
-        if s.kv_sharing_probe:
-            args["scheduler_cls"] = kvprobe.SCHEDULER
-        return args
 
     def load(self) -> dict[str, float]:
         # The harness may already have touched CUDA (building a synthetic model, reading devices): a forked

@@ -5,44 +5,29 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.serving.server import ServeRequest, ServerKind
-from bench.stacks.vllm.options import cpu_binding
-
-# The engine settings `vllm serve` takes as flags of the same name (as `LLM(...)` takes them offline).
-FLAGS = (
-    "max_model_len",
-    "gpu_memory_utilization",
-    "max_num_seqs",
-    "block_size",
-    "kv_cache_dtype",
-    "tensor_parallel_size",
-    "pipeline_parallel_size",
-    "distributed_executor_backend",
-)
+from bench.stacks.base import ServeRequest, ServerKind
+from bench.stacks.vllm.options import cpu_binding, engine_args, rank_count
 
 
 def command(model_dir: Path, port: int, settings: dict) -> list[str]:
     """`vllm serve` by its module (the console script looks up the package under the name `vllm`, which
-    the CPU build's distribution does not have), with the scenario's engine settings; prefix caching and
-    eager mode as offline (off unless the scenario turns them on)."""
+    the CPU build's distribution does not have), with the scenario's engine arguments as offline."""
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
     cmd += ["--served-model-name", "model", "--host", "127.0.0.1", "--port", str(port)]
     if settings.get("dtype", "auto") != "auto":
         cmd += ["--dtype", settings["dtype"]]
-    for knob in FLAGS:
-        if settings.get(knob) is not None:
-            cmd += [f"--{knob.replace('_', '-')}", str(settings[knob])]
-    cmd.append("--enable-prefix-caching" if settings.get("enable_prefix_caching") else "--no-enable-prefix-caching")
-    if settings.get("enforce_eager"):
-        cmd.append("--enforce-eager")
+    if settings.get("max_model_len") is not None:
+        cmd += ["--max-model-len", str(settings["max_model_len"])]
+    for arg, value in engine_args(settings).items():
+        flag = arg.replace("_", "-")
+        cmd += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)]
     return cmd
 
 
 def env(settings: dict) -> dict:
     """On the CPU build, the KV cache's size is an environment variable, and so is each rank's cores."""
     space = settings.get("kv_cache_space_gib")
-    ranks = (settings.get("tensor_parallel_size") or 1) * (settings.get("pipeline_parallel_size") or 1)
-    bind = cpu_binding(settings.get("device", ""), ranks)
+    bind = cpu_binding(settings.get("device", ""), rank_count(settings))
     return bind | ({"VLLM_CPU_KVCACHE_SPACE": str(space)} if space else {})
 
 
@@ -82,4 +67,5 @@ SERVER = ServerKind(
     env=env,
     metrics_path="/metrics",
     metrics=METRICS,
+    lacks=("kv_sharing_probe",),  # the sharing probe is read by offline runs only
 )

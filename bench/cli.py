@@ -166,10 +166,10 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
     if out is not None:
         writable_file(out, "--out")  # before minutes of measurement, not after
 
-    def save(report: dict) -> None:
+    def save(report) -> None:
         if out is not None:
             try:
-                write_atomic(out, json.dumps(report, indent=1, default=str), replace=True)
+                write_atomic(out, report.model_dump_json(indent=1), replace=True)
             except OSError as e:
                 raise ResultWriteError(f"--out {out}: cannot write the comparison: {e.strerror or e}") from None
 
@@ -191,23 +191,23 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
         click.echo(f"Error: {e}{kept}", err=True)
         exit_now(1)
     save(report)
-    ci = report["difference_ci95"]
+    ci = report.difference_ci95
     click.echo(
-        f"{stack} {scenario}: PagedBench vs plain loop {report['mean_difference']:+.2%}"
+        f"{stack} {scenario}: PagedBench vs plain loop {report.mean_difference:+.2%}"
         + (f" ± {ci:.2%} (95 % CI)" if ci is not None else "")
-        + f" over {repeats} repeats: {report['verdict']} at ±{report['threshold']:.0%}; "
-        f"tokens match: {report['tokens_match']}"
+        + f" over {repeats} repeats: {report.verdict} at ±{report.threshold:.0%}; "
+        f"tokens match: {report.tokens_match}"
     )
-    if report["pagedbench_cv"] is not None:
-        click.echo(f"PagedBench throughput CV over {repeats} repeats: {report['pagedbench_cv']:.2%}")
+    if report.pagedbench_cv is not None:
+        click.echo(f"PagedBench throughput CV over {repeats} repeats: {report.pagedbench_cv:.2%}")
     if overhead:
         click.echo(
-            f"NVML sampler every {report['sample_interval_ms']:g} ms costs {report['sampler_overhead']:+.2%} "
-            f"of throughput (spread {report['sampler_overhead_spread']:.2%})"
+            f"NVML sampler every {report.sample_interval_ms:g} ms costs {report.sampler_overhead:+.2%} "
+            f"of throughput (spread {report.sampler_overhead_spread:.2%})"
         )
-    if not report["tokens_match"] or report["verdict"] == "disagrees":
+    if not report.tokens_match or report.verdict == "disagrees":
         exit_now(1)
-    exit_now(0 if report["verdict"] == "agrees" else 3)
+    exit_now(0 if report.verdict == "agrees" else 3)
 
 
 @main.command("collect")

@@ -21,6 +21,7 @@ from bench.errors import CrosscheckFailed, UserError
 from bench.harness import run_scenario
 from bench.report.collect import Stat, verdict
 from bench.results import new_run_id, write_result
+from bench.results.crosscheck import CrosscheckResult
 from bench.stacks import STACKS, stack_spec
 from bench.stacks.base import Runner
 from bench.suite import Suite
@@ -107,10 +108,12 @@ class _Check:
         self.rows.append(row)
         return f"{line} ({row['difference']:+.2%})"
 
-    def summary(self, suite: Suite, load_timing: dict, complete: bool) -> dict[str, Any]:
+    def summary(self, suite: Suite, load_timing: dict, complete: bool) -> CrosscheckResult:
+        return CrosscheckResult.model_validate(self._figures(suite, load_timing, complete))
+
+    def _figures(self, suite: Suite, load_timing: dict, complete: bool) -> dict[str, Any]:
         w, rows = self.workload, self.rows
         result: dict[str, Any] = {
-            "kind": "crosscheck",
             "complete": complete,  # False: stopped early; the figures cover the repeats listed
             "run_id": self.run_id,
             "stack": self.scenario.stack,
@@ -162,8 +165,8 @@ def crosscheck(
     results: Path | None = None,
     run_id: str | None = None,
     progress=print,
-    checkpoint: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+    checkpoint: Callable[[CrosscheckResult], None] | None = None,
+) -> CrosscheckResult:
     """Alternate plain and PagedBench runs `repeats` times; with `results`, PagedBench's runs are also
     written there as ordinary results (run `run_id`, and `run_id`-no-sampler for the sampler-off arm).
     `checkpoint` receives the comparison so far after every repeat but the last, marked incomplete."""

@@ -8,6 +8,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from bench.results import Result
+from bench.results.crosscheck import CrosscheckResult
 from bench.results.sections import KvBatches, WorkloadSummary
 from bench.results.serving import ServingResult
 from bench.stacks import baseline, default_baseline, order
@@ -138,7 +139,7 @@ class Collection:
     problems: list[tuple[str, str]]  # (file, reason)
     results: list[Result]
     files: int
-    crosschecks: list[dict] = field(default_factory=list)  # `pagedbench crosscheck --out` files
+    crosschecks: list[CrosscheckResult] = field(default_factory=list)  # `pagedbench crosscheck --out` files
     serving: list[ServingResult] = field(default_factory=list)  # `pagedbench serve` results
     notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what it is): files that are no results
 

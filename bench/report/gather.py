@@ -13,9 +13,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bench.errors import UserError
-from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of, is_number
+from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of
 from bench.report.render import csv_rows, markdown
 from bench.results import Result, ResultFileError, scan_results
+from bench.results.crosscheck import CROSSCHECK_KIND, CrosscheckResult
 from bench.results.serving import SERVING_KIND, ServingResult
 from bench.results.store import schema_problem
 
@@ -38,7 +39,7 @@ def collect(root: Path) -> Collection:
     ok: list[Result] = []
     seen: dict[tuple, str] = {}
     files = 0
-    crosschecks: list[dict] = []
+    crosschecks: list[CrosscheckResult] = []
     serving: list[ServingResult] = []
     notes: list[tuple[str, str]] = []
     for path, item in scan_results(root):
@@ -49,11 +50,14 @@ def collect(root: Path) -> Collection:
             kind = data.get("kind") if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
             if kind is None and isinstance(data, dict) and _ENVIRONMENT_KEYS <= data.keys():
                 kind = "environment"
-            check = _crosscheck(data)
-            if check is not None:
-                crosschecks.append(check | {"file": rel})
+            if kind == CROSSCHECK_KIND:
+                check, why = _typed(CrosscheckResult, data, "cross-check")
+                if check is None:
+                    problems.append((rel, why))
+                    continue
+                crosschecks.append(check)
             elif kind == SERVING_KIND:
-                served, why = _serving(data)
+                served, why = _typed(ServingResult, data, "serving result")
                 if served is None:
                     problems.append((rel, why))
                     continue
@@ -89,12 +93,12 @@ def collect(root: Path) -> Collection:
     return Collection(groups_of(ok), problems, ok, files, crosschecks, serving, notes)
 
 
-def _serving(data: dict) -> tuple[ServingResult | None, str | None]:
-    """A serving result through its schema, or None and why not."""
+def _typed(model, data: dict, what: str):
+    """A file of another kind through its schema (serving result, cross-check), or None and why not."""
     try:
-        return ServingResult.model_validate(data), None
+        return model.model_validate(data), None
     except ValidationError as e:
-        return None, "serving result " + schema_problem(e)
+        return None, f"{what} " + schema_problem(e)
 
 
 def _unreadable(r: Result) -> str | None:
@@ -107,17 +111,3 @@ def _unreadable(r: Result) -> str | None:
     except (TypeError, KeyError, AttributeError, ValueError, ArithmeticError, IndexError) as e:
         return f"a field holds a value of an unexpected type ({type(e).__name__}: {str(e)[:120]}): not shown"
     return None
-
-
-def _crosscheck(data) -> dict | None:
-    """A cross-check comparison (`"kind": "crosscheck"`) with the fields the report reads, or None."""
-    if not isinstance(data, dict) or data.get("kind") != "crosscheck" or not isinstance(data.get("repeats"), list):
-        return None
-    if not all(isinstance(data.get(k), str) for k in ("stack", "scenario")):
-        return None
-    if not all(is_number(data.get(k)) for k in ("threshold", "mean_difference")):
-        return None
-    fields = ("difference", "plain_tokens_per_s", "pagedbench_tokens_per_s")
-    if not all(isinstance(r, dict) and all(is_number(r.get(k)) for k in fields) for r in data["repeats"]):
-        return None
-    return data

@@ -352,31 +352,32 @@ def crosscheck_table(collection: Collection) -> Table | None:
         return None
     rows = []
     for c in collection.crosschecks:
-        reps = c["repeats"]
-        each = lambda key: ", ".join(fmt(r.get(key), 0) for r in reps)  # noqa: E731
-        diffs = ", ".join(f"{r['difference']:+.1%}" for r in reps)
+        reps = c.repeats
+        each = lambda key: ", ".join(fmt(getattr(r, key, None), 0) for r in reps)  # noqa: E731
+        diffs = ", ".join(f"{r.difference:+.1%}" for r in reps)
         mean = "—"
         if reps:
             # files written before the verdict was recorded: the same test on their repeats
-            stat = Stat.of([r["difference"] for r in reps])
-            word = c.get("verdict") or verdict(stat, c["threshold"])
-            ci = c["difference_ci95"] if "difference_ci95" in c else stat.ci95
-            mean = f"{c['mean_difference']:+.1%}" + (f" ± {ci:.1%}" if ci is not None else "")
-            mean += f" ({word} at ±{c['threshold']:.0%})"
+            stat = Stat.of([r.difference for r in reps])
+            word = c.verdict or verdict(stat, c.threshold)
+            ci = c.difference_ci95 if "difference_ci95" in c.model_fields_set else stat.ci95
+            mean = f"{stat.mean if c.mean_difference is None else c.mean_difference:+.1%}"
+            mean += f" ± {ci:.1%}" if ci is not None else ""
+            mean += f" ({word} at ±{c.threshold:.0%})"
         overhead = "not measured"
-        if c.get("sampler_overhead") is not None:
-            overhead = f"{c['sampler_overhead']:+.2%} (spread {c['sampler_overhead_spread']:.1%})"
+        if c.sampler_overhead is not None:
+            overhead = f"{c.sampler_overhead:+.2%} (spread {c.sampler_overhead_spread:.1%})"
         rows.append(
             [
-                f"{c['stack']} {c['scenario']}" + ("" if c.get("complete", True) else " (stopped early)"),
+                f"{c.stack} {c.scenario}" + ("" if c.complete else " (stopped early)"),
                 str(len(reps)),
                 each("plain_tokens_per_s"),
                 each("pagedbench_tokens_per_s"),
                 diffs,
                 mean,
-                pct(c.get("pagedbench_cv")),
+                pct(c.pagedbench_cv),
                 overhead,
-                "yes" if c.get("tokens_match") else "no",
+                "yes" if c.tokens_match else "no",
             ]
         )
     return Table(

@@ -1,5 +1,6 @@
-"""The walls between the rooms hold (docs/architecture.md): imports are read from the source with `ast`,
-every import, also those inside functions, since a lazy import is still a dependency."""
+"""The floors and walls of docs/architecture.md hold: imports are read from the source with `ast`, every
+import, also those inside functions, since a lazy import is still a dependency. The floors are read from
+the document itself, so that it and the code cannot drift apart."""
 
 import ast
 import re
@@ -56,6 +57,71 @@ def is_stack_code(name: str) -> bool:
     """A module inside a stack's folder (its options, runner, accounting), not the registry's declarations."""
     parts = name.split(".")
     return len(parts) >= 4 and parts[:2] == ["bench", "stacks"] and parts[2] not in ("base", "spec")
+
+
+DOC = ROOT / "docs" / "architecture.md"
+
+
+def declared_layers() -> list[tuple[str, list[str]]]:
+    """The floors, lowest first: (name, the module names and `package.*` patterns on it)."""
+    section = DOC.read_text().split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    found = re.findall(r"^\d+\. ([^:\n]+): (.+)$", section, flags=re.M)
+    return [(name, re.findall(r"`([\w.*]+)`", names)) for name, names in found]
+
+
+def floor(module: str, layers) -> int | None:
+    """The floor a module is on: the one naming it exactly, else the one whose `package.*` is the longest
+    that holds it."""
+    exact = [i for i, (_, names) in enumerate(layers) if module in names]
+    if exact:
+        return exact[0]
+    held = [
+        (len(p), i)
+        for i, (_, names) in enumerate(layers)
+        for p in names
+        if p.endswith(".*") and (module == p[:-2] or module.startswith(p[:-1]))
+    ]
+    return max(held)[1] if held else None
+
+
+def test_every_module_is_on_exactly_one_declared_floor():
+    layers = declared_layers()
+    assert len(layers) >= 5, "docs/architecture.md: the Layers list was not found"
+    names = [n for _, ns in layers for n in ns]
+    assert len(names) == len(set(names)), "a name is declared on two floors"
+    stale = [n for n in names if n.removesuffix(".*") not in MODULES]
+    assert not stale, f"declared but not in bench/: {stale}"
+    homeless = [m for m in MODULES if floor(m, layers) is None]
+    assert not homeless, f"on no floor of docs/architecture.md: {homeless}"
+
+
+def upward(imports_of) -> list[str]:
+    """Every import from a module to one on a higher floor."""
+    layers = declared_layers()
+    name = lambda m: f"{m} ({layers[floor(m, layers)][0]})"  # noqa: E731
+    return [
+        f"{name(m)} imports {name(d)}"
+        for m in MODULES
+        for d in sorted(imports_of(m))
+        if d in MODULES and floor(d, layers) > floor(m, layers)
+    ]
+
+
+def test_no_import_runs_up_a_floor():
+    up = upward(imports)
+    assert not up, "\n".join(up)
+
+
+def test_the_floor_check_catches_an_import_that_runs_up():
+    """Not vacuous: the results floor importing the harness, or the contract a stack's runner, is caught;
+    an exact name beats a package's `.*`."""
+    planted = {"bench.results.schema": {"bench.harness"}, "bench.stacks.base": {"bench.stacks.vllm.runner"}}
+    up = upward(lambda m: imports(m) | planted.get(m, set()))
+    assert up == [
+        "bench.results.schema (results) imports bench.harness (the drivers)",
+        "bench.stacks.base (the stack contract) imports bench.stacks.vllm.runner (the stacks)",
+    ]
+    assert floor("bench.stacks", declared_layers()) == floor("bench.stacks.base", declared_layers())
 
 
 def test_the_import_graph_has_no_cycle():

@@ -79,6 +79,16 @@ def resolve_dtype(requested: str, config: dict, device: str) -> str:
     return saved if saved in ("float16", "bfloat16") else "bfloat16"
 
 
+@dataclass(frozen=True)
+class PreparedScenario:
+    """A scenario as the drivers run it, worked out once: its memory budget turned into this device's share
+    (`scenario`), the model as its engine loads it, and which loaded engine it can share (`engine_key`)."""
+
+    scenario: ScenarioBase
+    model: LoadedModel
+    engine_key: tuple
+
+
 class RunContext:
     """Model, workloads, environment and the loaded runner, shared by the scenarios of one run."""
 
@@ -133,14 +143,16 @@ class RunContext:
             self.workloads[name] = build_workload(name, spec, pool, encode, warmup_requests=warm)
         return self.workloads[name]
 
-    def loaded_model(self, s: ScenarioBase) -> LoadedModel:
-        return LoadedModel(
+    def prepare(self, scenario: ScenarioBase) -> PreparedScenario:
+        s = scenario.with_budget(self.device_total_mib)
+        model = LoadedModel(
             path=self.path,
             spec=self.ref.spec,
             dtype=resolve_dtype(s.dtype, self.config, self.device),
             max_model_len=s.max_model_len or self.max_position,
             device=self.device,
         )
+        return PreparedScenario(s, model, load_runner(s.stack).engine_key(model, s))
 
     def model_info(self, lm: LoadedModel) -> ModelInfo:
         from bench.kv import kv_bytes_per_token
@@ -164,10 +176,6 @@ class RunContext:
             kv_bytes_per_token=bpt,
         )
 
-    def budgeted(self, s: ScenarioBase) -> ScenarioBase:
-        """The scenario with its memory budget (GiB) turned into the stack's fraction of this device."""
-        return s.with_budget(self.device_total_mib)
-
     def check_fits(self, scenarios: list[ScenarioBase]) -> None:
         """Every request must fit its scenario's max model length, and every scenario the GPUs the run sees:
         user errors, found before any run."""
@@ -176,7 +184,7 @@ class RunContext:
             refusal = s.placement_refusal(self.config, gpus)
             if refusal:
                 raise UserError(f"scenario {s.name}: {refusal}")
-            lm = self.loaded_model(s)
+            lm = self.prepare(s).model
             if lm.max_model_len > self.max_position and stack_spec(s.stack).device:
                 raise UserError(
                     f"scenario {s.name}: max_model_len {lm.max_model_len} exceeds the model's {self.max_position}"
@@ -196,23 +204,18 @@ class RunContext:
 
         return torch.cuda.device_count()
 
-    def engine_key(self, s: ScenarioBase) -> tuple:
-        """Which loaded engine the (budgeted) scenario can run on: equal keys share one."""
-        return load_runner(s.stack).engine_key(self.loaded_model(s), s)
-
-    def engine_for(self, s: ScenarioBase, before_load=lambda: None) -> tuple[Runner, dict[str, float]]:
-        """The loaded runner for `s`: the one already loaded when its engine key matches, else a new one
+    def engine_for(self, p: PreparedScenario, before_load=lambda: None) -> tuple[Runner, dict[str, float]]:
+        """The loaded runner for `p`: the one already loaded when its engine key matches, else a new one
         (the old one closed first, `before_load` called). Returns the runner and the load timing
         ({"engine_reused": True} when nothing was loaded)."""
-        lm, key = self.loaded_model(s), self.engine_key(s)
         timing: dict = {"engine_reused": True}
-        if self.runner_key != key:
+        if self.runner_key != p.engine_key:
             self.close_runner()
             before_load()
-            runner = load_runner(s.stack)(lm, s)
+            runner = load_runner(p.scenario.stack)(p.model, p.scenario)
             timing = runner.load()
-            self.runner, self.runner_key = runner, key
-        self.runner.configure(lm, s)
+            self.runner, self.runner_key = runner, p.engine_key
+        self.runner.configure(p.model, p.scenario)
         return self.runner, timing
 
     def close_runner(self) -> None:

@@ -49,9 +49,9 @@ def start_engine(ctx: RunContext, scenario: ScenarioBase) -> tuple[ScenarioBase,
     """Load `scenario`'s model and engine once, as `pagedbench run` would, and leave it on `ctx` so that
     `run_scenario` reuses it. Returns the budgeted scenario, its workload, the runner and the load timing."""
     ctx.check_fits([scenario])
-    s = ctx.budgeted(scenario)
-    runner, load_timing = ctx.engine_for(s)
-    return s, ctx.workload(s.workload), runner, load_timing
+    p = ctx.prepare(scenario)
+    runner, load_timing = ctx.engine_for(p)
+    return p.scenario, ctx.workload(scenario.workload), runner, load_timing
 
 
 @dataclass

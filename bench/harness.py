@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from bench import interrupts
 from bench.breakdown import memory_breakdown, weights_mib
 from bench.config import LARGE_WORKLOAD_TOKENS, ScenarioBase
-from bench.context import RunContext, RunOptions
+from bench.context import PreparedScenario, RunContext, RunOptions
 from bench.errors import ResultWriteError, UserError
 from bench.metrics import check_output, compute_metrics, describe_mismatch
 from bench.results import Result, new_run_id, write_result
@@ -124,9 +124,10 @@ def _identity(ctx: RunContext, s: ScenarioBase, lm: LoadedModel, w: BuiltWorkloa
     )
 
 
-def _timed(ctx: RunContext, s: ScenarioBase, w: BuiltWorkload, sampler: Sampler, timing: dict) -> RunOutput:
+def _timed(ctx: RunContext, p: PreparedScenario, w: BuiltWorkload, sampler: Sampler, timing: dict) -> RunOutput:
     """Load (or reuse) the engine, warm up and run the workload once, marking each phase."""
-    runner, load = ctx.engine_for(s, before_load=lambda: sampler.mark("load"))
+    s = p.scenario
+    runner, load = ctx.engine_for(p, before_load=lambda: sampler.mark("load"))
     timing.update(load)
     sampler.mark("warmup")
     warm_s = runner.warm_up(w.warmup[: s.warmup_requests], w.requests, w.spec)
@@ -147,8 +148,8 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, befor
     with figures, or `failed` / `interrupted` with the reason. Nothing is written. `before`: the timing of
     the run's one-off work before it (`process_start_s`, `setup_s`), recorded on the run's first result."""
     started = time.perf_counter()
-    s = ctx.budgeted(scenario)
-    lm, w = ctx.loaded_model(s), ctx.workload(s.workload)
+    p = ctx.prepare(scenario)
+    s, lm, w = p.scenario, p.model, ctx.workload(scenario.workload)
     base = _identity(ctx, s, lm, w, repeat)
     timing: dict = dict(before or {})
     wall = lambda: timing | {"wall_s": time.perf_counter() - started}  # noqa: E731
@@ -156,7 +157,7 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, befor
     status, error, out, check, partial_kv = "failed", None, None, None, None
     try:
         with sampler, _deadline(s.timeout_s):
-            out = _timed(ctx, s, w, sampler, timing)
+            out = _timed(ctx, p, w, sampler, timing)
         check = check_output(w, out)
         status, error = ("ok", None) if check.passed else ("failed", describe_mismatch(check, w, out))
     except Interrupted:
@@ -240,7 +241,7 @@ def _warn_busy(ctx: RunContext, opts: RunOptions, progress) -> None:
 def by_engine(ctx: RunContext, scenarios: list[ScenarioBase]) -> list[ScenarioBase]:
     """The scenarios with those that can share an engine next to each other (in the order each engine is
     first needed, and the suite's order within it): every engine starts once."""
-    keys = [ctx.engine_key(ctx.budgeted(s)) for s in scenarios]
+    keys = [ctx.prepare(s).engine_key for s in scenarios]
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
     return [s for _, s in sorted(zip(keys, scenarios), key=lambda pair: first[pair[0]])]
 

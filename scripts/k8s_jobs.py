@@ -128,7 +128,7 @@ def jobs(suites: list[str], run_id: str, prefix: str, variant: str, product: str
                 # The marker is left whatever the run did: the collector reports a failed stack too.
                 "command": ["sh", "-c", f"{run}; rc=$?; touch {done}; exit $rc"],
                 "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
-                "volumeMounts": _mounts(models_ro=True, shm=stack == "vllm"),
+                "volumeMounts": _mounts(models_ro=True, shm=STACKS[stack].shared_memory),
             }
             labels = base | {"pagedbench/stack": stack}
             out.append(
@@ -137,7 +137,7 @@ def jobs(suites: list[str], run_id: str, prefix: str, variant: str, product: str
                     labels,
                     container,
                     gpus=gpus_needed(suite, stack),
-                    shm=stack == "vllm",
+                    shm=STACKS[stack].shared_memory,
                     init=_wait_for([ready], images[stack]),
                     product=product,
                 )

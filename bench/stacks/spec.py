@@ -30,6 +30,8 @@ class StackSpec:
     crosscheck: bool = False  # its runner has a plain loop (Runner.plain_run) to check the timing against
     # "module:attr" of its OpenAI-compatible server (a bench.stacks.base.ServerKind), or None.
     server: str | None = None
+    # Its engine's processes exchange tensors through /dev/shm: a container needs a large one.
+    shared_memory: bool = False
 
     def mode_rank(self, mode: str) -> int:
         return self.modes.index(mode) if mode in self.modes else len(self.modes)

@@ -26,7 +26,7 @@ if __name__ == "__main__":
     suite = load_suite("smoke")
     s = next(x for x in suite.scenarios if x.stack == "vllm")
     ctx = RunContext(suite, RunOptions(stack="vllm", out=Path(sys.argv[1])), Path("g"))
-    runner = load_runner("vllm")(ctx.loaded_model(s), s)
+    runner = load_runner("vllm")(ctx.prepare(s).model, s)
     runner.load()
     w = ctx.workload(s.workload)
 

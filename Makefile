@@ -60,6 +60,14 @@ HF_BASE     ?= nvidia/cuda:$(BASE_TAG_$(CUDA))-runtime-ubuntu24.04
 VLLM_BASE   ?= nvidia/cuda:$(BASE_TAG_$(CUDA))-devel-ubuntu24.04
 endif
 PYTHON_BASE ?= $(DEBIAN_BASE)
+# What this host's Docker and pip call for, for the targets that use Docker (scripts/docker-auto.sh; a
+# setting of your own wins): BuildKit where the docker CLI has it, else the legacy builder; the host's
+# network for builds and `prepare` on an engine without a bridge network; pip's own CA bundle and
+# find-links directory.
+DOCKER_GOALS := bench bench-hf bench-vllm build preflight compose-env
+ifneq ($(filter $(DOCKER_GOALS),$(MAKECMDGOALS)),)
+$(foreach setting,$(shell scripts/docker-auto.sh),$(eval $(setting)))
+endif
 # Build options for networks that need them: a CA bundle for a proxy that re-signs TLS, and a directory of
 # wheels (e.g. torch's CPU build) pip may take packages from. Both are used by the images' dependency stage
 # only: no layer of a final image holds them.

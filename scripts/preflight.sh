@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
 # the NVIDIA container toolkit give containers the GPU, and is the GPU free?
-#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [MODEL=M] [RESULTS=./results] [GPUS_HF=0] [GPUS_VLLM=0] [PARALLEL=0] \
-#     scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
+#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [MODEL=M] [RESULTS=./results] [GPU=0] [GPUS_HF=0] [GPUS_VLLM=0] \
+#     [PARALLEL=0] [COMMAND=run] [RUN_ID=ID] [HF_BASE= VLLM_BASE= PYTHON_BASE=] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
 # IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
 # refuses a GPU that other processes use. PARALLEL=1 (both stacks at once) needs disjoint GPUS_HF and
 # GPUS_VLLM. Exit 2: something to install or fix; 3: the GPU is busy.
@@ -25,14 +25,15 @@ docker_answers() {
   fi
 }
 
-# SUITE and MODEL are checked before Docker is asked, so that a typo costs no build. The containers see
-# RESULTS as /results: a knob naming /results/NAME needs RESULTS/NAME on this host.
+# Every knob is checked before Docker is asked, so that a mistake costs seconds, not a build, and all the
+# mistakes of one command line are told at once: one line each, then exit 2.
+problems=()
+problem() { problems+=("preflight: $*"); }
+
+# The containers see RESULTS as /results: a knob naming /results/NAME needs RESULTS/NAME on this host.
 results=${RESULTS:-./results}
 under_results() {  # under_results KNOB VALUE WHAT [HINT]
-  if [ ! -e "$results/${2#/results/}" ]; then
-    echo "preflight: $1=$2: no such $3 $results/${2#/results/}${4:+ ($4)}" >&2
-    exit 2
-  fi
+  [ -e "$results/${2#/results/}" ] || problem "$1=$2: no such $3 $results/${2#/results/}${4:+ ($4)}"
 }
 
 # SUITE: a built-in suite's name, or a file of the user's own under RESULTS, given as /results/NAME.
@@ -44,8 +45,7 @@ case $suite in
 *)
   if [ ! -f "$suites_dir/$suite.yaml" ]; then
     known=$(cd "$suites_dir" && ls -1 *.yaml | sed 's/\.yaml$//' | paste -sd, - | sed 's/,/, /g')
-    echo "preflight: SUITE=$suite: no such suite; built in: $known (or a file of your own: SUITE=/results/FILE.yaml)" >&2
-    exit 2
+    problem "SUITE=$suite: no such suite; built in: $known (or a file of your own: SUITE=/results/FILE.yaml)"
   fi
   ;;
 esac
@@ -64,28 +64,68 @@ case $model in
       grep -qF -- "$model" "$f" 2>/dev/null && named=1
     done
     if [ "$named" = 0 ]; then
-      echo "preflight: MODEL=$model is a directory of this host, which the containers do not see: copy it under $results and give MODEL=/results/<its name>, or mount it with a compose file of your own (README: Picking a model)" >&2
-      exit 2
+      problem "MODEL=$model is a directory of this host, which the containers do not see: copy it under $results and give MODEL=/results/<its name>, or mount it with a compose file of your own (README: Picking a model)"
     fi
   fi
   ;;
 esac
 
+# The other knobs' forms.
+case ${DEVICE_ASKED:-auto} in auto | gpu | cpu) ;; *) problem "DEVICE=$DEVICE_ASKED: give auto, gpu or cpu" ;; esac
+case ${PARALLEL:-0} in 0 | 1) ;; *) problem "PARALLEL=$PARALLEL: give 0 (one stack after the other) or 1 (both at once)" ;; esac
+case ${COMMAND:-run} in run | serve) ;; *) problem "COMMAND=$COMMAND: give run (offline) or serve (each stack's server)" ;; esac
+for knob in GPU GPUS_HF GPUS_VLLM; do
+  value=${!knob:-0}
+  [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]] || problem "$knob=$value: give a GPU index or a comma-separated list of them (0 or 0,1)"
+done
+run_id=${RUN_ID:-}
+if [ -n "$run_id" ] && ! [[ $run_id =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ ]]; then
+  problem "RUN_ID=$run_id: give a directory name of letters, digits, '.', '_' and '-' (up to 100, starting with a letter or digit)"
+fi
+
 # PARALLEL=1 runs the two stacks at the same time: on GPU sets that share no GPU, never on the CPU variant.
 if [ "${PARALLEL:-0}" = 1 ]; then
   if [ "$device" = cpu ]; then
-    echo "preflight: PARALLEL=1 runs the stacks at once on disjoint GPUs; the CPU variant has none (the stacks would share the CPU)" >&2
-    exit 2
-  fi
-  shared=$(comm -12 <(tr ', ' '\n\n' <<<"${GPUS_HF:-$gpu}" | grep . | sort -u) <(tr ', ' '\n\n' <<<"${GPUS_VLLM:-$gpu}" | grep . | sort -u) | paste -sd, -)
-  if [ -n "$shared" ]; then
-    echo "preflight: PARALLEL=1 needs disjoint GPU sets; GPUS_HF (${GPUS_HF:-$gpu}) and GPUS_VLLM (${GPUS_VLLM:-$gpu}) share GPU $shared" >&2
-    exit 2
+    problem "PARALLEL=1 runs the stacks at once on disjoint GPUs; the CPU variant has none (the stacks would share the CPU)"
+  else
+    shared=$(comm -12 <(tr ', ' '\n\n' <<<"${GPUS_HF:-$gpu}" | grep . | sort -u) <(tr ', ' '\n\n' <<<"${GPUS_VLLM:-$gpu}" | grep . | sort -u) | paste -sd, -)
+    if [ -n "$shared" ]; then
+      problem "PARALLEL=1 needs disjoint GPU sets; GPUS_HF (${GPUS_HF:-$gpu}) and GPUS_VLLM (${GPUS_VLLM:-$gpu}) share GPU $shared"
+    fi
   fi
 fi
 
+if [ ${#problems[@]} -gt 0 ]; then
+  printf '%s\n' "${problems[@]}" >&2
+  exit 2
+fi
+
+# The build's needs, after Docker answers: what scripts/docker-auto.sh chose, and every base image here or
+# pullable (a build would otherwise fail after minutes), else how to make it.
+build_ready() {
+  if [ "${DOCKER_BUILDKIT:-1}" = 0 ]; then
+    echo "preflight: building with Docker's legacy builder (slower): this docker CLI has no BuildKit; install its buildx plugin (Debian, Ubuntu: docker-buildx; Docker's packages: docker-buildx-plugin)"
+  fi
+  if [ "${BUILD_NETWORK:-}" = host ]; then
+    echo "preflight: this Docker engine has no bridge network: building and preparing on the host's network (BUILD_NETWORK=host PREPARE_NETWORK=${PREPARE_NETWORK:-host})"
+  fi
+  local base
+  for base in $(printf '%s\n' ${HF_BASE:-} ${VLLM_BASE:-} ${PYTHON_BASE:-} | sort -u); do
+    "$docker" image inspect "$base" >/dev/null 2>&1 && continue
+    echo "preflight: pulling the base image $base"
+    "$docker" pull -q "$base" >/dev/null 2>&1 && continue
+    case $base in
+    debian:*) how="make it from Debian's archive: sudo scripts/base-image.sh $base (needs debootstrap)" ;;
+    *) how="pull it on a host that reaches a registry and load it here (docker save $base | docker load)" ;;
+    esac
+    echo "preflight: the base image $base is not here and cannot be pulled: $how" >&2
+    exit 2
+  done
+}
+
 if [ "$device" = cpu ]; then
   docker_answers
+  build_ready
   if [ "${DEVICE_ASKED:-auto}" = auto ]; then
     echo "preflight: no NVIDIA GPU found (nvidia-smi lists none): running the CPU variant on suite ${SUITE:-smoke}; DEVICE=gpu insists on a GPU"
   else
@@ -137,6 +177,7 @@ if [ "${busy:-0}" -gt 0 ]; then
 fi
 
 docker_answers
+build_ready
 if [ -n "$image" ]; then
   # Before a long build: a container with the GPU reserved must see it (the toolkit mounts nvidia-smi in).
   if ! err=$("$docker" run --rm --gpus "device=$gpu" --network none --entrypoint nvidia-smi "$image" -L 2>&1 >/dev/null); then

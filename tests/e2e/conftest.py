@@ -106,7 +106,8 @@ def _user() -> pwd.struct_passwd | None:
 
 def _base(host: str) -> str | None:
     """The Debian base of the CPU images: the default tag if the engine has it or can pull it, else one made
-    from Debian's archive with debootstrap (no registry needed)."""
+    from Debian's archive by the recipe preflight gives (scripts/base-image.sh), under a tag of the tests'
+    own, so that an engine of the user's never holds a made-up image under Debian's name."""
     if docker(host, "image", "inspect", DEBIAN_BASE).returncode == 0:
         return DEBIAN_BASE
     if docker(host, "image", "inspect", LOCAL_BASE).returncode == 0:
@@ -115,31 +116,23 @@ def _base(host: str) -> str | None:
         return DEBIAN_BASE
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         return None
-    rootfs = STATE / "bookworm-minbase"
-    shutil.rmtree(rootfs, ignore_errors=True)
     subprocess.run(
-        ["debootstrap", "--variant=minbase", "bookworm", str(rootfs)], check=True, capture_output=True, timeout=900
-    )
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(
-        ["docker", "import", "-", LOCAL_BASE],
-        stdin=tar.stdout,
+        [str(ROOT / "scripts" / "base-image.sh"), LOCAL_BASE],
         check=True,
         capture_output=True,
         env={**os.environ, "DOCKER_HOST": host},
-        timeout=600,
+        timeout=1500,
     )
-    tar.wait()
-    shutil.rmtree(rootfs, ignore_errors=True)
     return LOCAL_BASE
 
 
-def _buildkit_path(host: str) -> tuple[str, dict[str, str]]:
-    """PATH and knobs for a docker client that builds with BuildKit: its buildx plugin, or an engine's own
-    client from before BuildKit moved into buildx (Debian's docker.io) ahead of a newer client without it."""
+def _buildkit_path(host: str) -> str:
+    """PATH for a docker client that builds with BuildKit where this host has one: its buildx plugin, or an
+    engine's own client from before BuildKit moved into buildx (Debian's docker.io) ahead of a newer client
+    without it. Without either, make chooses the legacy builder itself."""
     path = os.environ["PATH"]
     if docker(host, "buildx", "version").returncode == 0:
-        return path, {}
+        return path
     for client in ("/usr/bin/docker",):
         out = subprocess.run([client, "--version"], capture_output=True, text=True)  # Docker version 20.10.24...
         version = re.search(r"version (\d+)\.", out.stdout) if out.returncode == 0 else None
@@ -148,16 +141,22 @@ def _buildkit_path(host: str) -> tuple[str, dict[str, str]]:
             link = STATE / "bin" / "docker"
             link.unlink(missing_ok=True)
             link.symlink_to(client)
-            return f"{link.parent}:{path}", {}
-    return path, {"DOCKER_BUILDKIT": "0"}  # the legacy builder: slower, but it builds
+            return f"{link.parent}:{path}"
+    return path
 
 
-def _pip_setting(env: str, key: str) -> str:
-    value = os.environ.get(env, "")
-    if not value:
-        out = subprocess.run(["python3", "-m", "pip", "config", "get", key], capture_output=True, text=True)
-        value = out.stdout.strip() if out.returncode == 0 else ""
-    return value.split()[0] if value else ""
+def _pip_environment() -> dict[str, str]:
+    """This host's pip settings that the build needs (a CA bundle, a find-links directory), as a user's own
+    pip configuration would give them: make finds them there (scripts/docker-auto.sh)."""
+    found = {}
+    for env, key in (("PIP_CERT", "global.cert"), ("PIP_FIND_LINKS", "global.find-links")):
+        value = os.environ.get(env, "")
+        if not value:
+            out = subprocess.run(["python3", "-m", "pip", "config", "get", key], capture_output=True, text=True)
+            value = out.stdout.strip() if out.returncode == 0 else ""
+        if value:
+            found[env] = value
+    return found
 
 
 @dataclass
@@ -170,6 +169,7 @@ class Pipeline:
     knobs: dict[str, str]
     user: pwd.struct_passwd | None
     path: str
+    pip: dict[str, str]
 
     def make(self, *args: str, timeout: float = 1800, env: dict[str, str] | None = None):
         cmd = ["make", "--no-print-directory", *args, *(f"{k}={v}" for k, v in self.knobs.items())]
@@ -178,6 +178,7 @@ class Pipeline:
             "DOCKER_HOST": self.engine.host,
             "HOME": self.user.pw_dir if self.user else os.environ.get("HOME", "/tmp"),
             "LANG": "C.UTF-8",
+            **self.pip,
             **(env or {}),
         }
         if self.user:
@@ -255,22 +256,13 @@ def pipeline(engine):
         subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(top)], check=True)
         top.chmod(0o755)
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    knobs = {
-        "RESULTS": str(results),
-        "DEBIAN_BASE": base,
-        "PIP_CA": _pip_setting("PIP_CERT", "global.cert"),
-        "WHEELHOUSE": _pip_setting("PIP_FIND_LINKS", "global.find-links"),
-        "GIT_SHA": sha or "unknown",
-        "GIT_DIRTY": "1",
-        "COMPOSE_PROJECT_NAME": "pagedbench-e2e",
-    }
-    knobs = {k: v for k, v in knobs.items() if v and not (k == "WHEELHOUSE" and not Path(v).is_dir())}
-    if docker(engine.host, "network", "inspect", "bridge").returncode != 0:
-        knobs |= {"BUILD_NETWORK": "host", "PREPARE_NETWORK": "none"}  # an engine without a bridge network
+    # The knobs a user of this host gives: where results go, and the base when Debian's cannot be pulled.
+    # The rest (BuildKit or not, the networks, pip's CA bundle and wheels) make finds for itself.
+    knobs = {"RESULTS": str(results), "GIT_SHA": sha or "unknown", "GIT_DIRTY": "1"}
+    knobs |= {"COMPOSE_PROJECT_NAME": "pagedbench-e2e"} | ({"DEBIAN_BASE": base} if base != DEBIAN_BASE else {})
     # A fresh models volume, so that this session's prepare builds the model the stacks then read.
     docker(engine.host, "volume", "rm", "-f", f"{knobs['COMPOSE_PROJECT_NAME']}_models")
-    path, builder = _buildkit_path(engine.host)
-    p = Pipeline(engine, tree, results, knobs | builder, user, path)
+    p = Pipeline(engine, tree, results, knobs, user, _buildkit_path(engine.host), _pip_environment())
     built = p.make("build", "DEVICE=cpu", timeout=3000)
     assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
     yield p

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from bench.results import Result, scan_results
-from tests.e2e.conftest import docker
+from tests.e2e.conftest import DEBIAN_BASE, docker
 
 pytestmark = pytest.mark.e2e
 
@@ -177,9 +177,8 @@ def test_preflight_finds_a_missing_container_toolkit(pipeline):
         "*) echo 'NVIDIA H100 80GB HBM3';; esac\n"
     )
     smi.chmod(0o755)
-    out = pipeline.make(
-        "preflight", "DEVICE=gpu", f"HF_BASE={pipeline.knobs['DEBIAN_BASE']}", env={"NVIDIA_SMI": str(smi)}
-    )
+    base = pipeline.knobs.get("DEBIAN_BASE", DEBIAN_BASE)  # here, unlike the CUDA bases
+    out = pipeline.make("preflight", "DEVICE=gpu", f"HF_BASE={base}", f"VLLM_BASE={base}", env={"NVIDIA_SMI": str(smi)})
     assert out.returncode == 2, out.stdout + out.stderr
     assert "ok for cu130" in out.stdout and "install the NVIDIA container toolkit" in out.stderr
 

@@ -385,3 +385,74 @@ def test_preflight_says_where_a_model_directory_must_be(tmp_path):
     (tmp_path / "mine").mkdir()
     for ok in ("/results/mine", "synthetic:tiny-llama", "gpt2"):
         assert "MODEL" not in preflight(ok).stderr and "no Docker engine answers" in preflight(ok).stderr
+
+
+def test_preflight_tells_every_mistake_of_a_command_line_at_once_before_docker():
+    env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "DEVICE_ASKED": "cpux", "SUITE": "nosuch"}
+    env |= {"PARALLEL": "2", "COMMAND": "serv", "GPUS_VLLM": "0;1", "RUN_ID": "../x", "RESULTS": "/nonexistent"}
+    env |= {"MODEL": "/results/m"}
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True, text=True,
+                       env=env)  # fmt: skip
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 7 and all(line.startswith("preflight: ") for line in lines)
+    for knob in ("SUITE=nosuch", "MODEL=/results/m", "DEVICE=cpux", "PARALLEL=2", "COMMAND=serv", "GPUS_VLLM=0;1"):
+        assert any(knob in line for line in lines), knob
+    assert any(line.startswith("preflight: RUN_ID=../x") for line in lines)
+    assert "docker" not in r.stderr.lower()  # no engine was asked
+
+
+def _fake_docker(tmp_path, script: str) -> Path:
+    f = tmp_path / "docker"
+    f.write_text("#!/bin/sh\n" + script)
+    f.chmod(0o755)
+    return f
+
+
+def test_preflight_says_what_the_build_will_use_and_refuses_a_base_it_cannot_get(tmp_path):
+    """Before minutes of building: the legacy builder and the host network are said when chosen; a base
+    image that is neither here nor pullable is refused with the recipe that makes it."""
+    log = tmp_path / "calls"
+    docker = _fake_docker(tmp_path, f'echo "$*" >> {log}\ncase "$*" in info) exit 0;; *) exit 1;; esac\n')
+
+    def preflight(docker=docker, **env):
+        env = {"PATH": "/usr/bin:/bin", "DOCKER": str(docker), "DEVICE": "cpu", **env}
+        return subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+
+    debian = preflight(HF_BASE="debian:12.15-slim", PYTHON_BASE="debian:12.15-slim", DOCKER_BUILDKIT="0",
+                       BUILD_NETWORK="host", PREPARE_NETWORK="host")  # fmt: skip
+    assert debian.returncode == 2
+    assert "legacy builder" in debian.stdout and "no bridge network" in debian.stdout
+    assert debian.stderr.strip() == (
+        "preflight: the base image debian:12.15-slim is not here and cannot be pulled: make it from Debian's "
+        "archive: sudo scripts/base-image.sh debian:12.15-slim (needs debootstrap)"
+    )
+    assert log.read_text().count("pull -q debian:12.15-slim") == 1  # one base named twice is asked once
+    cuda = preflight(VLLM_BASE="nvidia/cuda:13.0.3-devel-ubuntu24.04")
+    assert cuda.returncode == 2 and "docker save nvidia/cuda:13.0.3-devel-ubuntu24.04 | docker load" in cuda.stderr
+    ok = preflight(docker=_fake_docker(tmp_path, "exit 0\n"), HF_BASE="debian:12")  # every base present
+    assert ok.returncode == 0 and "legacy" not in ok.stdout and "bridge" not in ok.stdout
+
+
+@pytest.mark.parametrize(
+    "script,expected",
+    [
+        ('case "$1" in buildx) exit 0;; info) exit 0;; esac\nexit 0\n', {"DOCKER_BUILDKIT?=1"}),
+        ('case "$1" in buildx) exit 1;; --version) echo "Docker version 20.10.24+dfsg1, build 297e128";;'
+         ' info) exit 0;; esac\nexit 0\n', {"DOCKER_BUILDKIT?=1"}),
+        ('case "$1" in buildx) exit 1;; --version) echo "Docker version 28.2.2, build e6534b4";; info) exit 0;;'
+         ' network) exit 1;; esac\nexit 0\n', {"DOCKER_BUILDKIT?=0", "BUILD_NETWORK?=host", "PREPARE_NETWORK?=host"}),
+    ],
+)  # fmt: skip
+def test_make_chooses_the_builder_and_networks_this_docker_has(tmp_path, script, expected):
+    docker = _fake_docker(tmp_path, script)
+    ca, wheels = tmp_path / "ca.pem", tmp_path / "wheels"
+    ca.write_text("x")
+    wheels.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "DOCKER": str(docker), "PIP_CERT": str(ca), "PIP_FIND_LINKS": f"file://{wheels}"}
+    out = subprocess.run([str(ROOT / "scripts" / "docker-auto.sh")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0
+    assert set(out.stdout.split()) == expected | {f"PIP_CA?={ca}", f"WHEELHOUSE?={wheels}"}
+    env |= {"PIP_CERT": str(tmp_path / "missing.pem"), "PIP_FIND_LINKS": "https://example.invalid/wheels"}
+    none = subprocess.run([str(ROOT / "scripts" / "docker-auto.sh")], capture_output=True, text=True, env=env)
+    assert not any(line.startswith(("PIP_CA", "WHEELHOUSE")) for line in none.stdout.split())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.report.collect import Collection, Group, Row, sampled
+from bench.report.collect import SHORT_RUN_S, Collection, Group, Row, sampled
 from bench.report.tables import GIB, Table, fmt, pct
 from bench.results.sections import KvBatches, KvPool
 from bench.stacks import STACKS, baseline
@@ -211,8 +211,28 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
         if (hf_b, vllm_b) != (hf, vllm):
             rows += [side_row(f"{b} at {budget:g} GiB", hb), side_row(f"{e} at {budget:g} GiB", vb)]
     table = Table(f"{b} and {e} side by side — {group.model}, workload {group.workload.name}", _HEADERS, rows, _NOTE)
-    # The capacity answer, when there is one, is the question PagedBench asks: it comes first.
-    return at_budget + lines, table
+    shown = list({id(row): row for row in [hf, vllm, *(row for _, *both in pairs for row in both)]}.values())
+    # What the figures cannot tell comes first; then the capacity answer, when there is one: it is the
+    # question PagedBench asks.
+    return caveats(group, shown) + at_budget + lines, table
+
+
+def caveats(group: Group, rows: list[Row]) -> list[str]:
+    """What the compared figures cannot tell, said before them: a run on a CPU, a timed run too short."""
+    said = []
+    if any(r.environment.device == "cpu" or r.environment.gpu is None for row in rows for r in row.results):
+        said.append(
+            "**A CPU run**: these figures say what a CPU does with each stack, not what PagedAttention buys on "
+            "a GPU; the ratios below mean little until they are measured on one."
+        )
+    short = [row for row in rows if row.stat("elapsed_s").mean < SHORT_RUN_S]
+    if short:
+        runs = ", ".join(f"{row.label} {row.stat('elapsed_s').mean:.1f} s" for row in short)
+        said.append(
+            f"**Short runs**: timed for under {SHORT_RUN_S:.0f} s ({runs}), so the throughput and the ratio "
+            "carry start-up and sampling noise; a larger workload confirms them."
+        )
+    return said
 
 
 def compared() -> list[tuple[str, str]]:

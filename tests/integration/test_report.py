@@ -134,3 +134,12 @@ def test_compare_refuses_different_workloads(runs, tmp_path):
 def test_collect_in_process_matches(runs, tmp_path):
     c = write_report(runs["out"], tmp_path / "r", plots=False)
     assert len(c.groups) == 1 and (tmp_path / "r" / "report.html").is_file()
+
+
+def test_a_cpu_run_says_so_before_its_figures(report):
+    """The answer's first lines say what a CPU run and sub-30-s timed runs cannot tell, before any ratio."""
+    first = report["md"].split("\n## ")[1]
+    said = first.split("\n\n")[1].splitlines()
+    assert said[0].startswith("- **A CPU run**: these figures say what a CPU does with each stack")
+    assert said[1].startswith("- **Short runs**: timed for under 30 s")
+    assert "×**" not in "\n".join(said[:2])

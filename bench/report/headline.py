@@ -81,8 +81,15 @@ def _best(rows: list[Row]) -> Row | None:
     return max(measured, key=lambda r: r.stat("output_tokens_per_s").mean, default=None)
 
 
-def _gib(x: float | None) -> str:
-    return fmt(x / GIB if x else None, 2)
+def memory(x: float | None) -> str:
+    """Bytes in the unit that shows them: GiB from a tenth of one, else MiB or KiB, so that a real
+    quantity is never printed as 0.00."""
+    if not x:
+        return fmt(None)
+    for unit, size in (("GiB", GIB), ("MiB", 2**20)):
+        if x >= size / 10:
+            return f"{x / size:,.2f} {unit}"
+    return f"{x / 1024:,.1f} KiB"
 
 
 def side_row(title: str, side: Side) -> list[str]:
@@ -92,8 +99,8 @@ def side_row(title: str, side: Side) -> list[str]:
     return [
         title,
         f"{side.row.label} ({r.scenario})",
-        _gib(reserved),
-        _gib(held),
+        memory(reserved),
+        memory(held),
         pct(side.set_aside),
         pct(side.handed_out),
         fmt(side.sequences, 0),
@@ -153,7 +160,7 @@ def _kv_sentence(h: Side, v: Side, b: str, e: str) -> str | None:
         return None
     return (
         f"Of the KV memory each had set aside at its busiest, {pct(v.set_aside)} held tokens in {e} "
-        f"({_gib(v.reserved)} GiB, {_layout_words(v)}) and {pct(h.set_aside)} in {b} ({_gib(h.reserved)} GiB "
+        f"({memory(v.reserved)}, {_layout_words(v)}) and {pct(h.set_aside)} in {b} ({memory(h.reserved)} "
         f"{_layout_words(h)}); of what each had handed to sequences, {pct(v.handed_out)} and {pct(h.handed_out)}."
     )
 
@@ -161,8 +168,8 @@ def _kv_sentence(h: Side, v: Side, b: str, e: str) -> str | None:
 _HEADERS = [
     "",
     "stack / mode (scenario)",
-    "KV set aside GiB",
-    "holding tokens GiB",
+    "KV set aside",
+    "holding tokens",
     "of set aside",
     "of handed out",
     "sequences at once",

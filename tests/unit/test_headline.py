@@ -59,7 +59,7 @@ def test_kv_holding_tokens_is_one_definition_for_both_stacks(report):
     hf = load("capacity-hf-120522/hf-hf-max-batch-r0.json")["kv"]
     held = vllm["reserved_bytes_peak"] * vllm["peak_usage"] * vllm["block_fill"] / 2**30
     line = next(x for x in report.splitlines() if x.startswith("| vLLM at its best, at 7 GiB"))
-    assert f"| {held:.2f} |" in line and f"{100 * vllm['block_fill']:.1f} %" in line
+    assert f"| {held:.2f} GiB |" in line and f"{100 * vllm['block_fill']:.1f} %" in line
     line = next(x for x in report.splitlines() if x.startswith("| HF at its best, at 7 GiB"))
     assert f"{100 * hf['utilization_at_peak']:.1f} %" in line
     assert "of set aside — bytes holding tokens at the stack's busiest moment" in report
@@ -110,3 +110,13 @@ def test_the_current_evidence_ran_on_one_card(report):
     cards = {json.loads(p.read_text())["environment"]["gpu"]["uuid"] for p in EVIDENCE.rglob("*.json")}
     assert len(cards) == 1
     assert "(2 cards)" not in report and report.count("on NVIDIA H200,") >= 3
+
+
+def test_memory_is_never_printed_as_zero():
+    from bench.report.headline import memory
+
+    assert memory(3.5 * 2**30) == "3.50 GiB"
+    assert memory(0.2 * 2**30) == "0.20 GiB"
+    assert memory(3 * 2**20) == "3.00 MiB"  # 0.003 GiB: once printed as 0.00
+    assert memory(2048) == "2.0 KiB"
+    assert memory(None) == memory(0) == "—"

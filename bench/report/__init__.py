@@ -8,7 +8,7 @@ from pathlib import Path
 from bench.errors import ResultWriteError
 from bench.report.collect import DEFAULT_BASELINE, Collection
 from bench.report.gather import collect
-from bench.report.render import SERVING_FIGURES
+from bench.report.render import ANSWER_FIGURES, SERVING_FIGURES
 from bench.results.store import write_atomic
 
 
@@ -22,11 +22,13 @@ def write_report(results: Path, out: Path, baseline: str = DEFAULT_BASELINE, plo
     c = collect(results)
     figures = {}
     if plots:
+        from bench.report.plots import answer
         from bench.report.plots import figures as make_figures
         from bench.report.serving_plots import serving_figures
 
         figures = {g.workload_hash + g.model: make_figures(g) for g in c.groups}
         figures[SERVING_FIGURES] = serving_figures(c.serving)
+        figures[ANSWER_FIGURES] = [x for x in map(answer, c.groups) if x is not None]
     texts = {
         "report.md": markdown(c, baseline),
         "results.csv": csv_text(c),

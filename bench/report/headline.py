@@ -184,6 +184,23 @@ _NOTE = (
 )
 
 
+def sides(group: Group, base: str, engine: str) -> list[tuple[str, Side]]:
+    """The side-by-side rows of a group, titled: each stack at its best, then both at each memory budget
+    both ran at (where that is not their best already); none when one stack did not run it."""
+    b, e = STACKS[base].label, STACKS[engine].label
+    hf, vllm = _best(_rows_of(group, base)), _best(_rows_of(group, engine))
+    if hf is None or vllm is None:
+        return []
+    pairs = _pairs_at_equal_memory(group, base, engine)
+    budgets = {id(row): f", at {x:g} GiB" for x, *both in pairs for row in both}
+    found = [(f"{b} at its best{budgets.get(id(hf), '')}", Side(hf))]
+    found.append((f"{e} at its best{budgets.get(id(vllm), '')}", Side(vllm)))
+    for budget, hf_b, vllm_b in pairs:
+        if (hf_b, vllm_b) != (hf, vllm):
+            found += [(f"{b} at {budget:g} GiB", Side(hf_b)), (f"{e} at {budget:g} GiB", Side(vllm_b))]
+    return found
+
+
 def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Table | None]:
     """Sentences and the side-by-side table of one (workload, model) group: `base` against `engine`."""
     b, e = STACKS[base].label, STACKS[engine].label
@@ -208,25 +225,22 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
     pairs = _pairs_at_equal_memory(group, base, engine)
     if any((hf_b, vllm_b) == (hf, vllm) for _, hf_b, vllm_b in pairs):
         lines = lines[1:]  # both bests ran at one budget: the equal-memory sentence says it, once
-    budgets = {id(row): f", at {x:g} GiB" for x, *both in pairs for row in both}
-    rows = [side_row(f"{b} at its best{budgets.get(id(hf), '')}", h)]
-    rows.append(side_row(f"{e} at its best{budgets.get(id(vllm), '')}", v))
-    at_budget = []
-    for budget, hf_b, vllm_b in pairs:
-        hb, vb = Side(hf_b), Side(vllm_b)
-        at_budget.append(_equal_memory_sentence(where, budget, hb, vb, b, e))
-        if (hf_b, vllm_b) != (hf, vllm):
-            rows += [side_row(f"{b} at {budget:g} GiB", hb), side_row(f"{e} at {budget:g} GiB", vb)]
-    table = Table(f"{b} and {e} side by side — {group.model}, workload {group.workload.name}", _HEADERS, rows, _NOTE)
-    shown = list({id(row): row for row in [hf, vllm, *(row for _, *both in pairs for row in both)]}.values())
+    at_budget = [_equal_memory_sentence(where, x, Side(hf_b), Side(vllm_b), b, e) for x, hf_b, vllm_b in pairs]
+    shown = sides(group, base, engine)
+    table = Table(
+        f"{b} and {e} side by side — {group.model}, workload {group.workload.name}",
+        _HEADERS,
+        [side_row(title, side) for title, side in shown],
+        _NOTE,
+    )
     # What the figures cannot tell comes first; then the capacity answer, when there is one: it is the
     # question PagedBench asks.
-    return caveats(group, shown) + at_budget + lines, table
+    return caveats(group, [side.row for _, side in shown]) + at_budget + lines, table
 
 
 def caveats(group: Group, rows: list[Row]) -> list[str]:
     """What the compared figures cannot tell, said before them: a run on a CPU, a timed run too short."""
-    said = []
+    said, rows = [], list({id(row): row for row in rows}.values())
     if any(r.environment.device == "cpu" or r.environment.gpu is None for row in rows for r in row.results):
         said.append(
             "**A CPU run**: these figures say what a CPU does with each stack, not what PagedAttention buys on "

@@ -41,6 +41,7 @@ def group_title(g: Group) -> str:
 
 
 SERVING_FIGURES = "serving"  # the key of the serving charts among the figures (the groups' keys are hashes)
+ANSWER_FIGURES = "answer"  # the answer's charts, one per compared group, shown with its sentences
 
 
 def group_tables(g: Group, baseline: str) -> list[Table]:
@@ -213,6 +214,7 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
         f"<section class='answer'><h2>{html.escape(headline_title())}</h2><ul>"
         + "".join(f"<li>{_inline_md(s)}</li>" for s in lines)
         + "</ul>"
+        + "".join(f"<img alt='{html.escape(t)}' src='{uri}'>" for t, uri in figures.get(ANSWER_FIGURES, []))
         + "".join(_html_table(t) for t in tables)
         + "</section><h2>Details</h2>"
     )

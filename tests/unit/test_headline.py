@@ -120,3 +120,13 @@ def test_memory_is_never_printed_as_zero():
     assert memory(3 * 2**20) == "3.00 MiB"  # 0.003 GiB: once printed as 0.00
     assert memory(2048) == "2.0 KiB"
     assert memory(None) == memory(0) == "—"
+
+
+def test_the_answer_section_shows_one_chart_per_compared_workload(tmp_path):
+    write_report(EVIDENCE, tmp_path, plots=True)
+    html = (tmp_path / "report.html").read_text()
+    answer = html[html.index("<section class='answer'>") : html.index("</section>")]
+    charts = answer.count("<img alt='The answer: ")
+    compared = (tmp_path / "report.md").read_text().split("\n## ")[1].count(" side by side — ")
+    assert charts == compared >= 2
+    assert answer.index("<img") < answer.index("<table")  # the picture before the tables

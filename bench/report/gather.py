@@ -50,20 +50,16 @@ def collect(root: Path) -> Collection:
             kind = data.get("kind") if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
             if kind is None and isinstance(data, dict) and _ENVIRONMENT_KEYS <= data.keys():
                 kind = "environment"
-            if kind == CROSSCHECK_KIND:
-                check, why = _typed(CrosscheckResult, data, "cross-check")
-                if check is None:
+            typed = {CROSSCHECK_KIND: (CrosscheckResult, crosschecks), SERVING_KIND: (ServingResult, serving)}
+            if kind in typed:
+                model, into = typed[kind]
+                read, why = _typed(model, data, f"{kind} result")
+                if read is None:
                     problems.append((rel, why))
                     continue
-                crosschecks.append(check)
-            elif kind == SERVING_KIND:
-                served, why = _typed(ServingResult, data, "serving result")
-                if served is None:
-                    problems.append((rel, why))
-                    continue
-                serving.append(served)
-                if served.status != "ok":
-                    problems.append((rel, f"serving {served.status}: {served.error}"))
+                into.append(read)
+                if getattr(read, "status", "ok") != "ok":
+                    problems.append((rel, f"{kind} {read.status}: {read.error}"))
             elif kind in NOT_RESULTS:
                 notes.append((rel, f"not a result: {NOT_RESULTS[kind]}"))
             elif isinstance(data, dict) and str(data.get("schema", "")).startswith("pagedbench-serving/"):

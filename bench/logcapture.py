@@ -28,9 +28,29 @@ _GRACE_S = 5.0  # the most the log waits, after the run, for its pipes to drain
 _TRANSFORMERS_LOG = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ - [\w.]+ - (?:INFO|WARNING|DEBUG) - ")
 
 
+# Libraries' own warnings, printed past Python's logging: torch's C++ ("[W1207 01:44:59.888315088
+# utils.cpp:68] Warning: NUMA binding ..."), Triton probing for a backend, and Python's `warnings` (the
+# warning, then the source line it points at, indented).
+_NATIVE_WARNING = re.compile(rb"^\[[WI]\d{4} \d\d:\d\d:\d\d\.\d+ [^\]]*\] ")
+_TRITON_PROBE = re.compile(rb"^Triton (?:is installed|not installed)")
+_PY_WARNING = re.compile(rb"^\S+\.py:\d+: \w*Warning: ")
+
+
 def console_quiet(line: bytes) -> bool:
-    """Whether a line is an engine's own log line, for the log file only."""
-    return _ENGINE_LOG.match(line) is not None or _TRANSFORMERS_LOG.match(line) is not None
+    """Whether a line is an engine's or a library's own log or warning line, for the log file only."""
+    return any(p.match(line) for p in (_ENGINE_LOG, _TRANSFORMERS_LOG, _NATIVE_WARNING, _TRITON_PROBE, _PY_WARNING))
+
+
+class _Quiet:
+    """`console_quiet`, line after line: the source line that follows a Python warning goes with it."""
+
+    def __init__(self) -> None:
+        self.after_warning = False
+
+    def __call__(self, line: bytes) -> bool:
+        quiet = console_quiet(line) or (self.after_warning and line.startswith(b"  "))
+        self.after_warning = _PY_WARNING.match(line) is not None
+        return quiet
 
 
 def last_redraw(line: bytes) -> bytes:
@@ -70,6 +90,7 @@ def tee_output(log_path: Path):
     def pump(read_end: int, target: int) -> None:
         tty = os.isatty(target)
         lines, shown = _Lines(), 0  # bytes of the partial line already on a terminal
+        quiet_line = _Quiet()
 
         def emit(data: bytes, to_log: bool, to_console: bool) -> None:
             if to_log:
@@ -97,7 +118,7 @@ def tee_output(log_path: Path):
                 return
             for line in lines.feed(chunk):
                 emit(line, True, False)
-                if not console_quiet(line):
+                if not quiet_line(line):
                     emit(line[shown:], False, True)
                 shown = 0
             # A progress bar redraws without a newline: a terminal sees it move.

@@ -31,6 +31,7 @@ from bench.roofline import roofline
 from bench.stacks import load_runner
 from bench.stacks.base import LoadedModel, RunOutput
 from bench.suite import Suite
+from bench.telemetry.energy import phase_energy
 from bench.telemetry.sampler import Sampler
 from bench.workload import BuiltWorkload
 
@@ -181,15 +182,21 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, befor
             setattr(memory, k, v)
         memory.breakdown = memory_breakdown(memory, out.kv, ctx.path)
     try:
+        metrics = _metrics(ctx, s, lm, w, out, memory, base["model"]) if status == "ok" else None
+        energy = None
+        if metrics is not None:
+            tokens = (metrics.output_tokens, metrics.prompt_tokens)
+            energy = phase_energy(memory, "run", ctx.gpus_of(s), *tokens, idle_power_w=ctx.idle_power_w)
         return Result(
             **base,
             status=status,
             error=error,
             finished_at=now_iso(),
             timing=wall(),
-            metrics=_metrics(ctx, s, lm, w, out, memory, base["model"]) if status == "ok" else None,
+            metrics=metrics,
             check=check,
             memory=memory,
+            energy=energy,
             kv=out.kv if out is not None else partial_kv,
         )
     except ValidationError as e:  # a figure that is no number (NaN, an infinity): not presented as a result

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from bench.report.collect import SHORT_RUN_S, Collection, Group, Row, sampled
-from bench.report.tables import GIB, Table, fmt, pct
+from bench.report.tables import GIB, Table, fmt, pct, sig
 from bench.results.sections import KvBatches, KvPool
 from bench.stacks import STACKS, baseline
 
@@ -155,6 +155,19 @@ def _equal_memory_sentence(where: str, budget: float, hb: Side, vb: Side, b: str
     )
 
 
+def _energy_sentence(h: Side, v: Side, b: str, e: str) -> str | None:
+    """Joules per output token on each side, where both measured them on their GPUs."""
+    eh, ev = (side.row.first.energy for side in (h, v))
+    if eh is None or ev is None or eh.per_output_token_j is None or ev.per_output_token_j is None:
+        return None
+    idle = f"; the GPUs drew {ev.idle_power_w:,.0f} W idle" if ev.idle_power_w is not None else ""
+    return (
+        f"Energy per output token over the timed runs: {sig(ev.per_output_token_j)} J in {e} "
+        f"({fmt(ev.mean_power_w, 0)} W on average) and {sig(eh.per_output_token_j)} J in {b} "
+        f"({fmt(eh.mean_power_w, 0)} W), from {ev.source}{idle}."
+    )
+
+
 def _kv_sentence(h: Side, v: Side, b: str, e: str) -> str | None:
     if v.set_aside is None or h.set_aside is None:
         return None
@@ -221,7 +234,7 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
         f"throughput of {b}'s best ({hf.label}, {hf.first.scenario}): {v.tps:,.0f} against {h.tps:,.0f} tok/s "
         f"({certainty}), on the same requests."
     ]
-    lines += [x for x in [_kv_sentence(h, v, b, e)] if x]
+    lines += [x for x in [_kv_sentence(h, v, b, e), _energy_sentence(h, v, b, e)] if x]
     pairs = _pairs_at_equal_memory(group, base, engine)
     if any((hf_b, vllm_b) == (hf, vllm) for _, hf_b, vllm_b in pairs):
         lines = lines[1:]  # both bests ran at one budget: the equal-memory sentence says it, once

@@ -129,13 +129,15 @@ CSV_COLUMNS = [
     "kv_reserved_bytes_peak",
     "kv_utilization",
     "kv_peak_usage",
+    "energy_j",
+    "energy_per_output_token_j",
     "error",
 ]
 
 
 def csv_rows(c: Collection):
     for r in c.results:
-        m, kv, mem = r.metrics, r.kv, r.memory
+        m, kv, mem, e = r.metrics, r.kv, r.memory, r.energy
         yield {
             "run_id": r.run_id,
             "suite": r.suite,
@@ -164,6 +166,8 @@ def csv_rows(c: Collection):
             "kv_reserved_bytes_peak": kv.reserved_bytes_peak if kv else "",
             "kv_utilization": kv.utilization if kv else "",
             "kv_peak_usage": kv.peak_usage if isinstance(kv, KvPool) else "",
+            "energy_j": e.joules if e and e.joules is not None else "",
+            "energy_per_output_token_j": e.per_output_token_j if e and e.per_output_token_j is not None else "",
             "error": r.error or "",
         }
 

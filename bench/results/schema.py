@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from bench.results.sections import (
     Breakdown,
+    Energy,
     Environment,
     Kv,
     Roofline,
@@ -88,6 +89,7 @@ class GpuSample(_Model):
     index: int | str  # NVML index or UUID
     used_mib: float | None = None
     process_used_mib: float | None = None  # this run's processes on it
+    power_w: float | None = None
 
 
 class GpuPeak(_Model):
@@ -113,6 +115,9 @@ class Phase(_Model):
     name: str
     start_s: float
     end_s: float | None = None
+    # Each GPU's energy counter at the phase's start (J since its driver loaded), the first device the run
+    # uses first; None where a device has no counter.
+    energy_j: list[float | None] | None = None
 
 
 class Memory(_Model):
@@ -173,6 +178,7 @@ class Result(_Model):
     metrics: Metrics | None = None
     check: Check | None = None
     memory: Memory | None = None
+    energy: Energy | None = None
     kv: Kv | None = None
     log_file: str | None = None
 

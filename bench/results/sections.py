@@ -180,6 +180,21 @@ class KvBatches(_Kv):
         return self.batch_size
 
 
+class Energy(Section):
+    """What the GPUs a run used drew over its timed region (a serving load: over the load), and per token.
+    Where it was not measured, `error` says why and the figures are None."""
+
+    source: str  # "NVML energy counters" | "power integrated over N samples" | "none"
+    gpus: int = Field(default=0, ge=0)
+    seconds: float | None = Field(default=None, ge=0)
+    joules: float | None = Field(default=None, ge=0)
+    per_output_token_j: float | None = Field(default=None, ge=0)
+    per_token_j: float | None = Field(default=None, ge=0)  # prompt and output tokens together
+    mean_power_w: float | None = Field(default=None, ge=0)
+    idle_power_w: float | None = Field(default=None, ge=0)  # the same GPUs before the engine loaded
+    error: str | None = None
+
+
 class SharingProbe(Section):
     """The vLLM paper's memory saved by sharing, over a run: logical KV blocks (every request's block table,
     a shared block counted once for each request holding it) against physical ones (the pool's blocks in

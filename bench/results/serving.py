@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from bench.results.schema import Memory, Percentiles
-from bench.results.sections import Environment, Section
+from bench.results.sections import Energy, Environment, Section
 
 SERVING_KIND = "serving"
 SERVING_VERSION = 2  # 2: typed, requests as columns; 1 (a plain dict of per-request objects) is not read
@@ -82,6 +82,7 @@ class LoadFigures(Section):
 
 class LoadResult(LoadFigures):
     started_s: float  # on the sweep's time axis (the memory sampler's)
+    energy: Energy | None = None  # the server's GPUs over the load
     records: RequestColumns = Field(default_factory=RequestColumns)
 
 

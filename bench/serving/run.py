@@ -19,6 +19,8 @@ from bench.serving.metrics import columns, summarize
 from bench.serving.schedule import Load
 from bench.serving.server import healthy, serve
 from bench.stacks.base import ServeRequest, ServerKind
+from bench.telemetry.energy import phase_energy
+from bench.telemetry.gpu import gpu_list, idle_power_w
 from bench.telemetry.sampler import Sampler
 
 
@@ -102,9 +104,12 @@ def sweep(
     settings: dict | None = None,
     slos: dict[str, float] | None = None,
     progress=print,
+    gpus: int = 0,
 ) -> ServingResult:
     """Run every load against one server; return the result. `identity`: the run id, stack, suite,
-    scenario, model and workload the result names."""
+    scenario, model and workload the result names; `gpus`: the GPUs the server holds (none on a CPU),
+    whose energy each load records."""
+    idle = idle_power_w(gpu_list(gpus)) if gpus else None  # before the server holds them
     result = ServingResult(
         **identity, server=kind.name, settings=settings or {}, slos=slos or {}, requests=len(requests)
     )
@@ -121,8 +126,11 @@ def sweep(
                     try:
                         _loads(result, kind, url, requests, loads, slos, memory, progress)
                     finally:
+                        memory.mark("after")  # the last load's end, with the energy counters
                         result.timeline = scraper.samples
                         result.memory = memory.memory("server")
+                        for entry in result.loads:
+                            entry.energy = _load_energy(result.memory, entry, gpus, idle)
         except SweepInterrupted:
             done = len(result.loads)
             result.status, result.error = "interrupted", f"interrupted after {done} of {len(loads)} load(s)"
@@ -142,6 +150,13 @@ def _loads(result: ServingResult, kind, url, requests, loads, slos, memory, prog
         if not healthy(url):
             result.status, result.error = "failed", f"{kind.name} stopped answering during {load.label}"
             return
+
+
+def _load_energy(memory, entry: LoadResult, gpus: int, idle: float | None):
+    """The server's GPUs' energy over one load, per token the load's answers carried."""
+    r = entry.records
+    tokens = sum(x or 0 for x in r.output_tokens), sum(x or 0 for x in r.prompt_tokens)
+    return phase_energy(memory, entry.load, gpus, *tokens, idle_power_w=idle)
 
 
 def one_line(s: LoadFigures) -> str:

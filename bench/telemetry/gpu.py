@@ -89,6 +89,19 @@ class Gpu:
             "index": self.index,
         }
 
+    def energy_j(self) -> float | None:
+        """Joules the device has used since its driver loaded (NVML's counter, Volta and later), or None."""
+        try:
+            return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+        except Exception:
+            return None
+
+    def power_w(self) -> float | None:
+        try:
+            return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+        except Exception:
+            return None
+
     def processes(self) -> list[tuple[int, float | None]]:
         """(pid, used MiB) of compute processes on the device, as visible from this PID namespace."""
         try:
@@ -108,11 +121,7 @@ class Gpu:
             util = float(n.nvmlDeviceGetUtilizationRates(self.handle).gpu)
         except Exception:
             util = None
-        try:
-            power = n.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
-        except Exception:
-            power = None
-        return GpuReading(mem.used / MIB, mem.total / MIB, process_used, util, power)
+        return GpuReading(mem.used / MIB, mem.total / MIB, process_used, util, self.power_w())
 
 
 def other_gpus(first: Gpu) -> list[Gpu]:
@@ -121,3 +130,24 @@ def other_gpus(first: Gpu) -> list[Gpu]:
         return []
     others = [Gpu(which) for which in visible_indices(first.nvml) if which != first.index]
     return [g for g in others if g.available]
+
+
+def idle_power_w(gpus: list[Gpu], seconds: float = 1.0, readings: int = 5) -> float | None:
+    """The devices' power summed (W), averaged over a few readings while nothing of the run holds them."""
+    import time
+
+    totals = []
+    for i in range(readings):
+        each = [g.power_w() for g in gpus]
+        if not each or None in each:
+            return None
+        totals.append(sum(each))
+        if i < readings - 1:
+            time.sleep(seconds / (readings - 1))
+    return sum(totals) / len(totals)
+
+
+def gpu_list(count: int) -> list[Gpu]:
+    """The first `count` devices CUDA will see, each readable; none where NVML sees none."""
+    first = Gpu()
+    return [first, *other_gpus(first)][:count] if first.available else []

@@ -44,7 +44,8 @@ def measure(gpu: Gpu | None, process: psutil.Process, others: list[Gpu] = ()) ->
             }
         if others:
             reading["gpus"] = [
-                {"index": i} | ({"used_mib": d.used_mib, "process_used_mib": d.process_used_mib} if d else {})
+                {"index": i}
+                | ({"used_mib": d.used_mib, "process_used_mib": d.process_used_mib, "power_w": d.power_w} if d else {})
                 for i, d in devices.items()
             ]
     rss = 0

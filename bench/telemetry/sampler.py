@@ -144,12 +144,14 @@ class Sampler:
         return time.monotonic() - self._t0
 
     def mark(self, phase: str) -> None:
-        """Start a new phase (ending the previous one) and take a sample at its boundary."""
+        """Start a new phase (ending the previous one) and take a sample at its boundary, with the GPUs'
+        energy counters."""
+        energy = [g.energy_j() for g in (self.gpu, *self.others)] if self.gpu.available else None
         with self._lock:
             t = self.now()
             if self.phases and self.phases[-1].end_s is None:
                 self.phases[-1].end_s = t
-            self.phases.append(Phase(name=phase, start_s=t))
+            self.phases.append(Phase(name=phase, start_s=t, energy_j=energy))
         self._take()
 
     @property

@@ -72,6 +72,8 @@ def test_memory_and_environment_recorded(runs):
     assert {p.name for p in r.memory.phases} >= {"run"}
     assert r.environment.packages["transformers"] and r.environment.device == "cpu"
     assert r.model.dtype == "float32" and r.model.kv_bytes_per_token == 512 * 2
+    # A CPU run measures no energy, and says so.
+    assert r.energy.joules is None and r.energy.error == "no NVIDIA GPU: a CPU run's energy is not measured"
 
 
 @pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")

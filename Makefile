@@ -77,6 +77,8 @@ BASELINE    ?=
 MAX_REGRESSION ?= 5%
 # Timed runs shorter than this (seconds) are too short for compare to judge (default: the report's 30 s).
 MIN_RUN_S   ?=
+# The price of one GPU-hour (any currency): the report adds what a million output tokens cost. None by default.
+GPU_HOUR_PRICE ?=
 # ALLOW_MISSING=1: compare passes although some baseline scenarios could not be compared (still listed).
 ALLOW_MISSING ?=
 # What each stack's container runs: `run` (offline), or `serve` (its server under the suite's serving plan;
@@ -89,7 +91,7 @@ VLLM_CACHE_KEY := $(subst :,-,$(subst /,-,$(VLLM_IMAGE)))
 # What compose reads from the environment (`make compose-env` prints them, for running compose by hand).
 COMPOSE_VARS := COMPOSE_FILE COMPOSE_PROJECT_NAME SUITE MODEL GPU GPUS_HF GPUS_VLLM VARIANT TORCH_DEVICE RESULTS RUN_ID VERSION COMMAND \
   HF_IMAGE VLLM_IMAGE COLLECTOR_IMAGE HF_BASE VLLM_BASE PYTHON_BASE HF_CACHE_KEY VLLM_CACHE_KEY GIT_SHA GIT_DIRTY \
-  RUN_UID RUN_GID BUILD_NETWORK PREPARE_NETWORK SHM_SIZE SOURCE
+  RUN_UID RUN_GID BUILD_NETWORK PREPARE_NETWORK SHM_SIZE SOURCE GPU_HOUR_PRICE
 # The OCI source label: the origin's address without any credentials in it.
 export SOURCE    ?= $(shell git config --get remote.origin.url 2>/dev/null | sed 's#//[^@/]*@#//#')
 export COMPOSE_PROJECT_NAME ?= pagedbench

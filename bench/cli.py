@@ -227,13 +227,20 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
 )
 @click.option("--no-plots", is_flag=True, help="Skip the charts (no matplotlib needed).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any file had a problem (failed, corrupt, foreign, ...).")
-def collect_(results, out, baseline, no_plots, strict):
+@click.option(
+    "--gpu-hour-price",
+    type=Finite(min=0, min_open=True, max=1e6),
+    default=None,
+    envvar="PAGEDBENCH_GPU_HOUR_PRICE",
+    help="The price of one GPU-hour, in any currency: the report adds what a million output tokens cost.",
+)
+def collect_(results, out, baseline, no_plots, strict, gpu_hour_price):
     """Merge every result file under RESULTS into a report (Markdown, HTML with charts, CSV)."""
     from bench.report import write_report
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
-    c = write_report(results, out, baseline, plots=not no_plots)
+    c = write_report(results, out, baseline, plots=not no_plots, gpu_hour_price=gpu_hour_price)
     click.echo(
         f"{len(c.results)} results in {len(c.groups)} workload group(s), {len(c.problems)} problem(s): "
         f"{out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'}"

@@ -12,7 +12,9 @@ from bench.report.render import ANSWER_FIGURES, SERVING_FIGURES
 from bench.results.store import write_atomic
 
 
-def write_report(results: Path, out: Path, baseline: str = DEFAULT_BASELINE, plots: bool = True) -> Collection:
+def write_report(
+    results: Path, out: Path, baseline: str = DEFAULT_BASELINE, plots: bool = True, gpu_hour_price: float | None = None
+) -> Collection:
     """Write report.md, results.csv and report.html into `out`. Each file is replaced whole (a reader sees
     the old one or the new one), and the three are written under a lock, so that two collectors into one
     directory never leave files of different inputs side by side. A write that fails is ResultWriteError,
@@ -20,6 +22,7 @@ def write_report(results: Path, out: Path, baseline: str = DEFAULT_BASELINE, plo
     from bench.report.render import csv_text, html_report, markdown
 
     c = collect(results)
+    c.gpu_hour_price = gpu_hour_price
     figures = {}
     if plots:
         from bench.report.plots import answer

@@ -142,6 +142,7 @@ class Collection:
     crosschecks: list[CrosscheckResult] = field(default_factory=list)  # `pagedbench crosscheck --out` files
     serving: list[ServingResult] = field(default_factory=list)  # `pagedbench serve` results
     notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what it is): files that are no results
+    gpu_hour_price: float | None = None  # the user's price of a GPU-hour: the report then gives costs
 
 
 def groups_of(ok: list[Result]) -> list[Group]:

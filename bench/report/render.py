@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timezone
 
 from bench.report.collect import Collection, Group
+from bench.report.cost import cost_table
 from bench.report.headline import headline
 from bench.report.headline import title as headline_title
 from bench.report.kvdtype import kv_dtype_table
@@ -86,7 +87,7 @@ def markdown(c: Collection, baseline: str) -> str:
     timing = time_table(c)
     if timing is not None:
         out += _md_table(timing)
-    for extra in (crosscheck_table(c), serving_table(c), paper_table(c)):
+    for extra in (crosscheck_table(c), serving_table(c), paper_table(c), cost_table(c, c.gpu_hour_price)):
         if extra is not None:
             out += _md_table(extra)
     for g in c.groups:
@@ -226,7 +227,8 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
     timing = time_table(c)
     if timing is not None:
         parts.append(_html_table(timing))
-    parts += [_html_table(t) for t in (crosscheck_table(c), serving_table(c), paper_table(c)) if t is not None]
+    extras = (crosscheck_table(c), serving_table(c), paper_table(c), cost_table(c, c.gpu_hour_price))
+    parts += [_html_table(t) for t in extras if t is not None]
     for title, uri in figures.get(SERVING_FIGURES, []):
         parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     for g in c.groups:

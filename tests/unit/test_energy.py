@@ -104,3 +104,41 @@ def test_the_answer_gives_joules_per_output_token_where_both_stacks_measured_the
     )
     cpu = groups_of([ok_result(), ok_result(stack="vllm", scenario="b", mode="continuous")])[0]
     assert not any("Energy" in x for x in group_headline(cpu, "hf", "vllm")[0])
+
+
+def test_a_price_per_gpu_hour_gives_the_cost_of_a_million_output_tokens(tmp_path):
+    from bench.report.collect import Collection, groups_of
+    from bench.report.cost import cost_table, per_million
+    from bench.results.sections import Energy
+    from tests.unit.test_results import ok_result
+
+    assert per_million(3.6, 2, 10.0, 1000) == pytest.approx(20.0)  # 2 GPUs x 10 s at 3.6 an hour, 1,000 tokens
+    on_gpu = ok_result(scenario="g").model_copy(
+        update={"energy": Energy(source="NVML energy counters", gpus=2, joules=16.0, per_output_token_j=2.0)}
+    )
+    cpu = ok_result(stack="vllm", scenario="c", mode="continuous").model_copy(
+        update={"energy": Energy(source="none", error="no NVIDIA GPU: a CPU run's energy is not measured")}
+    )
+    c = Collection(groups_of([on_gpu, cpu]), [], [on_gpu, cpu], 2)
+    assert cost_table(c, None) is None  # no price, no cost
+    rows = {r[1]: r for r in cost_table(c, 3.6).rows}
+    # 4 output tok/s on 2 GPUs at 3.6 an hour: 2 x 0.001 per second / 4 tokens per second, x 1e6
+    assert rows["hf padded (g)"][2:] == ["2", "4", "500", "2.00"]
+    assert rows["vllm continuous (c)"][4] == "a CPU run: no GPU-hours"
+
+
+def test_collect_takes_a_price_and_refuses_a_meaningless_one(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+    from bench.results import write_result
+    from tests.unit.test_results import ok_result
+
+    write_result(ok_result(), tmp_path / "r")
+    out = tmp_path / "report"
+    ok = CliRunner().invoke(main, ["collect", str(tmp_path / "r"), "--out", str(out), "--no-plots"],
+                            env={"PAGEDBENCH_GPU_HOUR_PRICE": "2.5"})  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "### What a token costs" in (out / "report.md").read_text()
+    bad = CliRunner().invoke(main, ["collect", str(tmp_path / "r"), "--out", str(out), "--gpu-hour-price", "0"])
+    assert bad.exit_code == 2 and "--gpu-hour-price" in bad.output

@@ -1,0 +1,64 @@
+"""What a token costs: from a price per GPU-hour (the user's, no default), the cost per million output
+tokens of each scenario's best run and of each serving load, from the measured time and the GPUs held; the
+energy per output token beside it where the GPUs' counters gave it."""
+
+from __future__ import annotations
+
+from bench.report.collect import Collection, Row, sampled
+from bench.report.tables import Table, fmt, sig
+
+_HEADERS = [
+    "workload / load",
+    "stack / mode (scenario)",
+    "GPUs",
+    "output tok/s",
+    "cost / M output tokens",
+    "J / output token",
+]
+
+
+def per_million(price: float, gpus: int, seconds: float, tokens: float) -> float | None:
+    """The cost of `tokens` output tokens made in `seconds` on `gpus` GPUs, per million."""
+    return price * gpus * seconds / 3600 / tokens * 1e6 if gpus and tokens > 0 and seconds > 0 else None
+
+
+def _held(row: Row) -> int | None:
+    e = row.first.energy
+    return e.gpus if e is not None else None
+
+
+def cost_table(c: Collection, price: float | None) -> Table | None:
+    """One row per (workload, stack/mode) and per serving load; None without a price."""
+    if price is None:
+        return None
+    rows = []
+    for g in c.groups:
+        for row in (r for r in g.rows if sampled(r.first)):
+            gpus, tps = _held(row), row.stat("output_tokens_per_s").mean
+            e = row.first.energy
+            cost = per_million(price, gpus or 0, 1.0, tps)
+            why = "a CPU run: no GPU-hours" if gpus == 0 else "GPUs held not recorded"
+            rows.append([
+                g.workload.name, f"{row.label} ({row.first.scenario})", fmt(gpus, 0) if gpus is not None else "—",
+                fmt(tps, 0), sig(cost) if cost is not None else why,
+                sig(e.per_output_token_j) if e and e.per_output_token_j is not None else "—",
+            ])  # fmt: skip
+    for served in c.serving:
+        for load in served.loads:
+            e = load.energy
+            gpus = e.gpus if e is not None else None
+            tokens = sum(x or 0 for x in load.records.output_tokens)
+            cost = per_million(price, gpus or 0, load.duration_s, tokens)
+            why = "a CPU run: no GPU-hours" if gpus == 0 else "GPUs held not recorded"
+            rows.append([
+                f"{served.workload}, {load.load}", f"{served.stack} server ({served.scenario})",
+                fmt(gpus, 0) if gpus is not None else "—", fmt(load.output_tokens_per_s, 0),
+                sig(cost) if cost is not None else why,
+                sig(e.per_output_token_j) if e and e.per_output_token_j is not None else "—",
+            ])  # fmt: skip
+    note = (
+        f"At {price:g} per GPU-hour (the price given): the GPUs a run held for the time it took, over the output "
+        "tokens it made; a serving load over its whole duration. Energy from the GPUs' NVML counters over the "
+        "timed run (or load)."
+    )
+    return Table("What a token costs", _HEADERS, rows, note) if rows else None

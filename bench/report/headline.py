@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from bench.report.collect import SHORT_RUN_S, Collection, Group, Row, sampled
+from bench.report.frontier import within_slos
 from bench.report.tables import GIB, Table, fmt, pct, sig
 from bench.results.sections import KvBatches, KvPool
 from bench.stacks import STACKS, baseline
@@ -297,4 +298,5 @@ def headline(c: Collection) -> tuple[list[str], list[Table]]:
         lines.append(f"No workload was run by both {labels}: this report has no like-for-like comparison.")
     if tables:
         single = [f"Not like for like, so not compared above: {x}" for x in single]
-    return lines + single, tables
+    served = within_slos(c.serving)
+    return lines + ([served] if served else []) + single, tables

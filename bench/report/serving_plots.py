@@ -77,6 +77,9 @@ def _mean_kv(data: ServingResult, load: LoadResult) -> float | None:
 
 
 def serving_figures(serving: list[ServingResult]) -> list[tuple[str, str]]:
+    from bench.report.frontier import frontier_chart
+
+    frontier = [x for x in [frontier_chart(serving)] if x is not None]
     if not any(_open_loop(d) for d in serving):
-        return []
-    return [latency_vs_load(serving), goodput_and_kv(serving)]
+        return frontier
+    return [*frontier, latency_vs_load(serving), goodput_and_kv(serving)]

@@ -7,7 +7,7 @@
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
 #           sharing-hf sharing-hf-samples sharing-hf-beams sharing-vllm serving-hf serving-vllm serve-crosscheck
-#           bench-client multi-gpu
+#           bench-client multi-gpu energy
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 set -u
@@ -146,6 +146,13 @@ for group in "$@"; do
   multi-gpu)  # two GPUs or more
     pb 570 run --stack vllm --suite multi-gpu --out "$R" --run-id multi-gpu-vllm-$T
     pb 570 run --stack hf --suite multi-gpu --out "$R" --run-id multi-gpu-hf-$T
+    ;;
+  energy)  # a run's energy against nvidia-smi's power.draw, sampled every 100 ms by nvidia-smi itself
+    nvidia-smi --query-gpu=timestamp,power.draw --format=csv,nounits -lms 100 >"$C/smi-power-$T.csv" &
+    smi=$!
+    pb 300 run --stack vllm --suite default --scenario vllm-sustained --out "$R" --run-id "energy-vllm-$T"
+    pb 300 run --stack hf --suite default --scenario hf-padded-b128 --out "$R" --run-id "energy-hf-$T"
+    kill "$smi"
     ;;
   overhead)  # the sampler on and off, interleaved, 3 times each
     for i in 1 2 3; do

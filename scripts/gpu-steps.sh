@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run PagedBench natively (no Docker) on a GPU host whose Python has torch and transformers, with vLLM
-# and the project's small dependencies installed into /tmp/site (see README, "Without Docker"). Every run
+# and the project's small dependencies installed into /tmp/site (see docs/running.md, "Without Docker"). Every run
 # is bounded in time so the results are always packed into $OUT.
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]

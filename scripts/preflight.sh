@@ -64,7 +64,7 @@ case $model in
       grep -qF -- "$model" "$f" 2>/dev/null && named=1
     done
     if [ "$named" = 0 ]; then
-      problem "MODEL=$model is a directory of this host, which the containers do not see: copy it under $results and give MODEL=/results/<its name>, or mount it with a compose file of your own (README: Picking a model)"
+      problem "MODEL=$model is a directory of this host, which the containers do not see: copy it under $results and give MODEL=/results/<its name>, or mount it with a compose file of your own (docs/running.md: Picking a model)"
     fi
   fi
   ;;

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from bench import interrupts
 from bench.results.serving import LoadFigures, LoadResult, ServingResult
@@ -75,10 +76,18 @@ def warm_up(url: str, kind: ServerKind, requests: list[ServeRequest]) -> None:
     run_load(url, kind, "model", requests[:2], Load("concurrency", concurrency=1))
 
 
-def server_inputs(suite, scenario, device: str) -> tuple[Path, list[ServeRequest], dict]:
-    """What a server run of the suite's scenario needs: the model's directory, the workload as text
-    prompts, and the settings its server is started with (the scenario's engine settings, as offline;
-    each server's command takes those it knows)."""
+class ServeInputs(NamedTuple):
+    """A scenario as the serving driver runs it, prepared once: the model's directory, the workload as text
+    prompts, and the settings its server is started with (the scenario's engine settings, as offline; each
+    server's command takes those it knows)."""
+
+    model_dir: Path
+    requests: list[ServeRequest]
+    settings: dict
+
+
+def server_inputs(suite, scenario, device: str) -> ServeInputs:
+    """What a server run of the suite's scenario needs (`ServeInputs`)."""
     from bench.context import materialize
     from bench.models import parse_model
     from bench.serving.requests import serve_requests
@@ -86,7 +95,7 @@ def server_inputs(suite, scenario, device: str) -> tuple[Path, list[ServeRequest
     model_dir = materialize(parse_model(suite.model))
     requests = serve_requests(scenario.workload, suite.workloads[scenario.workload], model_dir)
     settings = {k: v for k, v in scenario.engine_settings().items() if v is not None}
-    return model_dir, requests, settings | {"device": device}
+    return ServeInputs(model_dir, requests, settings | {"device": device})
 
 
 class SweepInterrupted(KeyboardInterrupt):

@@ -76,10 +76,13 @@ def test_both_servers_answer_a_poisson_load_and_a_concurrency_sweep(stack, suite
             assert load["goodput_rps"] is not None and load["tokens_per_chunk"] >= 1
             assert load["ttft_ms"]["count"] == 8 and load["e2e_ms"]["p99"] >= load["ttft_ms"]["p99"]
     memory = result["memory"]  # the server's process (and its children), sampled through the sweep
+    # One phase a load, then the sweep's end (where the last load's energy reading ends).
     assert memory["peak_host_rss_mib"] > 50 and [p["name"] for p in memory["phases"]] == [
-        x["load"] for x in result["loads"]
+        *(x["load"] for x in result["loads"]),
+        "after",
     ]
     for load in result["loads"]:
+        assert load["energy"]["error"] == "no NVIDIA GPU: a CPU run's energy is not measured"
         columns = load["records"]
         assert sum(columns["chunks"]) == len(columns["chunk_us"]) and min(columns["chunks"]) >= 1
         assert load["client"]["cpu_share"] is not None and load["client"]["loop_lag_ms_p99"] is not None

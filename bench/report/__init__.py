@@ -25,7 +25,7 @@ def write_report(
     c.gpu_hour_price = gpu_hour_price
     figures = {}
     if plots:
-        from bench.report.plots import answer
+        from bench.report.answer_chart import answer
         from bench.report.plots import figures as make_figures
         from bench.report.serving_plots import serving_figures
 

@@ -4,7 +4,7 @@ energy per output token beside it where the GPUs' counters gave it."""
 
 from __future__ import annotations
 
-from bench.report.collect import Collection, Row, sampled
+from bench.report.collect import Collection, sampled
 from bench.report.tables import Table, fmt, sig
 
 _HEADERS = [
@@ -22,9 +22,20 @@ def per_million(price: float, gpus: int, seconds: float, tokens: float) -> float
     return price * gpus * seconds / 3600 / tokens * 1e6 if gpus and tokens > 0 and seconds > 0 else None
 
 
-def _held(row: Row) -> int | None:
-    e = row.first.energy
-    return e.gpus if e is not None else None
+def _row(where: str, what: str, price: float, energy, seconds: float, tokens: float, tps: float) -> list[str]:
+    """One row: the GPUs held (from the energy record), the cost of a million output tokens, the joules."""
+    gpus = energy.gpus if energy is not None else None
+    cost = per_million(price, gpus or 0, seconds, tokens)
+    why = "a CPU run: no GPU-hours" if gpus == 0 else "GPUs held not recorded"
+    joules = energy.per_output_token_j if energy is not None else None
+    return [
+        where,
+        what,
+        fmt(gpus, 0) if gpus is not None else "—",
+        fmt(tps, 0),
+        sig(cost) if cost else why,
+        sig(joules),
+    ]
 
 
 def cost_table(c: Collection, price: float | None) -> Table | None:
@@ -34,28 +45,16 @@ def cost_table(c: Collection, price: float | None) -> Table | None:
     rows = []
     for g in c.groups:
         for row in (r for r in g.rows if sampled(r.first)):
-            gpus, tps = _held(row), row.stat("output_tokens_per_s").mean
-            e = row.first.energy
-            cost = per_million(price, gpus or 0, 1.0, tps)
-            why = "a CPU run: no GPU-hours" if gpus == 0 else "GPUs held not recorded"
-            rows.append([
-                g.workload.name, f"{row.label} ({row.first.scenario})", fmt(gpus, 0) if gpus is not None else "—",
-                fmt(tps, 0), sig(cost) if cost is not None else why,
-                sig(e.per_output_token_j) if e and e.per_output_token_j is not None else "—",
-            ])  # fmt: skip
+            tps = row.stat("output_tokens_per_s").mean  # tokens a second: a second's cost over them
+            rows.append(
+                _row(g.workload.name, f"{row.label} ({row.first.scenario})", price, row.first.energy, 1.0, tps, tps)
+            )
     for served in c.serving:
         for load in served.loads:
-            e = load.energy
-            gpus = e.gpus if e is not None else None
             tokens = sum(x or 0 for x in load.records.output_tokens)
-            cost = per_million(price, gpus or 0, load.duration_s, tokens)
-            why = "a CPU run: no GPU-hours" if gpus == 0 else "GPUs held not recorded"
-            rows.append([
-                f"{served.workload}, {load.load}", f"{served.stack} server ({served.scenario})",
-                fmt(gpus, 0) if gpus is not None else "—", fmt(load.output_tokens_per_s, 0),
-                sig(cost) if cost is not None else why,
-                sig(e.per_output_token_j) if e and e.per_output_token_j is not None else "—",
-            ])  # fmt: skip
+            what = f"{served.stack} server ({served.scenario})"
+            rows.append(_row(f"{served.workload}, {load.load}", what, price, load.energy, load.duration_s, tokens,
+                             load.output_tokens_per_s))  # fmt: skip
     note = (
         f"At {price:g} per GPU-hour (the price given): the GPUs a run held for the time it took, over the output "
         "tokens it made; a serving load over its whole duration. Energy from the GPUs' NVML counters over the "

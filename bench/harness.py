@@ -186,7 +186,7 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, befor
         energy = None
         if metrics is not None:
             tokens = (metrics.output_tokens, metrics.prompt_tokens)
-            energy = phase_energy(memory, "run", ctx.gpus_of(s), *tokens, idle_power_w=ctx.idle_power_w)
+            energy = phase_energy(memory, "run", ctx.gpus_of(s), *tokens, idle_power=ctx.idle_power)
         return Result(
             **base,
             status=status,

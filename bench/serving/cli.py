@@ -112,7 +112,6 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     from bench.stacks import load_server, recorded_packages
     from bench.suite import load_suite
     from bench.telemetry import environment
-    from bench.telemetry.gpu import gpu_list
 
     slos = parse_slos(more["slo_args"])
     suite = load_suite(suite_name, model_override=model)
@@ -132,7 +131,7 @@ def serve_cmd(stack, suite_name, model, scenario, out, run_id, port, device, pro
     except OSError as e:
         raise UserError(f"--out {out}: cannot write into {run_dir}: {e.strerror}") from None
     model_dir, requests, settings = server_inputs(suite, s, resolve(device))
-    gpus = s.min_gpus() if settings["device"] != "cpu" and gpu_list(1) else 0  # whose energy each load records
+    gpus = s.min_gpus() if settings["device"] != "cpu" else 0  # whose energy each load records
     click.echo(f"{kind.name}: {len(requests)} requests of {s.workload}, {len(loads)} load(s) ...", err=True)
     identity = {"run_id": run_id, "stack": stack, "suite": suite.name, "scenario": s.name, "model": suite.model}
     try:

@@ -21,7 +21,7 @@ from bench.serving.schedule import Load
 from bench.serving.server import healthy, serve
 from bench.stacks.base import ServeRequest, ServerKind
 from bench.telemetry.energy import phase_energy
-from bench.telemetry.gpu import gpu_list, idle_power_w
+from bench.telemetry.gpu import gpu_list, idle_power
 from bench.telemetry.sampler import Sampler
 
 
@@ -118,7 +118,8 @@ def sweep(
     """Run every load against one server; return the result. `identity`: the run id, stack, suite,
     scenario, model and workload the result names; `gpus`: the GPUs the server holds (none on a CPU),
     whose energy each load records."""
-    idle = idle_power_w(gpu_list(gpus)) if gpus else None  # before the server holds them
+    held = gpu_list(gpus)  # none on a CPU, or where NVML sees none
+    gpus, idle = len(held), idle_power(held) if held else None  # idle: before the server holds them
     result = ServingResult(
         **identity, server=kind.name, settings=settings or {}, slos=slos or {}, requests=len(requests)
     )
@@ -161,11 +162,11 @@ def _loads(result: ServingResult, kind, url, requests, loads, slos, memory, prog
             return
 
 
-def _load_energy(memory, entry: LoadResult, gpus: int, idle: float | None):
+def _load_energy(memory, entry: LoadResult, gpus: int, idle: list[float] | None):
     """The server's GPUs' energy over one load, per token the load's answers carried."""
     r = entry.records
     tokens = sum(x or 0 for x in r.output_tokens), sum(x or 0 for x in r.prompt_tokens)
-    return phase_energy(memory, entry.load, gpus, *tokens, idle_power_w=idle)
+    return phase_energy(memory, entry.load, gpus, *tokens, idle_power=idle)
 
 
 def one_line(s: LoadFigures) -> str:

@@ -51,11 +51,13 @@ def phase_energy(
     gpus: int,
     output_tokens: int,
     prompt_tokens: int,
-    idle_power_w: float | None = None,
+    idle_power: list[float] | None = None,
 ) -> Energy:
-    """The energy of the phase `name` on the first `gpus` devices of the run (none: a CPU run), per token."""
+    """The energy of the phase `name` on the first `gpus` devices of the run (none: a CPU run), per token,
+    beside those devices' idle power (`idle_power`: each visible device's, the run's first)."""
     if memory is None or gpus == 0:
         return Energy(source="none", error="no NVIDIA GPU: a CPU run's energy is not measured")
+    idle_power_w = sum(idle_power[:gpus]) if idle_power and len(idle_power) >= gpus else None
     counted = _counted(memory.phases, name, gpus)
     if counted is not None:
         (joules, seconds), source = counted, COUNTERS

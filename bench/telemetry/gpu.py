@@ -132,19 +132,20 @@ def other_gpus(first: Gpu) -> list[Gpu]:
     return [g for g in others if g.available]
 
 
-def idle_power_w(gpus: list[Gpu], seconds: float = 1.0, readings: int = 5) -> float | None:
-    """The devices' power summed (W), averaged over a few readings while nothing of the run holds them."""
+def idle_power(gpus: list[Gpu], seconds: float = 1.0, readings: int = 5) -> list[float] | None:
+    """Each device's power (W), averaged over a few readings while nothing of the run holds it; None where
+    one cannot say."""
     import time
 
-    totals = []
+    totals = [0.0] * len(gpus)
     for i in range(readings):
         each = [g.power_w() for g in gpus]
         if not each or None in each:
             return None
-        totals.append(sum(each))
+        totals = [t + w for t, w in zip(totals, each)]
         if i < readings - 1:
             time.sleep(seconds / (readings - 1))
-    return sum(totals) / len(totals)
+    return [t / readings for t in totals]
 
 
 def gpu_list(count: int) -> list[Gpu]:

@@ -6,7 +6,7 @@ import pytest
 
 from bench.results.schema import GpuSample, Memory, Phase, Sample
 from bench.telemetry.energy import phase_energy
-from bench.telemetry.gpu import Gpu, idle_power_w
+from bench.telemetry.gpu import Gpu, idle_power
 from bench.telemetry.sampler import Sampler
 from tests.unit.test_per_gpu import TwoGpus
 
@@ -46,13 +46,15 @@ def test_the_counters_give_the_timed_phase_on_the_gpus_the_run_used(counted):
         s.mark("done")
     memory = s.memory("cuda")
     assert memory.phases[1].energy_j == [1005.0, 2000.0]
-    one = phase_energy(memory, "run", gpus=1, output_tokens=600, prompt_tokens=400, idle_power_w=70.0)
+    idle = [70.0, 40.0]  # each device's, before the engine loaded
+    one = phase_energy(memory, "run", gpus=1, output_tokens=600, prompt_tokens=400, idle_power=idle)
     assert one.source == "NVML energy counters" and one.gpus == 1
     assert one.joules == pytest.approx(300.0) and one.per_output_token_j == pytest.approx(0.5)
     assert one.per_token_j == pytest.approx(0.3) and one.idle_power_w == 70.0
     assert one.mean_power_w == pytest.approx(300.0 / one.seconds)
-    both = phase_energy(memory, "run", gpus=2, output_tokens=600, prompt_tokens=400)
+    both = phase_energy(memory, "run", gpus=2, output_tokens=600, prompt_tokens=400, idle_power=idle)
     assert both.joules == pytest.approx(420.0)  # a split model: every GPU it held
+    assert both.idle_power_w == 110.0  # the idle power of the same GPUs the energy counts
 
 
 def test_without_counters_the_power_samples_are_integrated():
@@ -77,10 +79,10 @@ def test_a_cpu_run_records_none_and_says_so():
     assert e.joules is None and e.error == "no NVIDIA GPU: a CPU run's energy is not measured"
 
 
-def test_idle_power_is_the_gpus_summed(counted):
+def test_idle_power_is_read_per_gpu(counted):
     first = Gpu()
-    assert idle_power_w([first], seconds=0.0, readings=2) == pytest.approx(500.0)
-    assert idle_power_w([first, Gpu(1)], seconds=0.0, readings=2) == pytest.approx(1000.0)
+    assert idle_power([first], seconds=0.0, readings=2) == pytest.approx([500.0])
+    assert idle_power([first, Gpu(1)], seconds=0.0, readings=2) == pytest.approx([500.0, 500.0])
 
 
 def test_the_answer_gives_joules_per_output_token_where_both_stacks_measured_them():

@@ -198,36 +198,52 @@ _NOTE = (
 )
 
 
+@dataclass
+class Compared:
+    """One group's comparison, worked out once: each stack's best row and the memory budgets both ran at
+    (budget, baseline's best there, engine's best there)."""
+
+    base: Row
+    engine: Row
+    pairs: list[tuple[float, Row, Row]]
+
+
+def _compared(group: Group, base: str, engine: str) -> Compared | None:
+    hf, vllm = _best(_rows_of(group, base)), _best(_rows_of(group, engine))
+    return None if hf is None or vllm is None else Compared(hf, vllm, _pairs_at_equal_memory(group, base, engine))
+
+
+def _titled(c: Compared, b: str, e: str) -> list[tuple[str, Side]]:
+    budgets = {id(row): f", at {x:g} GiB" for x, *both in c.pairs for row in both}
+    found = [(f"{b} at its best{budgets.get(id(c.base), '')}", Side(c.base))]
+    found.append((f"{e} at its best{budgets.get(id(c.engine), '')}", Side(c.engine)))
+    for budget, hf_b, vllm_b in c.pairs:
+        if (hf_b, vllm_b) != (c.base, c.engine):
+            found += [(f"{b} at {budget:g} GiB", Side(hf_b)), (f"{e} at {budget:g} GiB", Side(vllm_b))]
+    return found
+
+
 def sides(group: Group, base: str, engine: str) -> list[tuple[str, Side]]:
     """The side-by-side rows of a group, titled: each stack at its best, then both at each memory budget
     both ran at (where that is not their best already); none when one stack did not run it."""
-    b, e = STACKS[base].label, STACKS[engine].label
-    hf, vllm = _best(_rows_of(group, base)), _best(_rows_of(group, engine))
-    if hf is None or vllm is None:
-        return []
-    pairs = _pairs_at_equal_memory(group, base, engine)
-    budgets = {id(row): f", at {x:g} GiB" for x, *both in pairs for row in both}
-    found = [(f"{b} at its best{budgets.get(id(hf), '')}", Side(hf))]
-    found.append((f"{e} at its best{budgets.get(id(vllm), '')}", Side(vllm)))
-    for budget, hf_b, vllm_b in pairs:
-        if (hf_b, vllm_b) != (hf, vllm):
-            found += [(f"{b} at {budget:g} GiB", Side(hf_b)), (f"{e} at {budget:g} GiB", Side(vllm_b))]
-    return found
+    c = _compared(group, base, engine)
+    return [] if c is None else _titled(c, STACKS[base].label, STACKS[engine].label)
 
 
 def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Table | None]:
     """Sentences and the side-by-side table of one (workload, model) group: `base` against `engine`."""
     b, e = STACKS[base].label, STACKS[engine].label
-    hf, vllm = _best(_rows_of(group, base)), _best(_rows_of(group, engine))
+    c = _compared(group, base, engine)
     where = f"{group.model} on {group.gpu}, workload {group.workload.name} `{group.workload_hash}`"
-    if hf is None or vllm is None:
+    if c is None:
         failed = ", ".join(f"{r.stack} {r.scenario}" for r in group.failed)
         if not group.rows:
             return [f"{where}: no scenario of this workload succeeded ({failed} {_failed_word(group)})."], None
-        only = b if vllm is None else e
+        only = b if _best(_rows_of(group, engine)) is None else e
         ran = ", ".join(f"{row.label} ({row.first.scenario})" for row in group.rows)
         also = f"; {failed} {_failed_word(group)}" if failed else ""
         return [f"{where}: only {only} ran this workload ({ran}{also}); nothing to compare it with."], None
+    hf, vllm, pairs = c.base, c.engine, c.pairs
     value, certainty = ratio(vllm, hf)
     h, v = Side(hf), Side(vllm)
     lines = [
@@ -236,11 +252,10 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
         f"({certainty}), on the same requests."
     ]
     lines += [x for x in [_kv_sentence(h, v, b, e), _energy_sentence(h, v, b, e)] if x]
-    pairs = _pairs_at_equal_memory(group, base, engine)
     if any((hf_b, vllm_b) == (hf, vllm) for _, hf_b, vllm_b in pairs):
         lines = lines[1:]  # both bests ran at one budget: the equal-memory sentence says it, once
     at_budget = [_equal_memory_sentence(where, x, Side(hf_b), Side(vllm_b), b, e) for x, hf_b, vllm_b in pairs]
-    shown = sides(group, base, engine)
+    shown = _titled(c, b, e)
     table = Table(
         f"{b} and {e} side by side — {group.model}, workload {group.workload.name}",
         _HEADERS,

@@ -60,6 +60,11 @@ def check_sweep_size(workload, loads: int) -> None:
         )
 
 
+def _asks_for(value) -> bool:
+    """Whether a scenario's setting asks for what it names: set, switched on, and not a split of one."""
+    return value is True or value not in (None, False, 1)
+
+
 def pick_scenario(suite, stack: str, name: str | None):
     """The named scenario of `stack`, or its only one; refused where it sets what the stack's server
     cannot do (a server started without it would measure something else)."""
@@ -74,7 +79,7 @@ def pick_scenario(suite, stack: str, name: str | None):
     kind = load_server(stack)
     for key in kind.lacks:
         value = getattr(found, key, None)
-        if value not in (None, False) and (value is True or value != 1):  # a split of one asks for nothing
+        if _asks_for(value):
             raise UserError(f"scenario {found.name}: {kind.name} has no {key} (the scenario sets {value})")
     return found
 

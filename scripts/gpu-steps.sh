@@ -128,6 +128,7 @@ for group in "$@"; do
     ;;
   sharing-vllm)
     pb 570 run --stack vllm --suite sharing --out "$R" --run-id sharing-vllm-$T
+    python3 scripts/sharing_recompute.py "$R/sharing-vllm-$T" >"$C/sharing-recompute-$T.txt" 2>&1
     ;;
   serving-hf)  # transformers serve needs its serving extras (FastAPI, Uvicorn, accelerate) in the site
     pb 570 serve --stack hf --suite serving --out "$R" --run-id serving-hf-$T

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.config import Workload
 
@@ -195,6 +195,21 @@ class Energy(Section):
     error: str | None = None
 
 
+class SharingTrace(Section):
+    """Every reading of a run, as columns: seconds from the first, logical and physical blocks then. Each
+    state holds until the next reading."""
+
+    t_s: list[float]
+    logical: list[int]
+    physical: list[int]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> SharingTrace:
+        if not len(self.t_s) == len(self.logical) == len(self.physical):
+            raise ValueError("a sharing trace's columns differ in length")
+        return self
+
+
 class SharingProbe(Section):
     """The vLLM paper's memory saved by sharing, over a run: logical KV blocks (every request's block table,
     a shared block counted once for each request holding it) against physical ones (the pool's blocks in
@@ -209,6 +224,8 @@ class SharingProbe(Section):
     peak_physical_blocks: float | None = None  # the busiest moment
     logical_blocks_at_peak: float | None = None
     error: str | None = None
+    trace: SharingTrace | None = None  # the raw readings the figures above were summed from
+    trace_note: str | None = None  # why there is no trace
 
     @property
     def saved(self) -> float | None:

@@ -85,6 +85,21 @@ def test_vllm_saves_memory_with_several_samples_and_none_with_one(runs):
     assert n3.saved == pytest.approx(1 - n3.physical_blocks_mean / n3.logical_blocks_mean)
 
 
+@pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")
+def test_the_sharing_figures_are_recomputed_from_the_raw_readings_the_result_keeps(runs):
+    """Every reading the engine took is in the result, and the figures follow from them alone."""
+    import subprocess
+    import sys
+
+    n3 = load_result(runs / "vllm" / "vllm-vllm-r0.json").kv.sharing
+    assert n3.trace is not None and len(n3.trace.t_s) == n3.readings
+    out = subprocess.run(
+        [sys.executable, "scripts/sharing_recompute.py", str(runs / "vllm")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("\nok ") + out.stdout.startswith("ok ") >= 2 and "0 differ" in out.stdout
+
+
 def test_the_report_says_what_sharing_saved(runs, tmp_path):
     from bench.report.tables import pct
 

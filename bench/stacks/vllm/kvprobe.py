@@ -7,10 +7,14 @@ search (each step's beams find their common prefix in the pool), a shared prompt
 
 The engine core may run in a process of its own, so the scheduler writes its figures into a small file
 (fixed-size doubles, memory-mapped) named by `ENV`; this process arms it before a run (a new epoch: the
-scheduler starts its integrals afresh) and reads it after. The scheduler is vLLM's own (the one its
-configuration picks, asynchronous or not) with a hook after `schedule()` and after `update_from_output()`,
-in the engine's step: about 11 µs a reading with 256 requests of 32 blocks on a 2-core CI machine. Where
-vLLM's internals differ from those read here the probe turns itself off and says why in the file.
+scheduler starts its integrals afresh) and reads it after. Every reading is also appended to a second file
+(`<ENV's file>.trace`: epoch, time, logical, physical) and kept in the result as columns, so that the
+figures can be recomputed from the raw readings by anyone (scripts/sharing_recompute.py does).
+
+The scheduler is vLLM's own (the one its configuration picks, asynchronous or not) with a hook after
+`schedule()` and after `update_from_output()`, in the engine's step: about 11 µs a reading with 256
+requests of 32 blocks on a 2-core CI machine. Where vLLM's internals differ from those read here the probe
+turns itself off and says why in the file.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import struct
 import time
 from pathlib import Path
 
-from bench.results.sections import SharingProbe
+from bench.results.sections import SharingProbe, SharingTrace
 
 ENV = "PAGEDBENCH_KV_PROBE"
 SCHEDULER = "bench.stacks.vllm.kvprobe.probed_scheduler"
@@ -31,20 +35,28 @@ _FORMAT = "<9d"
 _SIZE = struct.calcsize(_FORMAT)
 _ERROR_AT = _SIZE  # a failure's text follows the figures
 _FILE_SIZE = 4096
+_RECORD = struct.Struct("<4d")  # a trace's reading: epoch, monotonic seconds, logical blocks, physical blocks
+TRACE_LIMIT = 200_000  # readings a result keeps (about 4 MB of JSON); a longer run keeps none and says so
 SOURCE = (
     "engine: block-table lengths (logical) and the pool's used blocks (physical) after every scheduling step and "
     "every update from the model's output"
 )
 
 
+def trace_path(path: Path | str) -> Path:
+    return Path(f"{path}.trace")
+
+
 def create(path: Path) -> None:
     path.write_bytes(b"\0" * _FILE_SIZE)
+    trace_path(path).write_bytes(b"")
 
 
 def arm(path: Path) -> None:
-    """Start a new epoch: the engine's next step drops what it had summed."""
+    """Start a new epoch: the engine's next step drops what it had summed (and the trace what it held)."""
     with open(path, "r+b") as f, mmap.mmap(f.fileno(), _FILE_SIZE) as m:
         epoch = struct.unpack_from("<d", m, 0)[0]
+        os.truncate(trace_path(path), 0)  # the engine appends; a stray older reading is told by its epoch
         struct.pack_into("<d", m, 0, epoch + 1)
 
 
@@ -56,6 +68,7 @@ def read(path: Path) -> SharingProbe | None:
         return SharingProbe(source=SOURCE, error=raw[_ERROR_AT:].split(b"\0", 1)[0].decode(errors="replace"))
     if applied != asked:
         return None
+    trace, note = read_trace(path, asked)
     return SharingProbe(
         source=SOURCE,
         readings=int(steps),
@@ -65,7 +78,29 @@ def read(path: Path) -> SharingProbe | None:
         peak_physical_blocks=peak,
         logical_blocks_at_peak=at_peak,
         error=None if busy > 0 else "no step held any block",
+        trace=trace,
+        trace_note=note,
     )
+
+
+def read_trace(path: Path, epoch: float) -> tuple[SharingTrace | None, str | None]:
+    """The epoch's readings as columns (seconds from its first reading), or why there are none."""
+    try:
+        raw = trace_path(path).read_bytes()
+    except OSError as e:
+        return None, f"no trace: {e.strerror or e}"
+    usable = len(raw) - len(raw) % _RECORD.size
+    rows = [r for r in _RECORD.iter_unpack(raw[:usable]) if r[0] == epoch]
+    if not rows:
+        return None, "no trace: the engine wrote no reading"
+    if len(rows) > TRACE_LIMIT:
+        return None, f"no trace kept: {len(rows)} readings, over the {TRACE_LIMIT} a result keeps"
+    t0 = rows[0][1]
+    return SharingTrace(
+        t_s=[round(r[1] - t0, 7) for r in rows],
+        logical=[int(r[2]) for r in rows],
+        physical=[int(r[3]) for r in rows],
+    ), None
 
 
 def summary(path: Path) -> SharingProbe:
@@ -118,6 +153,7 @@ class _Probe:
     def open_probe(self, path: str) -> None:
         self._probe_file = open(path, "r+b")  # noqa: SIM115 - kept for the engine's life
         self._probe_map = mmap.mmap(self._probe_file.fileno(), _FILE_SIZE)
+        self._probe_trace = os.open(trace_path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._probe = _Accounts()
 
     def schedule(self, *args, **kwargs):
@@ -148,7 +184,9 @@ class _Probe:
         if asked != probe.epoch:
             probe.reset(now)
             probe.epoch = asked
-        probe.step(now, *block_counts(self))
+        logical, physical = block_counts(self)
+        probe.step(now, logical, physical)
+        os.write(self._probe_trace, _RECORD.pack(probe.epoch, now, logical, physical))
         struct.pack_into("<8d", self._probe_map, 8, *probe.values(), 0.0)
 
 

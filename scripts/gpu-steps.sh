@@ -148,12 +148,18 @@ for group in "$@"; do
     pb 570 run --stack vllm --suite multi-gpu --out "$R" --run-id multi-gpu-vllm-$T
     pb 570 run --stack hf --suite multi-gpu --out "$R" --run-id multi-gpu-hf-$T
     ;;
-  energy)  # a run's energy against nvidia-smi's power.draw, sampled every 100 ms by nvidia-smi itself
-    nvidia-smi --query-gpu=timestamp,power.draw --format=csv,nounits -lms 100 >"$C/smi-power-$T.csv" &
+  energy)  # a run's energy against nvidia-smi's own power readings every 100 ms (scripts/energy_crosscheck.py)
+    TZ=UTC nvidia-smi --query-gpu=timestamp,index,power.draw.instant --format=csv,nounits -lms 100 \
+      >"$C/smi-power-instant-$T.csv" 2>&1 &
+    smi_instant=$!
+    TZ=UTC nvidia-smi --query-gpu=timestamp,index,power.draw --format=csv,nounits -lms 100 >"$C/smi-power-$T.csv" &
     smi=$!
     pb 300 run --stack vllm --suite default --scenario vllm-sustained --out "$R" --run-id "energy-vllm-$T"
     pb 300 run --stack hf --suite default --scenario hf-padded-b128 --out "$R" --run-id "energy-hf-$T"
-    kill "$smi"
+    kill "$smi" "$smi_instant" 2>/dev/null
+    for f in "$C/smi-power-instant-$T.csv" "$C/smi-power-$T.csv"; do
+      python3 scripts/energy_crosscheck.py "$f" "$R/energy-vllm-$T" "$R/energy-hf-$T" >"${f%.csv}-check.txt" 2>&1
+    done
     ;;
   overhead)  # the sampler on and off, interleaved, 3 times each
     for i in 1 2 3; do

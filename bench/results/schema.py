@@ -124,6 +124,7 @@ class Memory(_Model):
     device: str  # "cuda:0" | "cpu"
     source: str  # how memory was read, e.g. "nvml device-wide + per-process" or "host RSS (no NVIDIA device)"
     sample_interval_ms: float
+    t0_unix: float | None = None  # the wall clock (Unix seconds) when t_s was 0, to line phases up with other tools
     device_total_mib: float | None = None
     device_used_before_mib: float | None = None  # at sampler start, before the model loaded
     peak_device_used_mib: float | None = None

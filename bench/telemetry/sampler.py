@@ -62,6 +62,7 @@ class Sampler:
         self._monitor: subprocess.Popen | None = None
         self._monitor_file: Path | None = None
         self._t0 = 0.0
+        self._t0_unix: float | None = None
         self._started = False
         self.used_before_mib: float | None = None
 
@@ -76,6 +77,7 @@ class Sampler:
 
     def start(self) -> None:
         self._t0 = time.monotonic()
+        self._t0_unix = time.time()
         self._started = True
         if self.gpu.available:
             self.used_before_mib = self.gpu.read().used_mib
@@ -242,6 +244,7 @@ class Sampler:
             device=device,
             source=source,
             sample_interval_ms=self.interval_s * 1000.0,
+            t0_unix=self._t0_unix,
             device_total_mib=info.get("memory_total_mib"),
             device_used_before_mib=self.used_before_mib,
             peak_device_used_mib=self.peak("device_used_mib"),

@@ -1,7 +1,9 @@
 """What the sharing tests (n samples, beams) share: one run of a suite on each installed stack, and the
 report's Sharing table with the KV tokens its outputs would need apart."""
 
+import tempfile
 import textwrap
+from pathlib import Path
 
 from bench.results import load_result
 from tests.conftest import has, run_cli
@@ -11,9 +13,12 @@ def run_stacks(root, suite_text: str):
     """The suite run on HF, and on vLLM where it is installed; results under root/<stack>/."""
     suite = root / "suite.yaml"
     suite.write_text(textwrap.dedent(suite_text))
+    probes = lambda: set(Path(tempfile.gettempdir()).glob("pagedbench-kvprobe-*"))  # noqa: E731
+    before = probes()
     for stack in ["hf"] + (["vllm"] if has("vllm") else []):
         r = run_cli("run", "--stack", stack, "--suite", suite, "--out", root, "--run-id", stack)
         assert r.returncode == 0, r.stderr[-3000:]
+    assert probes() <= before, "the sharing probe's files were left behind"
     return root
 
 

@@ -8,7 +8,7 @@ worked out again: each reading's state holds until the next one, time where no b
 out, saved = 1 - (time integral of physical blocks) / (time integral of logical blocks), and at the busiest
 moment (most physical blocks; the most logical among equals) 1 - physical / logical. One line per run
 with the result's figures beside the recomputed ones; exit 1 where they differ by more than 0.05
-percentage points (the trace's times are kept to 0.1 µs), 2 where no result had a trace.
+percentage points (the trace keeps times to the nanosecond), 2 where no result had a trace.
 """
 
 from __future__ import annotations

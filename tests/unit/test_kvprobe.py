@@ -3,6 +3,7 @@ pools and schedulers: logical blocks are block-table entries, physical the pool'
 weighted by the time each state held, idle time left out."""
 
 import json
+import time
 
 import pytest
 
@@ -119,6 +120,7 @@ def test_every_reading_is_kept_and_the_figures_follow_from_the_readings_alone(tm
     for tables in ({"a": [1, 2], "b": [1, 3]}, {"a": [1, 2], "b": [1, 2], "c": [1, 2, 4]}, {}, {"d": [5]}, {}):
         probe.kv_cache_manager = _Scheduler(tables).kv_cache_manager
         probe._probe_step(probe._probe)
+        time.sleep(0.002)  # an engine step's order of time
     r = kvprobe.read(path)
     assert r.trace is not None and r.trace_note is None and r.readings == 5
     assert (r.trace.logical, r.trace.physical) == ([4, 7, 0, 1, 0], [3, 3, 0, 1, 0])

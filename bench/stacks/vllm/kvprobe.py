@@ -97,7 +97,7 @@ def read_trace(path: Path, epoch: float) -> tuple[SharingTrace | None, str | Non
         return None, f"no trace kept: {len(rows)} readings, over the {TRACE_LIMIT} a result keeps"
     t0 = rows[0][1]
     return SharingTrace(
-        t_s=[round(r[1] - t0, 7) for r in rows],
+        t_s=[round(r[1] - t0, 9) for r in rows],
         logical=[int(r[2]) for r in rows],
         physical=[int(r[3]) for r in rows],
     ), None

@@ -14,7 +14,10 @@ same seed), and with the same request fields: whatever PagedBench puts in a requ
 vllm bench serve sends by itself (greedy sampling, token ids in every chunk) is given to it as
 `--temperature` and `--extra-body`. The server is first warmed up with every request at once (its largest
 shapes), and each rate is sent `--repeats` times per client in alternating order (ours first, then theirs
-first), so that neither client always meets the server a load later. The output is JSON
+first), so that neither client always meets the server a load later. Around every run the server's own
+metrics are read (`/metrics`: its TTFT, per-request TPOT and E2E histograms, from when it received each
+request to when it emitted the token), and their means over that run's requests stand beside both clients'
+as a third view that no client's own overhead is in. The output is JSON
 (`"kind": "serve-crosscheck"`, no NaN or Infinity): `pagedbench collect` names it, it is no result.
 """
 
@@ -35,7 +38,7 @@ from bench.results.store import write_atomic  # noqa: E402
 from bench.serving.cli import pick_scenario  # noqa: E402
 from bench.serving.client import run_load  # noqa: E402
 from bench.serving.metrics import summarize  # noqa: E402
-from bench.serving.run import server_inputs, warm_up  # noqa: E402
+from bench.serving.run import parse_metrics, server_inputs, warm_up  # noqa: E402
 from bench.serving.schedule import Load  # noqa: E402
 from bench.serving.server import serve  # noqa: E402
 from bench.stacks import load_server  # noqa: E402
@@ -52,6 +55,48 @@ PAIRS = {
     "mean TPOT, ms": ("tpot_mean_ms", "mean_tpot_ms"),
     "mean E2E, ms": ("e2e_mean_ms", "mean_e2el_ms"),
 }
+# The server's own view (vLLM's Prometheus histograms, seconds): figure -> metric. Means over a run are
+# differences of their sums over differences of their counts.
+SERVER_HISTOGRAMS = {
+    "mean TTFT, ms": "vllm:time_to_first_token_seconds",
+    "mean TPOT, ms": "vllm:request_time_per_output_token_seconds",
+    "mean E2E, ms": "vllm:e2e_request_latency_seconds",
+}
+
+
+def server_counters(url: str) -> dict[str, float]:
+    """The sums and counts of the server's latency histograms now; empty where its page cannot be read."""
+    import urllib.request
+
+    names = {f"{m}_{part}": f"{m}_{part}" for m in SERVER_HISTOGRAMS.values() for part in ("sum", "count")}
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+            return parse_metrics(r.read().decode(errors="replace"), names)
+    except OSError:
+        return {}
+
+
+def server_means(before: dict[str, float], after: dict[str, float]) -> dict:
+    """Each figure's mean over the requests the server finished between two readings, in ms, with how
+    many requests that was; None where the server does not keep the histogram."""
+    out: dict = {}
+    for figure, metric in SERVER_HISTOGRAMS.items():
+        keys = (f"{metric}_sum", f"{metric}_count")
+        if not all(k in before and k in after for k in keys):
+            out[figure] = None
+            continue
+        count = after[keys[1]] - before[keys[1]]
+        out[figure] = 1000 * (after[keys[0]] - before[keys[0]]) / count if count > 0 else None
+        out["requests"] = count
+    return out
+
+
+def observed(run, url: str) -> dict:
+    """A client's figures from `run()`, with the server's own means over the same requests."""
+    before = server_counters(url)
+    figures = run()
+    figures["server"] = server_means(before, server_counters(url))
+    return figures
 
 
 def ours(url, kind, requests, rate, seed) -> dict:
@@ -166,24 +211,36 @@ def _mean(values):
 
 def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int, fields: dict) -> dict:
     mine_runs, vllm_runs = [], []
+    mine_run = lambda: ours(url, kind, requests, rate, seed)  # noqa: E731
+    vllm_run = lambda: theirs(url, model_dir, requests, rate, seed, fields)  # noqa: E731
     for k in range(repeats):
         if k % 2 == 0:
-            mine_runs.append(ours(url, kind, requests, rate, seed))
-            vllm_runs.append(theirs(url, model_dir, requests, rate, seed, fields))
+            mine_runs.append(observed(mine_run, url))
+            vllm_runs.append(observed(vllm_run, url))
         else:
-            vllm_runs.append(theirs(url, model_dir, requests, rate, seed, fields))
-            mine_runs.append(ours(url, kind, requests, rate, seed))
+            vllm_runs.append(observed(vllm_run, url))
+            mine_runs.append(observed(mine_run, url))
     mine, vllm = mine_runs[0], vllm_runs[0]
     rows = []
+    print(f"  {'':28} {'PagedBench':>12} {'vllm bench':>12} {'':>9}   the server's own, under each", flush=True)
     for name, (key, theirs_key) in PAIRS.items():
         x, y = _mean([m[key] for m in mine_runs]), _mean([v.get(theirs_key) for v in vllm_runs])
         gap = (x - y) / y if x is not None and y else None
-        rows.append({"figure": name, "pagedbench": x, "vllm_bench_serve": y, "difference": gap,
-                     "pagedbench_runs": [m[key] for m in mine_runs],
-                     "vllm_bench_serve_runs": [v.get(theirs_key) for v in vllm_runs]})  # fmt: skip
+        row = {"figure": name, "pagedbench": x, "vllm_bench_serve": y, "difference": gap,
+               "pagedbench_runs": [m[key] for m in mine_runs],
+               "vllm_bench_serve_runs": [v.get(theirs_key) for v in vllm_runs]}  # fmt: skip
+        server = ""
+        if name in SERVER_HISTOGRAMS:
+            row["server_under_pagedbench"] = _mean([m["server"].get(name) for m in mine_runs])
+            row["server_under_vllm_bench_serve"] = _mean([v["server"].get(name) for v in vllm_runs])
+            server = "   " + " / ".join(
+                f"{v:,.2f}" if v is not None else "—"
+                for v in (row["server_under_pagedbench"], row["server_under_vllm_bench_serve"])
+            )
+        rows.append(row)
         shown = f"{gap:+.1%}" if gap is not None else "—"
         print(f"  {name:28} {x if x is not None else float('nan'):12,.2f} "
-              f"{y if y is not None else float('nan'):12,.2f} {shown:>9}", flush=True)  # fmt: skip
+              f"{y if y is not None else float('nan'):12,.2f} {shown:>9}{server}", flush=True)  # fmt: skip
     gaps = [abs(r["difference"]) for r in rows if r["difference"] is not None]
     return {
         "rate": "inf" if math.isinf(rate) else rate,

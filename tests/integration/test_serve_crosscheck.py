@@ -59,6 +59,14 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
         for row in figures.values():
             assert row["vllm_bench_serve"] is not None
             assert (row["pagedbench"] is None) if bound and "throughput" not in row["figure"] else row["pagedbench"] > 0
+        # The server's own view of the same requests: every one counted, and inside what either client saw
+        # (a client's TTFT and E2E hold the server's and the way there and back).
+        for run in [*runs, load["vllm_bench_serve"], *load["vllm_bench_serve_repeats"]]:
+            assert run["server"]["requests"] == 16 and run["server"]["mean TTFT, ms"] > 0
+        for name in ("mean TTFT, ms", "mean E2E, ms"):
+            row = figures[name]
+            assert 0 < row["server_under_vllm_bench_serve"] <= row["vllm_bench_serve"]
+            assert bound or 0 < row["server_under_pagedbench"] <= row["pagedbench"]
     from bench.report.gather import collect
 
     (tmp_path / "run").mkdir()

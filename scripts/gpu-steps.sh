@@ -7,6 +7,7 @@
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
 #           sharing-hf sharing-hf-samples sharing-hf-beams sharing-vllm serving-hf serving-vllm serve-crosscheck
+#           serve-crosscheck-stub
 #           bench-client multi-gpu energy
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
@@ -139,6 +140,10 @@ for group in "$@"; do
   serve-crosscheck)  # needs pandas (vllm bench serve's custom data) in the site
     limited 540 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve \
       --rates inf,0.5x,0.9x --requests 1024 --repeats 2 --out "$C/serve-crosscheck-$T.json"
+    ;;
+  serve-crosscheck-stub)  # both clients against the instant stub at the rates vLLM served: what each adds
+    limited 300 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve --stub --itl-ms 2 \
+      --rates 85,155 --requests 1024 --repeats 2 --out "$C/serve-crosscheck-stub-$T.json"
     ;;
   bench-client)  # the load generator's own capacity against an instant stub, on this host's CPUs
     pb 200 bench-client --out "$C/bench-client-$T.json"

@@ -17,13 +17,17 @@ shapes), and each rate is sent `--repeats` times per client in alternating order
 first), so that neither client always meets the server a load later. Around every run the server's own
 metrics are read (`/metrics`: its TTFT, per-request TPOT and E2E histograms, from when it received each
 request to when it emitted the token), and their means over that run's requests stand beside both clients'
-as a third view that no client's own overhead is in. The output is JSON
+as a third view that no client's own overhead is in. With `--stub` the server is PagedBench's instant stub
+(`bench.serving.stub`, streaming one token every `--itl-ms`) instead of vLLM: both clients then meet a
+server whose own times are known to the microsecond, so what each client adds to TTFT and E2E is measured
+apart from any engine. The output is JSON
 (`"kind": "serve-crosscheck"`, no NaN or Infinity): `pagedbench collect` names it, it is no result.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import numbers
@@ -64,6 +68,41 @@ SERVER_HISTOGRAMS = {
 }
 
 
+class VllmView:
+    """The vLLM server's own latency means over a run: its histograms' sums and counts before and after."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def start(self) -> None:
+        self.before = server_counters(self.url)
+
+    def means(self) -> dict:
+        return server_means(self.before, server_counters(self.url))
+
+
+class StubView:
+    """The stub's own times over a run (received, first and last chunk written, per request): mean TTFT and
+    E2E as it saw them; it keeps no per-request TPOT."""
+
+    def __init__(self, stub) -> None:
+        self.stub = stub
+
+    def start(self) -> None:
+        self.stub.timings()  # drops what came before
+
+    def means(self) -> dict:
+        own = self.stub.timings()
+        if not own:
+            return {figure: None for figure in SERVER_HISTOGRAMS}
+        return {
+            "mean TTFT, ms": 1000 * sum(first - received for received, first, _ in own) / len(own),
+            "mean TPOT, ms": None,
+            "mean E2E, ms": 1000 * sum(last - received for received, _, last in own) / len(own),
+            "requests": len(own),
+        }
+
+
 def server_counters(url: str) -> dict[str, float]:
     """The sums and counts of the server's latency histograms now; empty where its page cannot be read."""
     import urllib.request
@@ -91,11 +130,11 @@ def server_means(before: dict[str, float], after: dict[str, float]) -> dict:
     return out
 
 
-def observed(run, url: str) -> dict:
+def observed(run, view) -> dict:
     """A client's figures from `run()`, with the server's own means over the same requests."""
-    before = server_counters(url)
+    view.start()
     figures = run()
-    figures["server"] = server_means(before, server_counters(url))
+    figures["server"] = view.means()
     return figures
 
 
@@ -209,17 +248,17 @@ def _mean(values):
     return None if not values or None in values else sum(values) / len(values)
 
 
-def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int, fields: dict) -> dict:
+def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int, fields: dict, view) -> dict:
     mine_runs, vllm_runs = [], []
     mine_run = lambda: ours(url, kind, requests, rate, seed)  # noqa: E731
     vllm_run = lambda: theirs(url, model_dir, requests, rate, seed, fields)  # noqa: E731
     for k in range(repeats):
         if k % 2 == 0:
-            mine_runs.append(observed(mine_run, url))
-            vllm_runs.append(observed(vllm_run, url))
+            mine_runs.append(observed(mine_run, view))
+            vllm_runs.append(observed(vllm_run, view))
         else:
-            vllm_runs.append(observed(vllm_run, url))
-            mine_runs.append(observed(mine_run, url))
+            vllm_runs.append(observed(vllm_run, view))
+            mine_runs.append(observed(mine_run, view))
     mine, vllm = mine_runs[0], vllm_runs[0]
     rows = []
     print(f"  {'':28} {'PagedBench':>12} {'vllm bench':>12} {'':>9}   the server's own, under each", flush=True)
@@ -266,7 +305,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=8100)
     p.add_argument("--out", type=Path, required=True, help="the comparison, as JSON")
+    p.add_argument("--stub", action="store_true", help="against PagedBench's instant stub server, not vLLM")
+    p.add_argument("--itl-ms", type=float, default=2.0, help="with --stub: its gap between tokens (default 2)")
     a = p.parse_args(argv)
+    if not 0 <= a.itl_ms <= 1000 or not math.isfinite(a.itl_ms):
+        raise UserError(f"--itl-ms {a.itl_ms}: give 0 to 1,000")
     rates = parse_rates(a.rates or a.rate or "inf")
     if a.requests is not None and not 1 <= a.requests <= 100_000:
         raise UserError(f"--requests {a.requests}: give 1 to 100,000")
@@ -281,6 +324,7 @@ def main(argv=None) -> int:
     kind = load_server("vllm")
     fields = same_request_fields(kind, requests)
     comparison = {"kind": KIND, "schema_version": 1, "suite": suite.name, "scenario": s.name}
+    comparison["server"] = f"PagedBench's stub, a token every {a.itl_ms:g} ms" if a.stub else "vllm serve"
     comparison |= {"requests": len(requests), "repeats": a.repeats, "target": TARGET}
     # What each client was told to put in its requests besides the prompt and length.
     comparison["request_fields"] = {"vllm_bench_serve": fields, "pagedbench": sorted(kind.body("model", requests[0]))}
@@ -289,9 +333,17 @@ def main(argv=None) -> int:
     def save() -> None:
         write_atomic(a.out, json.dumps(finite(comparison), indent=1, allow_nan=False), replace=True)
 
-    with serve(kind, model_dir, a.port, a.out.with_suffix(".server.log"), settings) as server:
-        warm_up(server.url, kind, requests)
-        run_load(server.url, kind, "model", requests, Load("concurrency", concurrency=len(requests)))  # largest shapes
+    with contextlib.ExitStack() as servers:
+        if a.stub:
+            from bench.serving.capacity import StubServer
+
+            stub = servers.enter_context(StubServer(a.itl_ms))
+            url, view = stub.url, StubView(stub)
+        else:
+            url = servers.enter_context(serve(kind, model_dir, a.port, a.out.with_suffix(".server.log"), settings)).url
+            view = VllmView(url)
+        warm_up(url, kind, requests)
+        run_load(url, kind, "model", requests, Load("concurrency", concurrency=len(requests)))  # largest shapes
         saturation = None
         for text in rates:
             if text == "inf":
@@ -300,7 +352,7 @@ def main(argv=None) -> int:
                 rate = float(text[:-1]) * saturation if text.endswith("x") else float(text)
             print(f"{'all at once' if math.isinf(rate) else f'{rate:,.1f} req/s'} ({text}), "
                   f"{len(requests)} requests:", flush=True)  # fmt: skip
-            entry = compare_rate(server.url, kind, model_dir, requests, rate, a.seed, a.repeats, fields)
+            entry = compare_rate(url, kind, model_dir, requests, rate, a.seed, a.repeats, fields, view)
             entry["asked"] = text
             if math.isinf(rate):
                 saturation = entry["vllm_bench_serve"].get("request_throughput")

@@ -36,7 +36,9 @@ def default_stub_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 1) // 4))
 
 
-class _Stub:
+class StubServer:
+    """The instant stub in `workers` processes of its own on a free port, keeping its own times."""
+
     def __init__(self, itl_ms: float, workers: int = 1) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -104,7 +106,7 @@ def _added(records, own: list[list[float]], n: int) -> dict[str, float | None]:
     return added
 
 
-def measure(stub: _Stub, requests, load) -> dict:
+def measure(stub: StubServer, requests, load) -> dict:
     """One load against the stub: the client's figures, its health and what it added to the stub's times."""
     from bench.serving.client import run_load
     from bench.serving.metrics import summarize
@@ -159,7 +161,7 @@ def bench_client(requests, tokens, rates, itl_ms, stub_workers, out):
     loads += [(Load("poisson", rate=r, seed=0), itl_ms, 1) for r in (rates or (200.0,))]
     figures = []
     for load, gap, workers in loads:
-        with _Stub(gap, workers) as stub:
+        with StubServer(gap, workers) as stub:
             measure(stub, batch[:4], Load("concurrency", concurrency=4))  # warm: connections, imports
             f = measure(stub, batch, load) | {"stub_itl_ms": gap, "stub_processes": workers}
             # Not client-bound: the rate read is a lower bound on what the client sustains (the stub or

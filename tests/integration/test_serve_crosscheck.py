@@ -91,7 +91,7 @@ def test_both_clients_send_the_server_the_same_request_bodies(tmp_path):
     import json
     import urllib.request
 
-    from bench.serving.capacity import _Stub
+    from bench.serving.capacity import StubServer
     from bench.serving.cli import pick_scenario
     from bench.serving.run import server_inputs
     from bench.stacks import load_server
@@ -108,7 +108,7 @@ def test_both_clients_send_the_server_the_same_request_bodies(tmp_path):
     kind = load_server("vllm")
     fields = xc.same_request_fields(kind, requests)
     assert fields == {"temperature": 0.0, "extra_body": {"return_token_ids": True}}
-    with _Stub(0.0) as stub:
+    with StubServer(0.0) as stub:
         xc.theirs(stub.url, model_dir, requests, float("inf"), 0, fields)
         with urllib.request.urlopen(f"{stub.url}/bodies", timeout=10) as r:
             sent_by_vllm = {b["prompt"]: b for b in json.loads(r.read())}  # its first test request too
@@ -133,3 +133,51 @@ def test_a_request_field_that_varies_by_request_is_refused():
     forced = ServerKind(name="x", command=lambda *a: [], body=lambda m, r: {"temperature": 0.7}, chunk_tokens=len)
     with pytest.raises(UserError, match="needs ignore_eos"):
         xc.same_request_fields(forced, requests)
+
+
+def test_against_the_stub_both_clients_are_timed_against_the_servers_own_clock(tmp_path):
+    """With --stub, the server is the instant stub: its own first-chunk and last-chunk times stand beside
+    both clients' TTFT and E2E, inside what either client saw, for every request of every run."""
+    import subprocess
+
+    suite = tmp_path / "xc.yaml"
+    suite.write_text(
+        textwrap.dedent("""
+        name: xc
+        model: synthetic:tiny-llama
+        workloads:
+          w: {requests: 40, seed: 2, prompt_len: {dist: uniform, min: 20, max: 60}, output_len: 16}
+        scenarios:
+          - {name: v, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256}
+    """)
+    )
+    out = tmp_path / "xc.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", str(suite), "--scenario", "v",
+         "--stub", "--itl-ms", "1", "--rates", "20", "--repeats", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    c = json.loads(out.read_text())
+    assert c["server"] == "PagedBench's stub, a token every 1 ms"
+    (load,) = c["loads"]
+    mine = [load["pagedbench"], *load["pagedbench_repeats"]]
+    for run in [*mine, load["vllm_bench_serve"], *load["vllm_bench_serve_repeats"]]:
+        assert run["server"]["requests"] == 40 and run["server"]["mean TPOT, ms"] is None
+        assert 0 < run["server"]["mean TTFT, ms"] < run["server"]["mean E2E, ms"]
+    figures = {row["figure"]: row for row in load["rows"]}
+    assert 0 < figures["mean TTFT, ms"]["server_under_vllm_bench_serve"] <= figures["mean TTFT, ms"]["vllm_bench_serve"]
+    bound = any(run["client"]["bound"] for run in mine)
+    assert bound or 0 < figures["mean E2E, ms"]["server_under_pagedbench"] <= figures["mean E2E, ms"]["pagedbench"]
+
+
+@pytest.mark.parametrize("bad", [["--itl-ms", "-1"], ["--itl-ms", "nan"], ["--rates", "0"]])
+def test_bad_cross_check_arguments_are_one_line_and_exit_2(bad, tmp_path):
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", "serving", "--scenario",
+         "vllm-serve", "--stub", "--out", str(tmp_path / "x.json"), *bad],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("Error: "), r.stderr

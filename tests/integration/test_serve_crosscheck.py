@@ -16,28 +16,34 @@ pytestmark = [
 ]
 
 
-def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_path):
+def _crosscheck(tmp_path, requests: int, output_len: int, *args: str):
+    """scripts/serve_crosscheck.py on a tiny workload of its own (two runs per client), its JSON's path."""
     import subprocess
 
     suite = tmp_path / "xc.yaml"
     suite.write_text(
-        textwrap.dedent("""
+        textwrap.dedent(f"""
         name: xc
         model: synthetic:tiny-llama
         workloads:
-          w: {requests: 24, seed: 2, prompt_len: {dist: uniform, min: 20, max: 60}, output_len: 12}
+          w: {{requests: {requests}, seed: 2, output_len: {output_len},
+              prompt_len: {{dist: uniform, min: 20, max: 60}}}}
         scenarios:
-          - {name: v, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256}
+          - {{name: v, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256}}
     """)
     )
-    port = free_port()
     out = tmp_path / "xc.json"
     r = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", str(suite), "--scenario", "v",
-         "--rates", "inf,0.5x", "--requests", "16", "--repeats", "2", "--port", str(port), "--out", str(out)],
+         "--repeats", "2", "--out", str(out), *args],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_path):
+    out = _crosscheck(tmp_path, 24, 12, "--rates", "inf,0.5x", "--requests", "16", "--port", str(free_port()))
     text = out.read_text()
     assert "Infinity" not in text and "NaN" not in text  # JSON as JSON has it
     c = json.loads(text)
@@ -138,26 +144,7 @@ def test_a_request_field_that_varies_by_request_is_refused():
 def test_against_the_stub_both_clients_are_timed_against_the_servers_own_clock(tmp_path):
     """With --stub, the server is the instant stub: its own first-chunk and last-chunk times stand beside
     both clients' TTFT and E2E, inside what either client saw, for every request of every run."""
-    import subprocess
-
-    suite = tmp_path / "xc.yaml"
-    suite.write_text(
-        textwrap.dedent("""
-        name: xc
-        model: synthetic:tiny-llama
-        workloads:
-          w: {requests: 40, seed: 2, prompt_len: {dist: uniform, min: 20, max: 60}, output_len: 16}
-        scenarios:
-          - {name: v, stack: vllm, workload: w, enforce_eager: true, kv_cache_space_gib: 1, max_model_len: 256}
-    """)
-    )
-    out = tmp_path / "xc.json"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", str(suite), "--scenario", "v",
-         "--stub", "--itl-ms", "1", "--rates", "20", "--repeats", "2", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
+    out = _crosscheck(tmp_path, 40, 16, "--stub", "--itl-ms", "1", "--rates", "20")
     c = json.loads(out.read_text())
     assert c["server"] == "PagedBench's stub, a token every 1 ms"
     (load,) = c["loads"]

@@ -68,12 +68,28 @@ def _md_table(t: Table) -> list[str]:
     return out + [""]
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def sources(c: Collection) -> str:
+    """What the files were: each kind that occurs, with how many, and how many had problems."""
+    kinds = [
+        (len(c.results), "offline result", "offline results"),
+        (len(c.serving), "serving result", "serving results"),
+        (len(c.crosschecks), "fidelity cross-check", "fidelity cross-checks"),
+        (len(c.notes), "file that is no result (named below)", "files that are no result (named below)"),
+    ]
+    found = [_count(n, one, many) for n, one, many in kinds if n]
+    problems = f"{len(c.problems):,} with problems" if c.problems else "none with problems"
+    return ", ".join(found or ["nothing readable"]) + "; " + problems
+
+
 def markdown(c: Collection, baseline: str) -> str:
     out = [
         "# PagedBench report",
         "",
-        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files "
-        f"({len(c.results)} read, {len(c.problems)} with problems).",
+        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files: {sources(c)}.",
         "",
         f"## {headline_title()}",
         "",
@@ -212,7 +228,8 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>PagedBench report</title>"
         f"<style>{CSS}</style></head><body><h1>PagedBench report</h1>",
-        f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files.</p>",
+        f"<p>Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from {c.files} result files: "
+        f"{html.escape(sources(c))}.</p>",
     ]
     lines, tables = headline(c)
     parts.append(

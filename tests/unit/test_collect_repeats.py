@@ -101,3 +101,14 @@ def test_crosschecks_are_read_into_a_fidelity_table(tmp_path):
 )
 def test_crosscheck_verdict_weighs_the_noise(diffs, expected):
     assert verdict(Stat.of(diffs)) == expected
+
+
+def test_the_report_says_what_its_files_were(tmp_path):
+    repeated(tmp_path, [2.0, 2.02])
+    (tmp_path / "xc.json").write_text(json.dumps({"kind": "serve-crosscheck", "loads": []}))
+    (tmp_path / "broken.json").write_text("{")
+    c = collect(tmp_path)
+    line = markdown(c, "hf:padded").splitlines()[2]
+    assert line.endswith(
+        f"from {c.files} result files: 2 offline results, 1 file that is no result (named below); 1 with problems."
+    )

@@ -248,6 +248,20 @@ def _mean(values):
     return None if not values or None in values else sum(values) / len(values)
 
 
+def verdict(gap: float | None, mine: list, theirs: list) -> str:
+    """Whether the two clients agree on a figure: within the target; apart, where every run of one lies
+    beyond every run of the other; or not told apart, where their runs interleave (a load the server
+    answers differently from run to run: more repeats would tell)."""
+    if gap is None:
+        return "not measured"
+    if abs(gap) <= TARGET:
+        return f"within ±{TARGET:.0%}"
+    if len(mine) > 1 and len(theirs) > 1 and None not in mine + theirs:
+        if not (max(mine) < min(theirs) or min(mine) > max(theirs)):
+            return "not told apart: the two clients' runs interleave"
+    return "differs"
+
+
 def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int, fields: dict, view) -> dict:
     mine_runs, vllm_runs = [], []
     mine_run = lambda: ours(url, kind, requests, rate, seed)  # noqa: E731
@@ -268,6 +282,7 @@ def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats
         row = {"figure": name, "pagedbench": x, "vllm_bench_serve": y, "difference": gap,
                "pagedbench_runs": [m[key] for m in mine_runs],
                "vllm_bench_serve_runs": [v.get(theirs_key) for v in vllm_runs]}  # fmt: skip
+        row["verdict"] = verdict(gap, row["pagedbench_runs"], row["vllm_bench_serve_runs"])
         server = ""
         if name in SERVER_HISTOGRAMS:
             row["server_under_pagedbench"] = _mean([m["server"].get(name) for m in mine_runs])
@@ -280,6 +295,7 @@ def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats
         shown = f"{gap:+.1%}" if gap is not None else "—"
         print(f"  {name:28} {x if x is not None else float('nan'):12,.2f} "
               f"{y if y is not None else float('nan'):12,.2f} {shown:>9}{server}", flush=True)  # fmt: skip
+        print(f"  {'':28} {row['verdict']}", flush=True)
     gaps = [abs(r["difference"]) for r in rows if r["difference"] is not None]
     return {
         "rate": "inf" if math.isinf(rate) else rate,

@@ -64,6 +64,7 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
         bound = any(run["client"]["bound"] for run in runs)  # a figure stands only where every repeat measured it
         for row in figures.values():
             assert row["vllm_bench_serve"] is not None
+            assert row["verdict"] in ("within ±3%", "differs", "not measured") or row["verdict"].startswith("not told")
             assert (row["pagedbench"] is None) if bound and "throughput" not in row["figure"] else row["pagedbench"] > 0
         # The server's own view of the same requests: every one counted, and inside what either client saw
         # (a client's TTFT and E2E hold the server's and the way there and back).

@@ -142,7 +142,7 @@ for group in "$@"; do
     ;;
   serve-crosscheck)  # needs pandas (vllm bench serve's custom data) in the site
     limited 540 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve \
-      --rates inf,0.5x,0.9x --requests 1024 --repeats 2 --out "$C/serve-crosscheck-$T.json"
+      --rates inf,0.5x,0.9x --requests 1024 --repeats 4 --out "$C/serve-crosscheck-$T.json"
     ;;
   serve-crosscheck-stub)  # both clients against the instant stub at the rates vLLM served: what each adds
     limited 300 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve --stub --itl-ms 2 \

@@ -21,7 +21,8 @@ as a third view that no client's own overhead is in. With `--stub` the server is
 (`bench.serving.stub`, streaming one token every `--itl-ms`) instead of vLLM: both clients then meet a
 server whose own times are known to the microsecond, so what each client adds to TTFT and E2E is measured
 apart from any engine. The output is JSON
-(`"kind": "serve-crosscheck"`, no NaN or Infinity): `pagedbench collect` names it, it is no result.
+(`"kind": "serve-crosscheck"`, no NaN or Infinity, `bench.results.serve_crosscheck.ServeCrosscheck`):
+`pagedbench collect` shows it in the report's "Serving client against vllm bench serve" table.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.errors import UserError  # noqa: E402
+from bench.results.serve_crosscheck import SERVE_CROSSCHECK_KIND, TARGET, ServeCrosscheck, verdict  # noqa: E402
 from bench.results.store import write_atomic  # noqa: E402
 from bench.serving.cli import pick_scenario  # noqa: E402
 from bench.serving.client import run_load  # noqa: E402
@@ -48,8 +50,6 @@ from bench.serving.server import serve  # noqa: E402
 from bench.stacks import load_server  # noqa: E402
 from bench.suite import load_suite  # noqa: E402
 
-KIND = "serve-crosscheck"
-TARGET = 0.03  # the two clients should agree within this on every figure
 # (PagedBench's figure, vllm bench serve's key): the same definitions.
 PAIRS = {
     "request throughput, req/s": ("achieved_rps", "request_throughput"),
@@ -248,20 +248,6 @@ def _mean(values):
     return None if not values or None in values else sum(values) / len(values)
 
 
-def verdict(gap: float | None, mine: list, theirs: list) -> str:
-    """Whether the two clients agree on a figure: within the target; apart, where every run of one lies
-    beyond every run of the other; or not told apart, where their runs interleave (a load the server
-    answers differently from run to run: more repeats would tell)."""
-    if gap is None:
-        return "not measured"
-    if abs(gap) <= TARGET:
-        return f"within ±{TARGET:.0%}"
-    if len(mine) > 1 and len(theirs) > 1 and None not in mine + theirs:
-        if not (max(mine) < min(theirs) or min(mine) > max(theirs)):
-            return "not told apart: the two clients' runs interleave"
-    return "differs"
-
-
 def compare_rate(url, kind, model_dir, requests, rate: float, seed: int, repeats: int, fields: dict, view) -> dict:
     mine_runs, vllm_runs = [], []
     mine_run = lambda: ours(url, kind, requests, rate, seed)  # noqa: E731
@@ -339,7 +325,7 @@ def main(argv=None) -> int:
     model_dir, requests, settings = server_inputs(suite, s, "auto")  # vLLM places itself
     kind = load_server("vllm")
     fields = same_request_fields(kind, requests)
-    comparison = {"kind": KIND, "schema_version": 1, "suite": suite.name, "scenario": s.name}
+    comparison = {"kind": SERVE_CROSSCHECK_KIND, "schema_version": 1, "suite": suite.name, "scenario": s.name}
     comparison["server"] = f"PagedBench's stub, a token every {a.itl_ms:g} ms" if a.stub else "vllm serve"
     comparison |= {"requests": len(requests), "repeats": a.repeats, "target": TARGET}
     # What each client was told to put in its requests besides the prompt and length.
@@ -347,7 +333,9 @@ def main(argv=None) -> int:
     comparison["loads"] = []
 
     def save() -> None:
-        write_atomic(a.out, json.dumps(finite(comparison), indent=1, allow_nan=False), replace=True)
+        checked = finite(comparison)
+        ServeCrosscheck.model_validate(checked)  # what `pagedbench collect` will read it as
+        write_atomic(a.out, json.dumps(checked, indent=1, allow_nan=False), replace=True)
 
     with contextlib.ExitStack() as servers:
         if a.stub:

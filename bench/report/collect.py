@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from bench.results import Result
 from bench.results.crosscheck import CrosscheckResult
 from bench.results.sections import KvBatches, WorkloadSummary
+from bench.results.serve_crosscheck import ServeCrosscheck
 from bench.results.serving import ServingResult
 from bench.stacks import baseline, default_baseline, order
 
@@ -143,6 +144,7 @@ class Collection:
     serving: list[ServingResult] = field(default_factory=list)  # `pagedbench serve` results
     notes: list[tuple[str, str]] = field(default_factory=list)  # (file, what it is): files that are no results
     gpu_hour_price: float | None = None  # the user's price of a GPU-hour: the report then gives costs
+    serve_crosschecks: list[ServeCrosscheck] = field(default_factory=list)  # scripts/serve_crosscheck.py files
 
 
 def groups_of(ok: list[Result]) -> list[Group]:

@@ -1,7 +1,8 @@
 """Read result files into a Collection: groups that may be compared (same workload hash, same model).
 
 Every *.json under the directory (through symbolic links) is one of: an offline result, a serving result
-(`"kind": "serving"`), a cross-check (`"kind": "crosscheck"`), a file the tool's scripts write that is no
+(`"kind": "serving"`), a cross-check (`"kind": "crosscheck"`, or `"serve-crosscheck"` from
+scripts/serve_crosscheck.py), a file the tool's scripts write that is no
 result (named in `notes`), or a problem: corrupt, truncated, unreadable, foreign, other-version, failed and
 fake-runner files are listed with the reason; they never crash the collector and never vanish.
 """
@@ -17,12 +18,12 @@ from bench.report.collect import DEFAULT_BASELINE, Collection, groups_of
 from bench.report.render import csv_rows, markdown
 from bench.results import Result, ResultFileError, scan_results
 from bench.results.crosscheck import CROSSCHECK_KIND, CrosscheckResult
+from bench.results.serve_crosscheck import SERVE_CROSSCHECK_KIND, ServeCrosscheck
 from bench.results.serving import SERVING_KIND, ServingResult
 from bench.results.store import schema_problem
 
 # Files the tool's own scripts write beside results: named as what they are, not read as results.
 NOT_RESULTS = {
-    "serve-crosscheck": "a serving cross-check against vllm bench serve (scripts/serve_crosscheck.py)",
     "client-capacity": "the load generator's capacity against a stub server (pagedbench bench-client)",
     "environment": "the environment a run would record (pagedbench env --json)",
 }
@@ -41,6 +42,7 @@ def collect(root: Path) -> Collection:
     files = 0
     crosschecks: list[CrosscheckResult] = []
     serving: list[ServingResult] = []
+    serve_crosschecks: list[ServeCrosscheck] = []
     notes: list[tuple[str, str]] = []
     for path, item in scan_results(root):
         files += 1
@@ -50,7 +52,11 @@ def collect(root: Path) -> Collection:
             kind = data.get("kind") if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
             if kind is None and isinstance(data, dict) and _ENVIRONMENT_KEYS <= data.keys():
                 kind = "environment"
-            typed = {CROSSCHECK_KIND: (CrosscheckResult, crosschecks), SERVING_KIND: (ServingResult, serving)}
+            typed = {
+                CROSSCHECK_KIND: (CrosscheckResult, crosschecks),
+                SERVING_KIND: (ServingResult, serving),
+                SERVE_CROSSCHECK_KIND: (ServeCrosscheck, serve_crosschecks),
+            }
             if kind in typed:
                 model, into = typed[kind]
                 read, why = _typed(model, data, f"{kind} result")
@@ -86,7 +92,9 @@ def collect(root: Path) -> Collection:
         ok.append(item)
     if files == 0:
         raise UserError(f"no result files (*.json) under {root}")
-    return Collection(groups_of(ok), problems, ok, files, crosschecks, serving, notes)
+    return Collection(
+        groups_of(ok), problems, ok, files, crosschecks, serving, notes, serve_crosschecks=serve_crosschecks
+    )
 
 
 def _typed(model, data: dict, what: str):

@@ -14,7 +14,7 @@ from bench.report.headline import headline
 from bench.report.headline import title as headline_title
 from bench.report.kvdtype import kv_dtype_table
 from bench.report.pergpu import per_gpu_table
-from bench.report.serving import serving_table
+from bench.report.serving import serve_crosscheck_table, serving_table
 from bench.report.sharing import paper_table, sharing_table
 from bench.report.tables import (
     Table,
@@ -78,11 +78,24 @@ def sources(c: Collection) -> str:
         (len(c.results), "offline result", "offline results"),
         (len(c.serving), "serving result", "serving results"),
         (len(c.crosschecks), "fidelity cross-check", "fidelity cross-checks"),
+        (len(c.serve_crosschecks), "serving cross-check", "serving cross-checks"),
         (len(c.notes), "file that is no result (named below)", "files that are no result (named below)"),
     ]
     found = [_count(n, one, many) for n, one, many in kinds if n]
     problems = f"{len(c.problems):,} with problems" if c.problems else "none with problems"
     return ", ".join(found or ["nothing readable"]) + "; " + problems
+
+
+def extra_tables(c: Collection) -> list[Table]:
+    """The Details tables beyond the environment and timing, those the files gave anything for."""
+    tables = (
+        crosscheck_table(c),
+        serve_crosscheck_table(c),
+        serving_table(c),
+        paper_table(c),
+        cost_table(c, c.gpu_hour_price),
+    )
+    return [t for t in tables if t is not None]
 
 
 def markdown(c: Collection, baseline: str) -> str:
@@ -103,9 +116,8 @@ def markdown(c: Collection, baseline: str) -> str:
     timing = time_table(c)
     if timing is not None:
         out += _md_table(timing)
-    for extra in (crosscheck_table(c), serving_table(c), paper_table(c), cost_table(c, c.gpu_hour_price)):
-        if extra is not None:
-            out += _md_table(extra)
+    for extra in extra_tables(c):
+        out += _md_table(extra)
     for g in c.groups:
         out += [f"## {group_title(g)}", "", "**What this shows** (computed from the results below):", ""]
         out += [f"- {s}" for s in summary(g, baseline)] + [""]
@@ -244,8 +256,7 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
     timing = time_table(c)
     if timing is not None:
         parts.append(_html_table(timing))
-    extras = (crosscheck_table(c), serving_table(c), paper_table(c), cost_table(c, c.gpu_hour_price))
-    parts += [_html_table(t) for t in extras if t is not None]
+    parts += [_html_table(t) for t in extra_tables(c)]
     for title, uri in figures.get(SERVING_FIGURES, []):
         parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     for g in c.groups:

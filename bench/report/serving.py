@@ -36,6 +36,56 @@ def peak_memory(data: ServingResult) -> float | None:
     return m.peak_process_used_mib or m.peak_device_used_mib or m.peak_host_rss_mib
 
 
+def serve_crosscheck_table(c: Collection) -> Table | None:
+    """scripts/serve_crosscheck.py files: each load's figures by PagedBench's client and by `vllm bench
+    serve` on one server, their difference and verdict, and the server's own mean where it was read."""
+    if not c.serve_crosschecks:
+        return None
+    rows = []
+    for x in c.serve_crosschecks:
+        for load in x.loads:
+            for row in load.rows:
+                server = [row.server_under_pagedbench, row.server_under_vllm_bench_serve]
+                rows.append(
+                    [
+                        f"{x.server}, {x.scenario}",
+                        load.label,
+                        row.figure,
+                        _runs(row.pagedbench, row.pagedbench_runs),
+                        _runs(row.vllm_bench_serve, row.vllm_bench_serve_runs),
+                        f"{row.difference:+.1%}" if row.difference is not None else "—",
+                        " / ".join(fmt(v, 2) for v in server) if any(v is not None for v in server) else "—",
+                        row.judged(x.target),
+                    ]
+                )
+    return Table(
+        "Serving client against vllm bench serve",
+        [
+            "server, scenario",
+            "load",
+            "figure",
+            "PagedBench (each run)",
+            "vllm bench serve (each run)",
+            "difference",
+            "the server's own, under each",
+            "verdict",
+        ],
+        rows,
+        "One server, the same prompts, lengths and send times, each client's runs alternating "
+        "(scripts/serve_crosscheck.py). Figures are the mean of a client's runs. The server's own: its mean "
+        "over the same requests from its own histograms (vLLM's /metrics; the stub's own clock), where it was "
+        "read. Verdict: within the target; differs, where every run of one client lies beyond every run of "
+        "the other; not told apart, where their runs interleave.",
+    )
+
+
+def _runs(mean: float | None, runs: list[float | None]) -> str:
+    shown = fmt(mean, 2)
+    if len(runs) > 1:
+        shown += " (" + " / ".join(fmt(v, 2) for v in runs) + ")"
+    return shown
+
+
 def serving_table(c: Collection) -> Table | None:
     if not c.serving:
         return None

@@ -319,7 +319,8 @@ def test_compare_never_passes_when_a_baseline_scenario_was_not_compared(tmp_path
         (cand / "x.json").write_text(json.dumps({"kind": "crosscheck", "repeats": "none"}))
         lost = True  # an unreadable cross-check is a problem the gate cannot rule out
     elif extra == "serve-crosscheck":
-        (cand / "x.json").write_text(json.dumps({"kind": "serve-crosscheck", "loads": []}))
+        xc = {"kind": "serve-crosscheck", "schema_version": 1, "suite": "s", "scenario": "v", "requests": 1}
+        (cand / "x.json").write_text(json.dumps(xc))
     elif extra == "foreign":
         (cand / "x.json").write_text("{}")
         lost = True

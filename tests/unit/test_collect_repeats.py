@@ -105,7 +105,7 @@ def test_crosscheck_verdict_weighs_the_noise(diffs, expected):
 
 def test_the_report_says_what_its_files_were(tmp_path):
     repeated(tmp_path, [2.0, 2.02])
-    (tmp_path / "xc.json").write_text(json.dumps({"kind": "serve-crosscheck", "loads": []}))
+    (tmp_path / "client.json").write_text(json.dumps({"kind": "client-capacity", "loads": []}))
     (tmp_path / "broken.json").write_text("{")
     c = collect(tmp_path)
     line = markdown(c, "hf:padded").splitlines()[2]

@@ -156,3 +156,18 @@ def test_the_recompute_script_flags_a_result_whose_figures_do_not_follow_from_it
     empty = tmp_path / "empty"
     empty.mkdir()
     assert module.main([str(empty)]) == 2
+
+
+def test_a_run_longer_than_the_file_holds_keeps_its_figures_and_says_why_it_has_no_trace(tmp_path, monkeypatch):
+    monkeypatch.setattr(kvprobe, "TRACE_LIMIT", 2)
+    path = tmp_path / "probe"
+    kvprobe.create(path)
+    kvprobe.arm(path)
+    probe = kvprobe._Probe.__new__(kvprobe._Probe)
+    probe.open_probe(str(path))
+    probe.kv_cache_manager = _Scheduler({"a": [1, 2], "b": [1, 3]}).kv_cache_manager
+    for _ in range(3):
+        probe._probe_step(probe._probe)
+    r = kvprobe.read(path)
+    assert r.readings == 3 and r.peak_physical_blocks == 3 and r.trace is None
+    assert r.trace_note == "no trace kept: 3 readings, over the 2 the probe's file holds"

@@ -7,9 +7,10 @@ search (each step's beams find their common prefix in the pool), a shared prompt
 
 The engine core may run in a process of its own, so the scheduler writes its figures into a small file
 (fixed-size doubles, memory-mapped) named by `ENV`; this process arms it before a run (a new epoch: the
-scheduler starts its integrals afresh) and reads it after. Every reading is also appended to a second file
-(`<ENV's file>.trace`: epoch, time, logical, physical) and kept in the result as columns, so that the
-figures can be recomputed from the raw readings by anyone (scripts/sharing_recompute.py does).
+scheduler starts its integrals afresh) and reads it after. Every reading of the epoch (time, logical,
+physical) is also stored in the same file, after the figures, at the index its step count gives — a store
+into memory, no system call in the engine's step — and kept in the result as columns, so that the figures
+can be recomputed from the raw readings by anyone (scripts/sharing_recompute.py does).
 
 The scheduler is vLLM's own (the one its configuration picks, asynchronous or not) with a hook after
 `schedule()` and after `update_from_output()`, in the engine's step: about 11 µs a reading with 256
@@ -34,41 +35,39 @@ SCHEDULER = "bench.stacks.vllm.kvprobe.probed_scheduler"
 _FORMAT = "<9d"
 _SIZE = struct.calcsize(_FORMAT)
 _ERROR_AT = _SIZE  # a failure's text follows the figures
-_FILE_SIZE = 4096
-_RECORD = struct.Struct("<4d")  # a trace's reading: epoch, monotonic seconds, logical blocks, physical blocks
-TRACE_LIMIT = 200_000  # readings a result keeps (about 4 MB of JSON); a longer run keeps none and says so
+_HEADER = 4096  # the figures, then a failure's text
+_RECORD = struct.Struct("<3d")  # one reading: monotonic seconds, logical blocks, physical blocks
+TRACE_LIMIT = 200_000  # readings the file holds (about 4 MB of JSON in a result); a longer run keeps none
+_FILE_SIZE = _HEADER + TRACE_LIMIT * _RECORD.size  # sparse: only the readings written take room
 SOURCE = (
     "engine: block-table lengths (logical) and the pool's used blocks (physical) after every scheduling step and "
     "every update from the model's output"
 )
 
 
-def trace_path(path: Path | str) -> Path:
-    return Path(f"{path}.trace")
-
-
 def create(path: Path) -> None:
-    path.write_bytes(b"\0" * _FILE_SIZE)
-    trace_path(path).write_bytes(b"")
+    with open(path, "wb") as f:
+        f.truncate(_FILE_SIZE)
 
 
 def arm(path: Path) -> None:
-    """Start a new epoch: the engine's next step drops what it had summed (and the trace what it held)."""
-    with open(path, "r+b") as f, mmap.mmap(f.fileno(), _FILE_SIZE) as m:
+    """Start a new epoch: the engine's next step drops what it had summed, and writes its readings afresh."""
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), _HEADER) as m:
         epoch = struct.unpack_from("<d", m, 0)[0]
-        os.truncate(trace_path(path), 0)  # the engine appends; a stray older reading is told by its epoch
         struct.pack_into("<d", m, 0, epoch + 1)
 
 
 def read(path: Path) -> SharingProbe | None:
-    """What the engine summed since the last `arm`; None when it never stepped in this epoch."""
-    raw = path.read_bytes()
-    asked, applied, steps, busy, logical, physical, peak, at_peak, failed = struct.unpack_from(_FORMAT, raw)
-    if failed:
-        return SharingProbe(source=SOURCE, error=raw[_ERROR_AT:].split(b"\0", 1)[0].decode(errors="replace"))
-    if applied != asked:
-        return None
-    trace, note = read_trace(path, asked)
+    """What the engine summed since the last `arm`, with its readings; None when it never stepped in this
+    epoch."""
+    with open(path, "rb") as f:
+        raw = f.read(_HEADER)
+        asked, applied, steps, busy, logical, physical, peak, at_peak, failed = struct.unpack_from(_FORMAT, raw)
+        if failed:
+            return SharingProbe(source=SOURCE, error=raw[_ERROR_AT:].split(b"\0", 1)[0].decode(errors="replace"))
+        if applied != asked:
+            return None
+        trace, note = _trace(f.read(int(steps) * _RECORD.size), int(steps))
     return SharingProbe(
         source=SOURCE,
         readings=int(steps),
@@ -83,23 +82,18 @@ def read(path: Path) -> SharingProbe | None:
     )
 
 
-def read_trace(path: Path, epoch: float) -> tuple[SharingTrace | None, str | None]:
+def _trace(raw: bytes, steps: int) -> tuple[SharingTrace | None, str | None]:
     """The epoch's readings as columns (seconds from its first reading), or why there are none."""
-    try:
-        raw = trace_path(path).read_bytes()
-    except OSError as e:
-        return None, f"no trace: {e.strerror or e}"
-    usable = len(raw) - len(raw) % _RECORD.size
-    rows = [r for r in _RECORD.iter_unpack(raw[:usable]) if r[0] == epoch]
+    if steps > TRACE_LIMIT:
+        return None, f"no trace kept: {steps} readings, over the {TRACE_LIMIT} the probe's file holds"
+    rows = list(_RECORD.iter_unpack(raw))
     if not rows:
         return None, "no trace: the engine wrote no reading"
-    if len(rows) > TRACE_LIMIT:
-        return None, f"no trace kept: {len(rows)} readings, over the {TRACE_LIMIT} a result keeps"
-    t0 = rows[0][1]
+    t0 = rows[0][0]
     return SharingTrace(
-        t_s=[round(r[1] - t0, 9) for r in rows],
-        logical=[int(r[2]) for r in rows],
-        physical=[int(r[3]) for r in rows],
+        t_s=[round(t - t0, 9) for t, _, _ in rows],
+        logical=[int(x) for _, x, _ in rows],
+        physical=[int(x) for _, _, x in rows],
     ), None
 
 
@@ -153,7 +147,6 @@ class _Probe:
     def open_probe(self, path: str) -> None:
         self._probe_file = open(path, "r+b")  # noqa: SIM115 - kept for the engine's life
         self._probe_map = mmap.mmap(self._probe_file.fileno(), _FILE_SIZE)
-        self._probe_trace = os.open(trace_path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._probe = _Accounts()
 
     def schedule(self, *args, **kwargs):
@@ -175,7 +168,7 @@ class _Probe:
         except Exception as e:  # another vLLM's internals: off, with the reason
             self._probe = None
             struct.pack_into(_FORMAT, self._probe_map, 0, *([0.0] * 8), 1.0)
-            text = f"the sharing probe stopped: {type(e).__name__}: {e}".encode()[: _FILE_SIZE - _SIZE - 1]
+            text = f"the sharing probe stopped: {type(e).__name__}: {e}".encode()[: _HEADER - _SIZE - 1]
             self._probe_map[_ERROR_AT : _ERROR_AT + len(text)] = text
 
     def _probe_step(self, probe: _Accounts) -> None:
@@ -186,7 +179,8 @@ class _Probe:
             probe.epoch = asked
         logical, physical = block_counts(self)
         probe.step(now, logical, physical)
-        os.write(self._probe_trace, _RECORD.pack(probe.epoch, now, logical, physical))
+        if probe.steps <= TRACE_LIMIT:  # the reading's place: its step's, in this epoch
+            _RECORD.pack_into(self._probe_map, _HEADER + (probe.steps - 1) * _RECORD.size, now, logical, physical)
         struct.pack_into("<8d", self._probe_map, 8, *probe.values(), 0.0)
 
 

@@ -355,7 +355,6 @@ class VllmRunner(Runner):
         del llm
         if getattr(self, "probe_file", None) is not None:
             self.probe_file.unlink(missing_ok=True)
-            kvprobe.trace_path(self.probe_file).unlink(missing_ok=True)
             os.environ.pop(kvprobe.ENV, None)
         gc.collect()
         torch = sys.modules.get("torch")

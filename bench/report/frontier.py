@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.report.plots import data_uri, stack_color
+from bench.report.tables import stack_label
 from bench.results.serving import LoadResult, ServingResult
-from bench.stacks import STACKS
 
 AXES = (("tpot_ms", "tpot_ms_p99", "p99 TPOT ms"), ("ttft_ms", "ttft_ms_p99", "p99 TTFT ms"))
 
@@ -55,7 +55,7 @@ def frontier_chart(serving: list[ServingResult]):
     for ax, (figure, slo, name) in zip(axes, AXES):
         for data in drawn:
             found, color = points(data, figure), stack_color(data.stack)
-            label = f"{STACKS[data.stack].label if data.stack in STACKS else data.stack} {data.scenario}"
+            label = f"{stack_label(data.stack)} {data.scenario}"
             ax.scatter([p.latency for p in found], [p.per_gpu for p in found], color=color, alpha=0.5)
             front = pareto(found)
             ax.plot(
@@ -87,7 +87,7 @@ def within_slos(serving: list[ServingResult]) -> str | None:
         best = max(loads, key=lambda x: x.goodput_rps)
         per_gpu = best.output_tokens_per_s / _gpus(best)
         said.append(
-            f"{STACKS[data.stack].label if data.stack in STACKS else data.stack} ({data.scenario}) "
+            f"{stack_label(data.stack)} ({data.scenario}) "
             f"{best.goodput_rps:,.1f} req/s within them at {best.load} ({per_gpu:,.0f} output tok/s per GPU)"
         )
     if not said:

@@ -69,16 +69,39 @@ SERVER_HISTOGRAMS = {
 
 
 class VllmView:
-    """The vLLM server's own latency means over a run: its histograms' sums and counts before and after."""
+    """The vLLM server's own latency means over a run: each histogram's sum and count read before and
+    after it (`/metrics`), the difference of the sums over the difference of the counts."""
+
+    NAMES = {f"{m}_{part}": f"{m}_{part}" for m in SERVER_HISTOGRAMS.values() for part in ("sum", "count")}
 
     def __init__(self, url: str) -> None:
         self.url = url
 
+    def _read(self) -> dict[str, float]:
+        """The histograms' sums and counts now; empty where the page cannot be read."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:
+                return parse_metrics(r.read().decode(errors="replace"), self.NAMES)
+        except OSError:
+            return {}
+
     def start(self) -> None:
-        self.before = server_counters(self.url)
+        self.before = self._read()
 
     def means(self) -> dict:
-        return server_means(self.before, server_counters(self.url))
+        """Each figure's mean over the requests the server finished since `start`, in ms, with how many
+        requests that was; None where the server keeps no such histogram."""
+        after, out = self._read(), {}
+        for figure, metric in SERVER_HISTOGRAMS.items():
+            total, count = (after.get(f"{metric}_{part}", 0) - self.before.get(f"{metric}_{part}", 0)
+                            for part in ("sum", "count"))  # fmt: skip
+            known = f"{metric}_count" in after and f"{metric}_count" in self.before
+            out[figure] = 1000 * total / count if known and count > 0 else None
+            if known:
+                out["requests"] = count
+        return out
 
 
 class StubView:
@@ -101,33 +124,6 @@ class StubView:
             "mean E2E, ms": 1000 * sum(last - received for received, _, last in own) / len(own),
             "requests": len(own),
         }
-
-
-def server_counters(url: str) -> dict[str, float]:
-    """The sums and counts of the server's latency histograms now; empty where its page cannot be read."""
-    import urllib.request
-
-    names = {f"{m}_{part}": f"{m}_{part}" for m in SERVER_HISTOGRAMS.values() for part in ("sum", "count")}
-    try:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
-            return parse_metrics(r.read().decode(errors="replace"), names)
-    except OSError:
-        return {}
-
-
-def server_means(before: dict[str, float], after: dict[str, float]) -> dict:
-    """Each figure's mean over the requests the server finished between two readings, in ms, with how
-    many requests that was; None where the server does not keep the histogram."""
-    out: dict = {}
-    for figure, metric in SERVER_HISTOGRAMS.items():
-        keys = (f"{metric}_sum", f"{metric}_count")
-        if not all(k in before and k in after for k in keys):
-            out[figure] = None
-            continue
-        count = after[keys[1]] - before[keys[1]]
-        out[figure] = 1000 * (after[keys[0]] - before[keys[0]]) / count if count > 0 else None
-        out["requests"] = count
-    return out
 
 
 def observed(run, view) -> dict:

@@ -46,6 +46,16 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     )
 
 
+def script(name: str):
+    """scripts/<name>.py loaded as a module, to call its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def free_port() -> int:
     """A TCP port on localhost that nothing listens on now."""
     import socket

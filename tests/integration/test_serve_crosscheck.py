@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import ROOT, free_port, has
+from tests.conftest import ROOT, free_port, has, script
 
 pytestmark = [
     pytest.mark.integration,
@@ -82,15 +82,6 @@ def test_both_clients_answer_every_request_and_the_figures_sit_side_by_side(tmp_
     assert not collected.problems and not collected.notes and len(collected.serve_crosschecks) == 1
 
 
-def _crosscheck_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("serve_crosscheck", ROOT / "scripts" / "serve_crosscheck.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_both_clients_send_the_server_the_same_request_bodies(tmp_path):
     """The very bodies each client sends, caught by the stub server: `vllm bench serve` run with the
     cross-check's arguments sends what PagedBench sends (greedy, token ids in every chunk, forced
@@ -104,7 +95,7 @@ def test_both_clients_send_the_server_the_same_request_bodies(tmp_path):
     from bench.stacks import load_server
     from bench.suite import load_suite
 
-    xc = _crosscheck_module()
+    xc = script("serve_crosscheck")
     suite = tmp_path / "xc.yaml"
     suite.write_text(
         "name: xc\nmodel: synthetic:tiny-llama\nworkloads: {w: {requests: 6, seed: 3, prompt_len: 24, "
@@ -131,7 +122,7 @@ def test_a_request_field_that_varies_by_request_is_refused():
     from bench.errors import UserError
     from bench.stacks.base import ServeRequest, ServerKind
 
-    xc = _crosscheck_module()
+    xc = script("serve_crosscheck")
     per_request = lambda m, r: {"ignore_eos": True, "min_tokens": r.output_len}  # noqa: E731
     varying = ServerKind(name="x", command=lambda *a: [], body=per_request, chunk_tokens=len)
     requests = [ServeRequest(0, "a", 0, 4), ServeRequest(1, "b", 0, 5)]

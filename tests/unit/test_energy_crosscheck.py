@@ -2,20 +2,14 @@
 wall-clock window, on hand-made readings and results."""
 
 import datetime as dt
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import script
+
 T0 = 1_800_000_000.0  # the sampler's start, Unix seconds
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("energy_crosscheck", Path("scripts/energy_crosscheck.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _smi(path: Path, watts, start=T0, step=0.1, gpus=1, column="power.draw.instant") -> Path:
@@ -41,24 +35,24 @@ def _result(directory: Path, joules: float, run=(2.0, 12.0)) -> Path:
 
 def test_the_window_is_integrated_from_nvidia_smis_readings(tmp_path, capsys):
     smi = _smi(tmp_path / "smi.csv", [100.0] * 20 + [300.0] * 100 + [100.0] * 30, gpus=2)  # 300 W from 2 s to 12 s
-    points = _module().read_smi(smi)
+    points = script("energy_crosscheck").read_smi(smi)
     assert points[25][1] == pytest.approx(300.0)  # the GPUs' readings summed per timestamp
-    assert _module().integrate(points, T0 + 2.0, T0 + 12.0) == pytest.approx(3000.0, rel=0.01)
-    assert _module().main([str(smi), str(_result(tmp_path / "r", 3030.0))]) == 0
+    assert script("energy_crosscheck").integrate(points, T0 + 2.0, T0 + 12.0) == pytest.approx(3000.0, rel=0.01)
+    assert script("energy_crosscheck").main([str(smi), str(_result(tmp_path / "r", 3030.0))]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ok        s #0 run: PagedBench 3,030 J, nvidia-smi 2,99") and "over 10.0 s" in out
 
 
 def test_a_figure_off_by_more_than_the_tolerance_is_flagged(tmp_path, capsys):
     smi = _smi(tmp_path / "smi.csv", [300.0] * 150, column="power.draw")
-    assert _module().main([str(smi), str(_result(tmp_path / "r", 3600.0))]) == 1
+    assert script("energy_crosscheck").main([str(smi), str(_result(tmp_path / "r", 3600.0))]) == 1
     out = capsys.readouterr().out
     assert out.startswith("DIFFERS") and "nvidia-smi 3,000 J (+20.0 %)" in out
 
 
 def test_a_window_the_readings_do_not_cover_is_not_compared(tmp_path, capsys):
     smi = _smi(tmp_path / "smi.csv", [300.0] * 50)  # five seconds: the run went on to twelve
-    assert _module().main([str(smi), str(_result(tmp_path / "r", 3000.0))]) == 2
+    assert script("energy_crosscheck").main([str(smi), str(_result(tmp_path / "r", 3000.0))]) == 2
     assert "do not cover its 10.0 s" in capsys.readouterr().out
 
 
@@ -75,7 +69,7 @@ def test_bad_input_is_exit_2(tmp_path, bad):
         args += ["--tolerance", "-1"]
     else:
         smi.write_text('Field "power.draw.instant" is not a valid field to query.\n')
-    assert _module().main(args) == 2
+    assert script("energy_crosscheck").main(args) == 2
 
 
 def test_the_sampler_records_its_start_on_the_wall_clock():

@@ -9,6 +9,7 @@ import pytest
 
 from bench.results.sections import SharingProbe
 from bench.stacks.vllm import kvprobe
+from tests.conftest import script
 
 
 class _Pool:
@@ -96,16 +97,6 @@ def test_a_probe_that_fails_turns_itself_off_and_says_why(tmp_path):
     assert r.error.startswith("the sharing probe stopped: AttributeError")
 
 
-def _recompute_module():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("sharing_recompute", Path("scripts/sharing_recompute.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_reading_is_kept_and_the_figures_follow_from_the_readings_alone(tmp_path):
     """The trace holds the epoch's readings only, and the recomputation from it (a script apart from the
     engine's sums) gives the engine's figures."""
@@ -125,19 +116,19 @@ def test_every_reading_is_kept_and_the_figures_follow_from_the_readings_alone(tm
     assert r.trace is not None and r.trace_note is None and r.readings == 5
     assert (r.trace.logical, r.trace.physical) == ([4, 7, 0, 1, 0], [3, 3, 0, 1, 0])
     assert r.trace.t_s[0] == 0.0 and r.trace.t_s == sorted(r.trace.t_s)
-    saved, at_peak = _recompute_module().recompute(r.trace.model_dump())
+    saved, at_peak = script("sharing_recompute").recompute(r.trace.model_dump())
     assert saved == pytest.approx(r.saved, abs=1e-4) and at_peak == pytest.approx(r.saved_at_peak)
     assert at_peak == pytest.approx(1 - 3 / 7)  # of equal pools, the one more requests held
 
 
 def test_the_recomputation_is_the_papers_measure_on_a_hand_made_trace():
     trace = {"t_s": [0.0, 1.0, 4.0, 14.0, 15.0], "logical": [16, 8, 0, 4, 0], "physical": [7, 8, 0, 2, 0]}
-    saved, at_peak = _recompute_module().recompute(trace)
+    saved, at_peak = script("sharing_recompute").recompute(trace)
     assert saved == pytest.approx(1 - 33 / 44) and at_peak == 0.0  # as the engine's integrals above
 
 
 def test_the_recompute_script_flags_a_result_whose_figures_do_not_follow_from_its_trace(tmp_path, capsys):
-    module = _recompute_module()
+    module = script("sharing_recompute")
     trace = {"t_s": [0.0, 1.0, 2.0], "logical": [4, 4, 0], "physical": [2, 2, 0]}
     sharing = {
         "logical_blocks_mean": 4.0,

@@ -19,7 +19,7 @@ from bench.stacks import load_runner, recorded_packages, stack_spec
 from bench.stacks.base import LoadedModel, Runner
 from bench.suite import Suite
 from bench.telemetry import environment
-from bench.telemetry.gpu import Gpu, idle_power, other_gpus
+from bench.telemetry.gpu import Gpu, gpu_list, idle_power
 from bench.workload import BuiltWorkload, build_workload
 
 
@@ -107,7 +107,7 @@ class RunContext:
         self.bandwidth_gbps = bandwidth_in_subprocess() if self.device == "cuda" else None
         self.environment["copy_bandwidth_gbps"] = self.bandwidth_gbps
         # Each GPU's power before any engine of this run holds it: what a run's energy is seen beside.
-        gpus = [self.gpu, *other_gpus(self.gpu)] if self.device == "cuda" and self.gpu.available else []
+        gpus = gpu_list(first=self.gpu) if self.device == "cuda" else []
         self.idle_power = idle_power(gpus) if gpus else None
         self._tokenizer = None
         self.workloads: dict[str, BuiltWorkload] = {}

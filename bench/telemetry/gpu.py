@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
@@ -135,8 +136,6 @@ def other_gpus(first: Gpu) -> list[Gpu]:
 def idle_power(gpus: list[Gpu], seconds: float = 1.0, readings: int = 5) -> list[float] | None:
     """Each device's power (W), averaged over a few readings while nothing of the run holds it; None where
     one cannot say."""
-    import time
-
     totals = [0.0] * len(gpus)
     for i in range(readings):
         each = [g.power_w() for g in gpus]
@@ -148,7 +147,8 @@ def idle_power(gpus: list[Gpu], seconds: float = 1.0, readings: int = 5) -> list
     return [t / readings for t in totals]
 
 
-def gpu_list(count: int) -> list[Gpu]:
-    """The first `count` devices CUDA will see, each readable; none where NVML sees none."""
-    first = Gpu()
+def gpu_list(count: int | None = None, first: Gpu | None = None) -> list[Gpu]:
+    """The first `count` devices CUDA will see (all of them by default), each readable, starting with
+    `first` where the caller has it open already; none where NVML sees none."""
+    first = first or Gpu()
     return [first, *other_gpus(first)][:count] if first.available else []

@@ -142,11 +142,11 @@ for group in "$@"; do
     ;;
   serve-crosscheck)  # needs pandas (vllm bench serve's custom data) in the site
     limited 540 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve \
-      --rates inf,0.5x,0.9x --requests 1024 --repeats 4 --out "$C/serve-crosscheck-$T.json"
+      --rates "${XC_RATES:-inf,0.5x,0.9x}" --requests 1024 --repeats "${XC_REPEATS:-4}" --out "$C/serve-crosscheck-$T.json"
     ;;
   serve-crosscheck-stub)  # both clients against the instant stub at the rates vLLM served: what each adds
     limited 300 python3 scripts/serve_crosscheck.py --suite serving --scenario vllm-serve --stub --itl-ms 2 \
-      --rates 85,155 --requests 1024 --repeats 2 --out "$C/serve-crosscheck-stub-$T.json"
+      --rates "${STUB_RATES:-85,155}" --requests 1024 --repeats 2 --out "$C/serve-crosscheck-stub-$T.json"
     ;;
   bench-client)  # the load generator's own capacity against an instant stub, on this host's CPUs
     pb 200 bench-client --out "$C/bench-client-$T.json"

@@ -86,9 +86,11 @@ def sources(c: Collection) -> str:
     return ", ".join(found or ["nothing readable"]) + "; " + problems
 
 
-def extra_tables(c: Collection) -> list[Table]:
-    """The Details tables beyond the environment and timing, those the files gave anything for."""
+def detail_tables(c: Collection) -> list[Table]:
+    """The Details tables, those the files gave anything for."""
     tables = (
+        environment_table(c),
+        time_table(c),
         crosscheck_table(c),
         serve_crosscheck_table(c),
         serving_table(c),
@@ -112,12 +114,8 @@ def markdown(c: Collection, baseline: str) -> str:
     for t in tables:
         out += _md_table(t)
     out += ["## Details", ""]
-    out += _md_table(environment_table(c))
-    timing = time_table(c)
-    if timing is not None:
-        out += _md_table(timing)
-    for extra in extra_tables(c):
-        out += _md_table(extra)
+    for t in detail_tables(c):
+        out += _md_table(t)
     for g in c.groups:
         out += [f"## {group_title(g)}", "", "**What this shows** (computed from the results below):", ""]
         out += [f"- {s}" for s in summary(g, baseline)] + [""]
@@ -252,11 +250,7 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
         + "".join(_html_table(t) for t in tables)
         + "</section><h2>Details</h2>"
     )
-    parts.append(_html_table(environment_table(c)))
-    timing = time_table(c)
-    if timing is not None:
-        parts.append(_html_table(timing))
-    parts += [_html_table(t) for t in extra_tables(c)]
+    parts += [_html_table(t) for t in detail_tables(c)]
     for title, uri in figures.get(SERVING_FIGURES, []):
         parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     for g in c.groups:

@@ -328,9 +328,10 @@ def _packages(r) -> str:
     return ", ".join(found) or "—"
 
 
-def environment_table(collection: Collection) -> Table:
+def environment_table(collection: Collection) -> Table | None:
+    """What each stack ran on, as its offline and serving results recorded it; none where no file did."""
     seen: dict[tuple, list[str]] = {}
-    for r in collection.results:
+    for r in [*collection.results, *(s for s in collection.serving if s.environment is not None)]:
         env, gpu = r.environment, r.environment.gpu
         key = (
             gpu.name if gpu else f"CPU: {env.cpu}",
@@ -341,6 +342,8 @@ def environment_table(collection: Collection) -> Table:
             (env.git.sha or "—")[:12] + (" (dirty)" if env.git.dirty else ""),
         )
         seen.setdefault(key, []).append(r.stack)
+    if not seen:
+        return None
     rows = [list(k) + [", ".join(sorted(set(v)))] for k, v in seen.items()]
     return Table("Environment", ["device", "driver", "CUDA (torch)", "packages", "image", "git", "stacks"], rows)
 

@@ -369,3 +369,21 @@ def test_the_client_measures_itself_against_an_instant_stub(tmp_path):
 
     assert collect(tmp_path).notes == [("client.json", "not a result: the load generator's capacity against a "
                                         "stub server (pagedbench bench-client)")]  # fmt: skip
+
+
+def test_a_serving_only_report_says_what_the_server_ran_on(tmp_path):
+    from bench.report.gather import collect
+    from bench.report.render import markdown
+    from bench.report.tables import environment_table
+
+    record = Record(index=0, sent_s=0.0, chunk_s=[0.1, 0.2], end_s=0.2, output_tokens=2)
+    load = Load("concurrency", concurrency=1)
+    loads = [(load.label, summarize([record], load, duration_s=1.0))]
+    gpu = {"name": "Some GPU", "uuid": "GPU-x", "driver": "123.4", "memory_total_mib": 1.0, "index": 0}
+    env = {"pagedbench": "0", "python": "3.12", "platform": "p", "packages": {"vllm": "9.9.9"}, "gpu": gpu}
+    serving_file(tmp_path / "a" / "serving-vllm-a.json", [[record]], loads, environment=env)
+    c = collect(tmp_path / "a")
+    assert environment_table(c).rows == [["Some GPU", "123.4", "—", "vllm 9.9.9", "—", "—", "vllm"]]
+    serving_file(tmp_path / "b" / "serving-vllm-b.json", [[record]], loads)  # no environment recorded
+    c = collect(tmp_path / "b")
+    assert environment_table(c) is None and "### Environment" not in markdown(c, "hf")

@@ -237,12 +237,13 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
 def collect_(results, out, baseline, no_plots, strict, gpu_hour_price):
     """Merge every result file under RESULTS into a report (Markdown, HTML with charts, CSV)."""
     from bench.report import write_report
+    from bench.report.render import sources
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     c = write_report(results, out, baseline, plots=not no_plots, gpu_hour_price=gpu_hour_price)
     click.echo(
-        f"{len(c.results)} results in {len(c.groups)} workload group(s), {len(c.problems)} problem(s): "
+        f"{c.files:,} file(s): {sources(c).replace('named below', 'named after this')}: "
         f"{out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'}"
     )
     for f, reason in c.problems:

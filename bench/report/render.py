@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from bench.report.collect import Collection, Group
 from bench.report.cost import cost_table
+from bench.report.fidelity import crosscheck_table
 from bench.report.headline import headline
 from bench.report.headline import title as headline_title
 from bench.report.kvdtype import kv_dtype_table
@@ -19,7 +20,6 @@ from bench.report.sharing import paper_table, sharing_table
 from bench.report.tables import (
     Table,
     breakdown_table,
-    crosscheck_table,
     environment_table,
     kv_table,
     performance_table,

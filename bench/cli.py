@@ -243,8 +243,8 @@ def collect_(results, out, baseline, no_plots, strict, gpu_hour_price):
         raise UserError(f"--out {out}: exists and is not a directory")
     c = write_report(results, out, baseline, plots=not no_plots, gpu_hour_price=gpu_hour_price)
     click.echo(
-        f"{c.files:,} file(s): {sources(c).replace('named below', 'named after this')}: "
-        f"{out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'}"
+        f"{c.files:,} file(s): {sources(c).replace('named below', 'named after this')}. "
+        f"Written: {out / 'report.md'}, {out / 'report.html'}, {out / 'results.csv'}"
     )
     for f, reason in c.problems:
         click.echo(f"  problem: {f}: {reason}", err=True)

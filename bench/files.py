@@ -108,7 +108,7 @@ def parse_json(text: str):
     except RecursionError:
         raise UnreadableFile(f"nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as e:
-        where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        where = f", line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
         raise UnreadableFile(f"not valid JSON ({getattr(e, 'msg', e)}{where}); truncated or corrupt") from None
     _check_shape(data, count=False)
     return data

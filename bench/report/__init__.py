@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
-from bench.errors import ResultWriteError
+from bench.errors import ResultWriteError, UserError
 from bench.report.collect import DEFAULT_BASELINE, Collection
 from bench.report.gather import collect
 from bench.report.render import ANSWER_FIGURES, SERVING_FIGURES
@@ -18,10 +18,14 @@ def write_report(
     """Write report.md, results.csv and report.html into `out`. Each file is replaced whole (a reader sees
     the old one or the new one), and the three are written under a lock, so that two collectors into one
     directory never leave files of different inputs side by side. A write that fails is ResultWriteError,
-    saying which files were written."""
+    saying which files were written. Where no file is a result it can show, it writes nothing: UserError."""
     from bench.report.render import csv_text, html_report, markdown
 
     c = collect(results)
+    if not c.readable:
+        why = [*c.problems, *c.notes]
+        first = f"{why[0][0]}: {why[0][1]}" + (f"; and {len(why) - 1:,} more" if len(why) > 1 else "")
+        raise UserError(f"no file under {results} is a result PagedBench can read ({first}); no report written")
     c.gpu_hour_price = gpu_hour_price
     figures = {}
     if plots:

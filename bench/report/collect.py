@@ -146,6 +146,11 @@ class Collection:
     gpu_hour_price: float | None = None  # the user's price of a GPU-hour: the report then gives costs
     serve_crosschecks: list[ServeCrosscheck] = field(default_factory=list)  # scripts/serve_crosscheck.py files
 
+    @property
+    def readable(self) -> int:
+        """How many files the report can show anything of: results of any kind, failed runs included."""
+        return len(self.results) + len(self.serving) + len(self.crosschecks) + len(self.serve_crosschecks)
+
 
 def groups_of(ok: list[Result]) -> list[Group]:
     """The results, grouped by (workload, model), rows in display order."""

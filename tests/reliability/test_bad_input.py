@@ -3,13 +3,16 @@ traceback, nothing partial left behind."""
 
 import json
 import os
+import shutil
 import textwrap
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.bad_input
+
+ONE_RESULT = ROOT / "docs/results/h200-2026-12-07/results/energy-hf-042640/hf-hf-padded-b128-r0.json"
 
 SUITE = """
 name: bad
@@ -46,8 +49,11 @@ SUITE_CASES = [
     ("nan-timeout", ("workload: w}", "workload: w, timeout_s: .nan}"), "scenarios.0.timeout_s"),
     ("requests-exhausting-memory", ("requests: 4", "requests: 1000000000000"), "workloads.w.requests"),
     ("requests-over-the-maximum", ("requests: 4", "requests: 10000000"), "less than or equal to 1000000"),
-    ("prompt-tokens-over-the-maximum", ("requests: 4", "requests: 900000\n    shared_prefix_len: 100"),
-     "over the 50,000,000 a workload may hold"),
+    (
+        "prompt-tokens-over-the-maximum",
+        ("requests: 4", "requests: 900000\n    shared_prefix_len: 100"),
+        "over the 50,000,000 a workload may hold",
+    ),
     ("seed-overflowing", ("requests: 4", "requests: 4\n    seed: 1099511627776"), "workloads.w.seed"),
     ("duplicate-key", ("requests: 4", "requests: 4\n    requests: 8"), "'requests' is given twice"),
     ("name-too-long-for-a-file", ("{name: a,", "{name: " + "a" * 300 + ","), "scenarios.0.name"),
@@ -159,12 +165,26 @@ def test_collect_missing_directory(tmp_path):
 
 
 def test_collect_newer_schema_is_a_problem_not_a_crash(tmp_path, checked):
-    (tmp_path / "res").mkdir()
-    (tmp_path / "res" / "new.json").write_text(json.dumps({"schema_version": 7, "run_id": "x"}))
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "new.json").write_text(json.dumps({"schema_version": 7, "run_id": "x"}))
     checked.append("new.json")
-    r = run_cli("collect", tmp_path / "res", "--out", tmp_path / "r", "--strict")
+    # nothing readable: one line, and no report of nothing
+    clean_error(run_cli("collect", res, "--out", tmp_path / "r"), 2, "new.json: schema version 7")
+    assert not (tmp_path / "r").exists()
+    shutil.copy(ONE_RESULT, res / "ok.json")
+    r = run_cli("collect", res, "--out", tmp_path / "r", "--strict")
     assert r.returncode == 1 and "newer PagedBench: upgrade" in r.stderr and "Traceback" not in r.stderr
     assert "newer PagedBench" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_collect_of_files_that_are_no_results_is_exit_2(tmp_path, checked):
+    (tmp_path / "env.json").write_text(json.dumps({"kind": "environment", "python": "3.11"}))
+    (tmp_path / "cut.json").write_text(ONE_RESULT.read_text()[:500])
+    checked.append("cut.json")
+    r = run_cli("collect", tmp_path, "--out", tmp_path / "r")
+    clean_error(r, 2, "no file under")
+    assert "and 1 more); no report written" in r.stderr and not (tmp_path / "r").exists()
 
 
 def test_compare_bad_threshold(tmp_path):

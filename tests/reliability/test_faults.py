@@ -266,8 +266,8 @@ def test_two_runs_into_one_directory(tmp_path, checked):
     assert sorted((r.run_id, r.scenario, r.repeat) for r in results) == sorted(
         (rid, sc, i) for rid in ("one", "two") for sc in ("a", "b") for i in range(3)
     )
-    r = run_cli("collect", out, "--out", tmp_path / "report")
-    assert r.returncode == 0 and "12 result files" in (tmp_path / "report" / "report.md").read_text()
+    r = run_cli("collect", out, "--out", tmp_path / "report")  # all 12 seen, none a measurement: no report
+    assert r.returncode == 2 and "fake runner: not a measurement" in r.stderr and "and 11 more" in r.stderr
 
 
 def test_no_token_in_results_or_logs(tmp_path, checked):

@@ -2,7 +2,7 @@
 # Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
 # the NVIDIA container toolkit give containers the GPU, and is the GPU free?
 #   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [MODEL=M] [RESULTS=./results] [GPU=0] [GPUS_HF=0] [GPUS_VLLM=0] \
-#     [PARALLEL=0] [COMMAND=run] [RUN_ID=ID] [HF_BASE= VLLM_BASE= PYTHON_BASE=] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
+#     [PARALLEL=0] [COMMAND=run] [RUN_ID=ID] [GPU_HOUR_PRICE=P] [SHM_SIZE=16gb] [HF_BASE= VLLM_BASE= PYTHON_BASE=] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
 # IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
 # refuses a GPU that other processes use. PARALLEL=1 (both stacks at once) needs disjoint GPUS_HF and
 # GPUS_VLLM. Exit 2: something to install or fix; 3: the GPU is busy.
@@ -57,15 +57,23 @@ model=${MODEL:-}
 case $model in
 /results/*) under_results MODEL "$model" directory ;;
 /* | ./* | ../*)
-  if [ -d "$model" ]; then
-    named=0
-    IFS=: read -ra files <<<"${COMPOSE_FILE:-compose.yaml}"
-    for f in "${files[@]}"; do
-      grep -qF -- "$model" "$f" 2>/dev/null && named=1
-    done
-    if [ "$named" = 0 ]; then
-      problem "MODEL=$model is a directory of this host, which the containers do not see: copy it under $results and give MODEL=/results/<its name>, or mount it with a compose file of your own (docs/running.md: Picking a model)"
-    fi
+  # mounted where a volume's container side is MODEL: "HOST:MODEL[:ro]" or "target: MODEL"
+  esc=$(printf '%s' "$model" | sed 's/[][\.*^$+?(){}|]/\\&/g')
+  end="([]\"' },]|$)"
+  named=0
+  IFS=: read -ra files <<<"${COMPOSE_FILE:-compose.yaml}"
+  for f in "${files[@]}"; do
+    grep -qE -- ":$esc(:[A-Za-z,]+)?$end|target:[[:space:]]*[\"']?$esc$end" "$f" 2>/dev/null && named=1
+  done
+  where="copy it under $results and give MODEL=/results/<its name>, or mount it with a compose file of your own (docs/running.md: Picking a model)"
+  if [ "$named" = 1 ]; then
+    :
+  elif [ -d "$model" ]; then
+    problem "MODEL=$model is a directory of this host, which the containers do not see: $where"
+  elif [ -e "$model" ]; then
+    problem "MODEL=$model is a file: give the directory that holds the model's config.json, weights and tokenizer"
+  else
+    problem "MODEL=$model: no such directory here, and no compose file in COMPOSE_FILE mounts it: $where"
   fi
   ;;
 esac
@@ -78,6 +86,14 @@ for knob in GPU GPUS_HF GPUS_VLLM; do
   value=${!knob:-0}
   [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]] || problem "$knob=$value: give a GPU index or a comma-separated list of them (0 or 0,1)"
 done
+price=${GPU_HOUR_PRICE:-}
+if [ -n "$price" ] && ! awk -v p="$price" 'BEGIN { exit !(p ~ /^([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$/ && p + 0 > 0 && p + 0 <= 1e6) }'; then
+  problem "GPU_HOUR_PRICE=$price: give the price of one GPU-hour, a number above 0 and at most 1000000 (e.g. 2.49), in any currency"
+fi
+shm=${SHM_SIZE:-}
+if [ -n "$shm" ] && ! [[ ${shm,,} =~ ^[0-9]+(b|k|kb|m|mb|g|gb)?$ ]] || [ "${shm:-1}" = 0 ]; then
+  problem "SHM_SIZE=$shm: give the containers' shared memory as a size, e.g. 16gb or 512m"
+fi
 run_id=${RUN_ID:-}
 if [ -n "$run_id" ] && ! [[ $run_id =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ ]]; then
   problem "RUN_ID=$run_id: give a directory name of letters, digits, '.', '_' and '-' (up to 100, starting with a letter or digit)"

@@ -369,8 +369,8 @@ def test_preflight_says_where_a_model_directory_must_be(tmp_path):
     directory no compose file names is refused with where to put it, one under RESULTS must exist; presets
     and hub ids pass on to the next check."""
 
-    def preflight(model):
-        env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "MODEL": model}
+    def preflight(model, **more):
+        env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "MODEL": model, **more}
         env["RESULTS"] = str(tmp_path)
         return subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cu130", "0"], capture_output=True,
                               text=True, env=env)  # fmt: skip
@@ -378,8 +378,16 @@ def test_preflight_says_where_a_model_directory_must_be(tmp_path):
     host = preflight(str(tmp_path))
     assert host.returncode == 2 and len(host.stderr.strip().splitlines()) == 1
     assert f"copy it under {tmp_path} and give MODEL=/results/<its name>, or mount it" in host.stderr
-    # A path the host does not have may be one a compose file of the user's own mounts: left to it.
-    assert "MODEL" not in preflight("/local-model").stderr
+    # A path the host does not have must be one a compose file of the user's own mounts (docs/running.md's
+    # override), by its container side; a file is no model directory.
+    nowhere = preflight("/local-model")
+    assert nowhere.returncode == 2 and "MODEL=/local-model: no such directory here, and no compose" in nowhere.stderr
+    override = tmp_path / "override.yaml"
+    override.write_text('services: {hf: {volumes: ["/path/to/model:/local-model:ro"]}}\n')
+    mounted = preflight("/local-model", COMPOSE_FILE=f"{ROOT / 'compose.yaml'}:{override}")
+    assert "MODEL" not in mounted.stderr and "no Docker engine answers" in mounted.stderr
+    assert "MODEL=/local" in preflight("/local", COMPOSE_FILE=f"{ROOT / 'compose.yaml'}:{override}").stderr
+    assert "is a file: give the directory" in preflight(str(override)).stderr
     missing = preflight("/results/mine")
     assert missing.returncode == 2 and f"no such directory {tmp_path}/mine" in missing.stderr
     (tmp_path / "mine").mkdir()
@@ -390,12 +398,13 @@ def test_preflight_says_where_a_model_directory_must_be(tmp_path):
 def test_preflight_tells_every_mistake_of_a_command_line_at_once_before_docker():
     env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "DEVICE_ASKED": "cpux", "SUITE": "nosuch"}
     env |= {"PARALLEL": "2", "COMMAND": "serv", "GPUS_VLLM": "0;1", "RUN_ID": "../x", "RESULTS": "/nonexistent"}
-    env |= {"MODEL": "/results/m"}
+    env |= {"MODEL": "/results/m", "GPU_HOUR_PRICE": "2,49", "SHM_SIZE": "16 GB"}
     r = subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True, text=True,
                        env=env)  # fmt: skip
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 7 and all(line.startswith("preflight: ") for line in lines)
-    for knob in ("SUITE=nosuch", "MODEL=/results/m", "DEVICE=cpux", "PARALLEL=2", "COMMAND=serv", "GPUS_VLLM=0;1"):
+    assert r.returncode == 2 and len(lines) == 9 and all(line.startswith("preflight: ") for line in lines)
+    knobs = ("SUITE=nosuch", "MODEL=/results/m", "DEVICE=cpux", "PARALLEL=2", "COMMAND=serv", "GPUS_VLLM=0;1")
+    for knob in (*knobs, "GPU_HOUR_PRICE=2,49", "SHM_SIZE=16 GB"):
         assert any(knob in line for line in lines), knob
     assert any(line.startswith("preflight: RUN_ID=../x") for line in lines)
     assert "docker" not in r.stderr.lower()  # no engine was asked

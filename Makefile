@@ -30,6 +30,8 @@ PARALLEL    ?= 0
 CUDA        ?= cu130
 RESULTS     ?= ./results
 OUT         ?= $(RESULTS)
+# Whether the user named RUN_ID (on the command line or in the environment), read before the default is set.
+RUN_ID_GIVEN := $(filter command line environment,$(origin RUN_ID))
 RUN_ID      ?= $(shell date -u +%Y%m%dT%H%M%SZ)
 RUN_ID      := $(RUN_ID)
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -206,7 +208,7 @@ bench-hf bench-vllm: bench-%: preflight build ## Run one stack of SUITE alone, t
 
 .PHONY: report
 report: ## Rebuild the report of RUN_ID (a directory under RESULTS; without RUN_ID, the latest) with the collector image
-	@run=$(if $(filter command line environment,$(origin RUN_ID)),$(RUN_ID),$$(ls -1td $(RESULTS)/*/ 2>/dev/null | head -1 | xargs -r basename)); \
+	@run=$(if $(RUN_ID_GIVEN),$(RUN_ID),$$(ls -1td $(RESULTS)/*/ 2>/dev/null | head -1 | xargs -r basename)); \
 	if [ -z "$$run" ]; then echo "make report: no run under $(RESULTS) (make bench writes one; RUN_ID= names it)" >&2; exit 2; fi; \
 	if [ ! -d "$(RESULTS)/$$run" ]; then echo "make report: no run $$run under $(RESULTS)" >&2; exit 2; fi; \
 	echo "make report: $(RESULTS)/$$run"; \
@@ -216,6 +218,8 @@ report: ## Rebuild the report of RUN_ID (a directory under RESULTS; without RUN_
 compare: ## Exit non-zero if RUN_ID regressed against BASELINE by MAX_REGRESSION, or a baseline scenario is not in it
 	@test -n "$(BASELINE)" || { echo "make compare BASELINE=<run id under $(RESULTS)> RUN_ID=<run id>" >&2; exit 2; }
 	@test -d "$(RESULTS)/$(BASELINE)" || { echo "make compare: no run $(BASELINE) under $(RESULTS)" >&2; exit 2; }
+	@test -n "$(RUN_ID_GIVEN)" || { echo "make compare: give RUN_ID=<the run to judge, under $(RESULTS)>" >&2; exit 2; }
+	@test -d "$(RESULTS)/$(RUN_ID)" || { echo "make compare: no run $(RUN_ID) under $(RESULTS)" >&2; exit 2; }
 	$(COMPOSE) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) \
 	  --max-regression $(MAX_REGRESSION) $(if $(MIN_RUN_S),--min-run-s $(MIN_RUN_S)) $(if $(ALLOW_MISSING),--allow-missing)
 

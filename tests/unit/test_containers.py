@@ -346,16 +346,24 @@ def test_make_report_names_the_run_it_rebuilds_or_says_there_is_none(tmp_path):
     """Without RUN_ID, `make report` takes the latest run under RESULTS (never a new timestamp that names
     no run); with none there, or a RUN_ID that is not there, one line and exit 2 before Docker is asked."""
 
-    def report(*args):
-        return subprocess.run(["make", "-s", "report", f"RESULTS={tmp_path}", *args], capture_output=True,
-                              text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false"})  # fmt: skip
+    def report(*args, target="report", **env):
+        return subprocess.run(["make", "-s", target, f"RESULTS={tmp_path}", *args], capture_output=True, text=True,
+                              cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", **env})  # fmt: skip
 
     none = report()
     assert none.returncode == 2 and none.stderr.startswith(f"make report: no run under {tmp_path} (")
     (tmp_path / "20260101T000000Z").mkdir()
     missing = report("RUN_ID=nope")
     assert missing.returncode == 2 and missing.stderr.startswith(f"make report: no run nope under {tmp_path}\n")
-    dry = subprocess.run(["make", "-n", "report", f"RESULTS={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
+    from_env = report(RUN_ID="nope")  # as a CI job's environment names it
+    assert from_env.returncode == 2 and from_env.stderr.startswith(f"make report: no run nope under {tmp_path}\n")
+    # compare judges a run the user names, never a fresh timestamp's
+    unnamed = report("BASELINE=20260101T000000Z", target="compare")
+    assert unnamed.returncode == 2 and unnamed.stderr.startswith("make compare: give RUN_ID=")
+    absent = report("BASELINE=20260101T000000Z", target="compare", RUN_ID="nope")
+    assert absent.returncode == 2 and absent.stderr.startswith(f"make compare: no run nope under {tmp_path}\n")
+    dry = subprocess.run(["make", "-n", "report", f"RESULTS={tmp_path}"], capture_output=True, text=True, cwd=ROOT,
+                         env={"PATH": "/usr/bin:/bin"})  # fmt: skip
     assert "ls -1td" in dry.stdout and "RUN_ID=$run" in dry.stdout  # the latest, handed to the collector
 
 

@@ -14,8 +14,8 @@ from bench.stacks import servers
 def parse_slos(values: tuple[str, ...]) -> dict[str, float]:
     slos = {}
     for v in values:
-        key, _, ms = v.partition("=")
-        if key not in SLO_KEYS:
+        key, equals, ms = v.partition("=")
+        if key not in SLO_KEYS or not equals:
             raise UserError(f"--slo {v!r}: give KEY=MILLISECONDS, KEY one of {', '.join(SLO_KEYS)}")
         try:
             slos[key] = float(ms)

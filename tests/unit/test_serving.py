@@ -131,6 +131,7 @@ def test_the_metrics_page_is_read_summed_over_labels():
     "args, message",
     [
         (["--slo", "ttft=5"], "--slo 'ttft=5': give KEY=MILLISECONDS"),
+        (["--slo", "ttft_ms_p99", "--rate", "1"], "--slo 'ttft_ms_p99': give KEY=MILLISECONDS"),
         (["--slo", "ttft_ms_p99=fast", "--rate", "1"], "is not a number of milliseconds"),
         (["--slo", "ttft_ms_p99=-1", "--rate", "1"], "must be a positive number"),
         ([], "give at least one --rate"),

@@ -33,7 +33,7 @@ def write_report(
         from bench.report.plots import figures as make_figures
         from bench.report.serving_plots import serving_figures
 
-        figures = {g.workload_hash + g.model: make_figures(g) for g in c.groups}
+        figures = {g.key: make_figures(g) for g in c.groups}
         figures[SERVING_FIGURES] = serving_figures(c.serving)
         figures[ANSWER_FIGURES] = [x for x in map(answer, c.groups) if x is not None]
     texts = {

@@ -121,6 +121,11 @@ class Group:
     failed: list[Result] = field(default_factory=list)
 
     @property
+    def key(self) -> str:
+        """Unique among a collection's groups: the workload, the model and the card."""
+        return f"{self.workload_hash} {self.model} {self.gpu}"
+
+    @property
     def gpu(self) -> str:
         """The card's name; "(N cards)" when the results came from more than one card of that name."""
         results = [r for row in self.rows for r in row.results] + self.failed
@@ -153,13 +158,12 @@ class Collection:
 
 
 def groups_of(ok: list[Result]) -> list[Group]:
-    """The results, grouped by (workload, model), rows in display order."""
-    groups: dict[tuple[str, str], Group] = {}
+    """The results, grouped by (workload, model, kind of GPU), rows in display order: stacks are compared
+    only where they ran on the same kind of card (or both on the CPU)."""
+    groups: dict[tuple[str, str, str | None], Group] = {}
     for r in ok:
-        g = groups.setdefault(
-            (r.workload.hash, r.model.spec if r.model else "?"),
-            Group(r.workload.hash, r.model.spec if r.model else "?", r.workload),
-        )
+        model = r.model.spec if r.model else "?"
+        g = groups.setdefault((r.workload.hash, model, _card(r)), Group(r.workload.hash, model, r.workload))
         if r.status != "ok":
             g.failed.append(r)
             continue

@@ -230,8 +230,9 @@ def sides(group: Group, base: str, engine: str) -> list[tuple[str, Side]]:
     return [] if c is None else _titled(c, STACKS[base].label, STACKS[engine].label)
 
 
-def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Table | None]:
-    """Sentences and the side-by-side table of one (workload, model) group: `base` against `engine`."""
+def group_headline(group: Group, base: str, engine: str, others=()) -> tuple[list[str], Table | None]:
+    """Sentences and the side-by-side table of one (workload, model, card) group: `base` against `engine`.
+    `others`: the collection's other groups, to say where the missing stack ran the workload instead."""
     b, e = STACKS[base].label, STACKS[engine].label
     c = _compared(group, base, engine)
     where = f"{group.model} on {group.gpu}, workload {group.workload.name} `{group.workload_hash}`"
@@ -239,10 +240,19 @@ def group_headline(group: Group, base: str, engine: str) -> tuple[list[str], Tab
         failed = ", ".join(f"{r.stack} {r.scenario}" for r in group.failed)
         if not group.rows:
             return [f"{where}: no scenario of this workload succeeded ({failed} {_failed_word(group)})."], None
-        only = b if _best(_rows_of(group, engine)) is None else e
+        missing = engine if _best(_rows_of(group, engine)) is None else base
+        only = b if missing == engine else e
         ran = ", ".join(f"{row.label} ({row.first.scenario})" for row in group.rows)
         also = f"; {failed} {_failed_word(group)}" if failed else ""
-        return [f"{where}: only {only} ran this workload ({ran}{also}); nothing to compare it with."], None
+        cards = [
+            g.gpu
+            for g in others
+            if (g.workload_hash, g.model) == (group.workload_hash, group.model) and _best(_rows_of(g, missing))
+        ]
+        why = "nothing to compare it with"
+        if cards:
+            why = f"{STACKS[missing].label} ran it on {', '.join(cards)}, and stacks are compared on one kind of card"
+        return [f"{where}: only {only} ran this workload ({ran}{also}); {why}."], None
     hf, vllm, pairs = c.base, c.engine, c.pairs
     value, certainty = ratio(vllm, hf)
     h, v = Side(hf), Side(vllm)
@@ -302,7 +312,7 @@ def headline(c: Collection) -> tuple[list[str], list[Table]]:
     for base, engine in compared():
         # Groups with an equal-memory comparison first.
         for group in sorted(c.groups, key=lambda g: not _pairs_at_equal_memory(g, base, engine)):
-            sentences, table = group_headline(group, base, engine)
+            sentences, table = group_headline(group, base, engine, c.groups)
             if table is None:
                 single += sentences
             else:

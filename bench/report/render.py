@@ -259,7 +259,7 @@ def html_report(c: Collection, baseline: str, figures: dict[str, list[tuple[str,
             "results below):</p><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in summary(g, baseline)) + "</ul>"
         )
         parts += [_html_table(t) for t in group_tables(g, baseline)]
-        for title, uri in figures.get(g.workload_hash + g.model, []):
+        for title, uri in figures.get(g.key, []):
             parts.append(f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='{uri}'>")
     parts.append(
         "<h2>Problems</h2><ul>"

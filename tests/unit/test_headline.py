@@ -2,6 +2,7 @@
 memory, with ratios computed from the result files (checked here against the committed GPU results)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,23 @@ def test_results_from_two_cards_of_one_name_say_so(tmp_path):
     line = next(x for x in report.splitlines() if "workload mixed" in x and "best" in x)
     assert "on NVIDIA H200 (2 cards)" in line
     assert "on NVIDIA H200," in next(x for x in report.splitlines() if "workload many" in x)  # one card
+
+
+def test_stacks_measured_on_different_kinds_of_card_are_not_compared(tmp_path):
+    """HF's results said to come from an H100, vLLM's from the H200: no ratio, and each workload says where
+    the other stack ran it."""
+    results = tmp_path / "results"
+    shutil.copytree(EVIDENCE, results)
+    for f in results.rglob("hf-*.json"):
+        data = json.loads(f.read_text())
+        data["environment"]["gpu"] |= {"name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-another"}
+        f.write_text(json.dumps(data))
+    first = markdown_of(results, tmp_path / "report").split("## Details")[0]
+    assert "×" not in first and "no like-for-like comparison" in first
+    line = next(x for x in first.splitlines() if "workload mixed" in x and "H100" in x)
+    assert line.startswith("- synthetic:llama-1b on NVIDIA H100 80GB HBM3, workload mixed")
+    assert "only HF ran this workload" in line
+    assert "vLLM ran it on NVIDIA H200, and stacks are compared on one kind of card." in line
 
 
 def test_the_current_evidence_ran_on_one_card(report):

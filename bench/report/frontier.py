@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.report.plots import data_uri, stack_color
+from bench.report.serving import serving_sets
 from bench.report.tables import stack_label
 from bench.results.serving import LoadResult, ServingResult
 
@@ -77,8 +78,13 @@ def frontier_chart(serving: list[ServingResult]):
     return "Throughput against latency: the frontier", data_uri(fig)
 
 
-def within_slos(serving: list[ServingResult]) -> str | None:
-    """One sentence: the most each server delivered within its SLOs (goodput), and at which load."""
+def within_slos(serving: list[ServingResult]) -> list[str]:
+    """One sentence per model and kind of device: the most each server delivered within its SLOs (goodput),
+    and at which load."""
+    return [x for where, these in serving_sets(serving) if (x := _within_slos(where, these))]
+
+
+def _within_slos(where: str, serving: list[ServingResult]) -> str | None:
     said = []
     for data in serving:
         loads = [x for x in data.loads if x.goodput_rps is not None and not (x.client and x.client.bound)]
@@ -94,4 +100,4 @@ def within_slos(serving: list[ServingResult]) -> str | None:
         return None
     slos = {k: v for d in serving for k, v in d.slos.items()}
     limits = ", ".join(f"{k.replace('_ms_p99', '').upper()} p99 ≤ {v:g} ms" for k, v in slos.items())
-    return f"Served within the SLOs ({limits}), the most each server delivered: " + "; ".join(said) + "."
+    return f"Served within the SLOs ({limits}), the most each server delivered, {where}: " + "; ".join(said) + "."

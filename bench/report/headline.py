@@ -323,5 +323,4 @@ def headline(c: Collection) -> tuple[list[str], list[Table]]:
         lines.append(f"No workload was run by both {labels}: this report has no like-for-like comparison.")
     if tables:
         single = [f"Not like for like, so not compared above: {x}" for x in single]
-    served = within_slos(c.serving)
-    return lines + ([served] if served else []) + single, tables
+    return lines + within_slos(c.serving) + single, tables

@@ -15,7 +15,7 @@ from bench.report.headline import headline
 from bench.report.headline import title as headline_title
 from bench.report.kvdtype import kv_dtype_table
 from bench.report.pergpu import per_gpu_table
-from bench.report.serving import serve_crosscheck_table, serving_table
+from bench.report.serving import serve_crosscheck_table, serving_tables
 from bench.report.sharing import paper_table, sharing_table
 from bench.report.tables import (
     Table,
@@ -93,7 +93,7 @@ def detail_tables(c: Collection) -> list[Table]:
         time_table(c),
         crosscheck_table(c),
         serve_crosscheck_table(c),
-        serving_table(c),
+        *serving_tables(c),
         paper_table(c),
         cost_table(c, c.gpu_hour_price),
     )

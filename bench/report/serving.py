@@ -28,6 +28,17 @@ def _rate(load: LoadResult, key: str, digits: int) -> str:
     return "—" if value is None else fmt(value, digits)
 
 
+def serving_sets(serving: list[ServingResult]) -> list[tuple[str, list[ServingResult]]]:
+    """The serving results by model and kind of device, each set named "MODEL on DEVICE": servers are set
+    side by side (tables, charts, the answer's sentence) only within one set."""
+    sets: dict[str, list[ServingResult]] = {}
+    for data in serving:
+        env = data.environment
+        device = "an unrecorded device" if env is None else env.gpu.name if env.gpu else "CPU"
+        sets.setdefault(f"{data.model} on {device}", []).append(data)
+    return list(sets.items())
+
+
 def peak_memory(data: ServingResult) -> float | None:
     """The server's peak memory over the sweep: its processes' GPU memory, else the device's, else host RSS."""
     m = data.memory
@@ -86,11 +97,14 @@ def _runs(mean: float | None, runs: list[float | None]) -> str:
     return shown
 
 
-def serving_table(c: Collection) -> Table | None:
-    if not c.serving:
-        return None
+def serving_tables(c: Collection) -> list[Table]:
+    """One "Online serving" table per model and kind of device."""
+    return [serving_table(where, serving) for where, serving in serving_sets(c.serving)]
+
+
+def serving_table(where: str, serving: list[ServingResult]) -> Table:
     rows, notes = [], {}
-    for data in c.serving:
+    for data in serving:
         peak = peak_memory(data)
         for load in data.loads:
             for why in load.unmeasured.values():
@@ -114,7 +128,7 @@ def serving_table(c: Collection) -> Table | None:
             )
     why = " ".join(f"Not measured ({', '.join(where)}): {reason}." for reason, where in notes.items())
     return Table(
-        "Online serving",
+        f"Online serving: {where}",
         [
             "server",
             "scenario",

@@ -77,9 +77,14 @@ def _mean_kv(data: ServingResult, load: LoadResult) -> float | None:
 
 
 def serving_figures(serving: list[ServingResult]) -> list[tuple[str, str]]:
+    """The charts of each model and kind of device, titled with them."""
     from bench.report.frontier import frontier_chart
+    from bench.report.serving import serving_sets
 
-    frontier = [x for x in [frontier_chart(serving)] if x is not None]
-    if not any(_open_loop(d) for d in serving):
-        return frontier
-    return [*frontier, latency_vs_load(serving), goodput_and_kv(serving)]
+    charts = []
+    for where, these in serving_sets(serving):
+        drawn = [frontier_chart(these)]
+        if any(_open_loop(d) for d in these):
+            drawn += [latency_vs_load(these), goodput_and_kv(these)]
+        charts += [(f"{title} — {where}", uri) for title, uri in filter(None, drawn)]
+    return charts

@@ -30,10 +30,43 @@ def test_points_leave_out_what_the_client_could_not_measure():
 
 def test_the_answer_says_what_each_server_delivered_within_its_slos():
     serving = collect(EVIDENCE).serving
-    sentence = within_slos(serving)
-    assert sentence.startswith("Served within the SLOs (TTFT p99 ≤ 1000 ms, TPOT p99 ≤ 100 ms), the most each")
+    [sentence] = within_slos(serving)
+    assert sentence.startswith(
+        "Served within the SLOs (TTFT p99 ≤ 1000 ms, TPOT p99 ≤ 100 ms), the most each server delivered, "
+        "synthetic:llama-1b on NVIDIA H100 80GB HBM3: "
+    )
     for data in serving:
         best = max(data.loads, key=lambda x: x.goodput_rps)
         assert f"{best.goodput_rps:,.1f} req/s within them at {best.load}" in sentence
     title, uri = frontier_chart(serving)
     assert title == "Throughput against latency: the frontier" and uri.startswith("data:image/png;base64,")
+
+
+def test_servers_on_different_kinds_of_device_are_never_set_side_by_side():
+    """HF's server said to have run on another card: one sentence, one frontier and one table per card."""
+    from bench.report.collect import Collection
+    from bench.report.serving import serving_tables
+    from bench.report.serving_plots import serving_figures
+
+    served = {d.stack: d for d in collect(EVIDENCE).serving}
+    hf = served["hf"]
+    moved = hf.model_copy(
+        update={"environment": hf.environment.model_copy(update={"gpu": hf.environment.gpu.model_copy(
+            update={"name": "NVIDIA H200"})})}
+    )  # fmt: skip
+    serving = [served["vllm"], moved]
+    sentences = within_slos(serving)
+    assert [s.split(": ", 1)[0].rsplit(", ", 1)[1] for s in sentences] == [
+        "synthetic:llama-1b on NVIDIA H100 80GB HBM3",
+        "synthetic:llama-1b on NVIDIA H200",
+    ]
+    assert "vLLM" in sentences[0] and "HF" not in sentences[0] and "HF" in sentences[1]
+    tables = serving_tables(Collection([], [], [], 0, serving=serving))
+    assert [t.title for t in tables] == [
+        "Online serving: synthetic:llama-1b on NVIDIA H100 80GB HBM3",
+        "Online serving: synthetic:llama-1b on NVIDIA H200",
+    ]
+    assert {row[0].split(" ")[0] for row in tables[1].rows} == {"HF"}
+    titles = [title for title, _ in serving_figures(serving)]
+    assert "Throughput against latency: the frontier — synthetic:llama-1b on NVIDIA H200" in titles
+    assert len([t for t in titles if t.startswith("Throughput against latency")]) == 2

@@ -31,7 +31,8 @@ def test_evidence_recollects_to_the_recorded_figures(recorded, tmp_path):
 
 
 def serving_table(report_md: str) -> str:
-    return report_md.split("### Online serving", 1)[1].split("\n## ", 1)[0].strip()
+    """The first "Online serving" table, below its title (which names the model and device)."""
+    return report_md.split("### Online serving", 1)[1].split("\n", 1)[1].split("\n## ", 1)[0].strip()
 
 
 @pytest.mark.parametrize("recorded", sorted(RECORDED.glob("*.serving.md")), ids=lambda p: p.name.split(".")[0])

@@ -159,7 +159,7 @@ def test_a_failed_serving_run_is_reported_with_its_failures(tmp_path):
     import json
 
     from bench.report.gather import collect
-    from bench.report.serving import serving_table
+    from bench.report.serving import serving_tables
 
     ok = Record(index=0, sent_s=0.0, chunk_s=[0.1, 0.2], end_s=0.2, output_tokens=2)
     lost = Record(index=1, sent_s=0.0, error="ConnectError: connection lost")
@@ -169,7 +169,7 @@ def test_a_failed_serving_run_is_reported_with_its_failures(tmp_path):
     serving_file(tmp_path / "serving-vllm-v.json", [[ok, lost]], [(load.label, summary)], status="failed", error=error)
     c = collect(tmp_path)
     assert c.serving and c.problems == [("serving-vllm-v.json", "serving failed: " + error)]
-    row = serving_table(c).rows[0]
+    row = serving_tables(c)[0].rows[0]
     assert row[:5] == ["vLLM (vllm serve)", "v", "concurrency 1", "1 / 2", "1 ⚠"]
     data = json.loads((tmp_path / "serving-vllm-v.json").read_text())
     (tmp_path / "serving-vllm-v.json").write_text(json.dumps(data | {"loads": [{"load": "x"}]}))

@@ -18,6 +18,7 @@ from bench.errors import ResultWriteError, UserError
 from bench.serving.capacity import bench_client
 from bench.serving.cli import serve_cmd
 from bench.stacks import STACKS, default_baseline
+from bench.stacks import baseline as baseline_stack
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -241,6 +242,9 @@ def collect_(results, out, baseline, no_plots, strict, gpu_hour_price):
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
+    stack, _, which = baseline.partition(":")
+    if stack not in STACKS or not which:
+        raise UserError(f"--baseline {baseline!r}: give STACK:MODE or STACK:SCENARIO, STACK one of {', '.join(STACKS)}")
     c = write_report(results, out, baseline, plots=not no_plots, gpu_hour_price=gpu_hour_price)
     click.echo(
         f"{c.files:,} file(s): {sources(c).replace('named below', 'named after this')}. "
@@ -250,6 +254,10 @@ def collect_(results, out, baseline, no_plots, strict, gpu_hour_price):
         click.echo(f"  problem: {f}: {reason}", err=True)
     for f, what in c.notes:
         click.echo(f"  note: {f}: {what}", err=True)
+    rows = [row.first for g in c.groups for row in g.rows]
+    if rows and not any(r.stack == stack and which in (r.mode, r.scenario) for r in rows):
+        click.echo(f"  note: --baseline {baseline}: no such row; the ratios refer to each workload's first "
+                   f"{baseline_stack().label} row", err=True)  # fmt: skip
     sys.exit(1 if strict and c.problems else 0)
 
 

@@ -178,6 +178,23 @@ def test_collect_newer_schema_is_a_problem_not_a_crash(tmp_path, checked):
     assert "newer PagedBench" in (tmp_path / "r" / "report.md").read_text()
 
 
+@pytest.mark.parametrize("baseline", ["nosuch", "hf:", "tensorrt:padded", ":padded"])
+def test_collect_baseline_of_no_form_is_exit_2(baseline, tmp_path):
+    r = run_cli("collect", tmp_path, "--out", tmp_path / "r", "--baseline", baseline)
+    clean_error(r, 2, f"--baseline {baseline!r}: give STACK:MODE or STACK:SCENARIO")
+    assert not (tmp_path / "r").exists()
+
+
+def test_collect_baseline_naming_no_row_says_what_the_ratios_refer_to(tmp_path):
+    shutil.copy(ONE_RESULT, tmp_path / "ok.json")
+    r = run_cli("collect", tmp_path, "--out", tmp_path / "r", "--baseline", "hf:pagged")
+    assert (
+        r.returncode == 0
+        and "--baseline hf:pagged: no such row; the ratios refer to each workload's first HF row" in r.stderr
+    )
+    assert "no such row" not in run_cli("collect", tmp_path, "--out", tmp_path / "r", "--baseline", "hf:padded").stderr
+
+
 def test_collect_of_files_that_are_no_results_is_exit_2(tmp_path, checked):
     (tmp_path / "env.json").write_text(json.dumps({"kind": "environment", "python": "3.11"}))
     (tmp_path / "cut.json").write_text(ONE_RESULT.read_text()[:500])

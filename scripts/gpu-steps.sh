@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run PagedBench natively (no Docker) on a GPU host whose Python has torch and transformers, with vLLM
 # and the project's small dependencies installed into /tmp/site (see docs/running.md, "Without Docker"). Every run
-# is bounded in time so the results are always packed into $OUT.
+# is bounded in time so the results are always packed into $OUT. The HF-only groups (seed-hf, default-hf,
+# capacity-hf, proof-hf, hf-paged, sharing-hf*) need no vLLM: only the project's own dependencies the host lacks.
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2

@@ -85,10 +85,10 @@ def paper_table(c: Collection) -> Table | None:
     """The paper's Fig. 15 side by side: memory saved by parallel sampling and beam search on the Alpaca- and
     ShareGPT-shaped workloads, on each stack, next to the paper's range."""
     rows = []
-    for g in c.groups:
+    shown = [g for g in c.groups if paper_shape(g) is not None and _kind(g) is not None]
+    several = len({g.gpu for g in shown}) > 1  # then each row says which card it ran on
+    for g in shown:
         shape, kind = paper_shape(g), _kind(g)
-        if shape is None or kind is None:
-            continue
         for row in g.rows:
             over_run, at_peak = saved(row)
             rows.append(
@@ -96,7 +96,7 @@ def paper_table(c: Collection) -> Table | None:
                     f"{shape}-shaped",
                     kind[0],
                     str(kind[1]),
-                    row.label,
+                    row.label + (f" on {g.gpu}" if several else ""),
                     row.first.scenario,
                     pct(over_run),
                     pct(at_peak),

@@ -124,6 +124,23 @@ def test_stacks_measured_on_different_kinds_of_card_are_not_compared(tmp_path):
     assert "vLLM ran it on NVIDIA H200, and stacks are compared on one kind of card." in line
 
 
+def test_the_paper_table_names_the_card_of_each_row_where_the_rows_came_from_two(tmp_path):
+    from bench.report.sharing import paper_table
+
+    sharing = RESULTS / "h200-2026-12-07" / "results"
+    one = paper_table(collect(sharing))
+    assert one.rows and not any(" on NVIDIA" in row[3] for row in one.rows)
+    shutil.copytree(sharing, tmp_path / "results")
+    for f in (tmp_path / "results").rglob("hf-*.json"):
+        data = json.loads(f.read_text())
+        data["environment"]["gpu"] |= {"name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-another"}
+        f.write_text(json.dumps(data))
+    two = paper_table(collect(tmp_path / "results"))
+    labels = {row[3].split(" on ", 1)[1] for row in two.rows if row[3].startswith("hf ")}
+    assert labels == {"NVIDIA H100 80GB HBM3"}
+    assert {row[3].split(" on ", 1)[1] for row in two.rows if row[3].startswith("vllm ")} == {"NVIDIA H200"}
+
+
 def test_the_current_evidence_ran_on_one_card(report):
     cards = {json.loads(p.read_text())["environment"]["gpu"]["uuid"] for p in EVIDENCE.rglob("*.json")}
     assert len(cards) == 1

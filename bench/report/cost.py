@@ -43,12 +43,12 @@ def cost_table(c: Collection, price: float | None) -> Table | None:
     if price is None:
         return None
     rows = []
+    several = len({g.gpu for g in c.groups}) > 1  # then each row says which card it ran on
     for g in c.groups:
+        where = g.workload.name + (f" on {g.gpu}" if several else "")
         for row in (r for r in g.rows if sampled(r.first)):
             tps = row.stat("output_tokens_per_s").mean  # tokens a second: a second's cost over them
-            rows.append(
-                _row(g.workload.name, f"{row.label} ({row.first.scenario})", price, row.first.energy, 1.0, tps, tps)
-            )
+            rows.append(_row(where, f"{row.label} ({row.first.scenario})", price, row.first.energy, 1.0, tps, tps))
     for served in c.serving:
         for load in served.loads:
             tokens = sum(x or 0 for x in load.records.output_tokens)

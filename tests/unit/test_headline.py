@@ -122,6 +122,10 @@ def test_stacks_measured_on_different_kinds_of_card_are_not_compared(tmp_path):
     assert line.startswith("- synthetic:llama-1b on NVIDIA H100 80GB HBM3, workload mixed")
     assert "only HF ran this workload" in line
     assert "vLLM ran it on NVIDIA H200, and stacks are compared on one kind of card." in line
+    from bench.report.cost import cost_table
+
+    costs = cost_table(collect(results), 2.5).rows
+    assert {r[0].split(" on ")[1] for r in costs if r[1].startswith("hf ")} == {"NVIDIA H100 80GB HBM3"}
 
 
 def test_the_paper_table_names_the_card_of_each_row_where_the_rows_came_from_two(tmp_path):

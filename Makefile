@@ -170,7 +170,7 @@ compose-env: ## Print what make passes to compose, to run services by hand: eval
 .PHONY: preflight
 preflight: ## Check Docker, and on a GPU host the driver, the container toolkit and whether the GPU is free
 	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) MODEL=$(MODEL) RESULTS=$(RESULTS) GPUS_HF=$(GPUS_HF) GPUS_VLLM=$(GPUS_VLLM) \
-	  PARALLEL=$(PARALLEL) scripts/preflight.sh $(VARIANT) $(GPU) $(HF_BASE)
+	  PARALLEL=$(PARALLEL) PIP_CA=$(PIP_CA) WHEELHOUSE=$(WHEELHOUSE) scripts/preflight.sh $(VARIANT) $(GPU) $(HF_BASE)
 
 .PHONY: build
 build: ## Build (or reuse) the hf, vllm and collector images of the variant

@@ -2,7 +2,7 @@
 # Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
 # the NVIDIA container toolkit give containers the GPU, and is the GPU free?
 #   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [MODEL=M] [RESULTS=./results] [GPU=0] [GPUS_HF=0] [GPUS_VLLM=0] \
-#     [PARALLEL=0] [COMMAND=run] [RUN_ID=ID] [GPU_HOUR_PRICE=P] [SHM_SIZE=16gb] [HF_BASE= VLLM_BASE= PYTHON_BASE=] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
+#     [PARALLEL=0] [COMMAND=run] [RUN_ID=ID] [GPU_HOUR_PRICE=P] [SHM_SIZE=16gb] [PIP_CA=F] [WHEELHOUSE=D] [HF_BASE= VLLM_BASE= PYTHON_BASE=] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
 # IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
 # refuses a GPU that other processes use. PARALLEL=1 (both stacks at once) needs disjoint GPUS_HF and
 # GPUS_VLLM. Exit 2: something to install or fix; 3: the GPU is busy.
@@ -93,6 +93,12 @@ fi
 shm=${SHM_SIZE:-}
 if [ -n "$shm" ] && ! [[ ${shm,,} =~ ^[0-9]+(b|k|kb|m|mb|g|gb)?$ ]] || [ "${shm:-1}" = 0 ]; then
   problem "SHM_SIZE=$shm: give the containers' shared memory as a size, e.g. 16gb or 512m"
+fi
+if [ -n "${PIP_CA:-}" ] && [ ! -f "$PIP_CA" ]; then
+  problem "PIP_CA=$PIP_CA: no such file (the CA bundle pip in the build should trust)"
+fi
+if [ -n "${WHEELHOUSE:-}" ] && ! compgen -G "$WHEELHOUSE/*.whl" >/dev/null; then
+  problem "WHEELHOUSE=$WHEELHOUSE: no .whl files there (a directory of wheels pip in the build may take)"
 fi
 run_id=${RUN_ID:-}
 if [ -n "$run_id" ] && ! [[ $run_id =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ ]]; then

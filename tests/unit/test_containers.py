@@ -406,13 +406,14 @@ def test_preflight_says_where_a_model_directory_must_be(tmp_path):
 def test_preflight_tells_every_mistake_of_a_command_line_at_once_before_docker():
     env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "DEVICE_ASKED": "cpux", "SUITE": "nosuch"}
     env |= {"PARALLEL": "2", "COMMAND": "serv", "GPUS_VLLM": "0;1", "RUN_ID": "../x", "RESULTS": "/nonexistent"}
-    env |= {"MODEL": "/results/m", "GPU_HOUR_PRICE": "2,49", "SHM_SIZE": "16 GB"}
+    env |= {"MODEL": "/results/m", "GPU_HOUR_PRICE": "2,49", "SHM_SIZE": "16 GB", "PIP_CA": "/nonexistent.pem"}
+    env |= {"WHEELHOUSE": "/proc"}
     r = subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True, text=True,
                        env=env)  # fmt: skip
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 9 and all(line.startswith("preflight: ") for line in lines)
+    assert r.returncode == 2 and len(lines) == 11 and all(line.startswith("preflight: ") for line in lines)
     knobs = ("SUITE=nosuch", "MODEL=/results/m", "DEVICE=cpux", "PARALLEL=2", "COMMAND=serv", "GPUS_VLLM=0;1")
-    for knob in (*knobs, "GPU_HOUR_PRICE=2,49", "SHM_SIZE=16 GB"):
+    for knob in (*knobs, "GPU_HOUR_PRICE=2,49", "SHM_SIZE=16 GB", "PIP_CA=/nonexistent.pem", "WHEELHOUSE=/proc"):
         assert any(knob in line for line in lines), knob
     assert any(line.startswith("preflight: RUN_ID=../x") for line in lines)
     assert "docker" not in r.stderr.lower()  # no engine was asked

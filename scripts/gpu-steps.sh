@@ -8,7 +8,7 @@
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
 #           sharing-hf sharing-hf-samples sharing-hf-beams sharing-vllm serving-hf serving-vllm serve-crosscheck
-#           serve-crosscheck-stub sharing-hf-sharegpt
+#           serve-crosscheck-stub sharing-hf-alpaca sharing-hf-sharegpt
 #           bench-client multi-gpu energy
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
@@ -127,6 +127,9 @@ for group in "$@"; do
   sharing-hf-samples)  # HF's half of the sharing suite in two calls: n samples, then beams and prefixes
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-samples-$T \
       $(only hf-{alpaca,sharegpt}-n{1,2,4,6})
+    ;;
+  sharing-hf-alpaca)  # the Alpaca-shaped half of sharing-hf-samples alone
+    pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-alpaca-$T $(only hf-alpaca-n{1,2,4,6})
     ;;
   sharing-hf-sharegpt)  # the ShareGPT-shaped half of sharing-hf-samples alone
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-sharegpt-$T $(only hf-sharegpt-n{1,2,4,6})

@@ -5,6 +5,7 @@ energy per output token beside it where the GPUs' counters gave it."""
 from __future__ import annotations
 
 from bench.report.collect import Collection, sampled
+from bench.report.serving import CLIENT_BOUND
 from bench.report.tables import Table, fmt, sig
 
 _HEADERS = [
@@ -53,11 +54,14 @@ def cost_table(c: Collection, price: float | None) -> Table | None:
         for load in served.loads:
             tokens = sum(x or 0 for x in load.records.output_tokens)
             what = f"{served.stack} server ({served.scenario})"
-            rows.append(_row(f"{served.workload}, {load.load}", what, price, load.energy, load.duration_s, tokens,
-                             load.output_tokens_per_s))  # fmt: skip
+            row = _row(f"{served.workload}, {load.load}", what, price, load.energy, load.duration_s, tokens,
+                       load.output_tokens_per_s)  # fmt: skip
+            if "output_tokens_per_s" in load.unmeasured:  # the client's pace, not the server's: no figure
+                row[3:] = [CLIENT_BOUND] * 3
+            rows.append(row)
     note = (
         f"At {price:g} per GPU-hour (the price given): the GPUs a run held for the time it took, over the output "
         "tokens it made; a serving load over its whole duration. Energy from the GPUs' NVML counters over the "
-        "timed run (or load)."
+        "timed run (or load). A load the client could not keep up with measured the client: no figure."
     )
     return Table("What a token costs", _HEADERS, rows, note) if rows else None

@@ -144,3 +144,19 @@ def test_collect_takes_a_price_and_refuses_a_meaningless_one(tmp_path):
     assert "### What a token costs" in (out / "report.md").read_text()
     bad = CliRunner().invoke(main, ["collect", str(tmp_path / "r"), "--out", str(out), "--gpu-hour-price", "0"])
     assert bad.exit_code == 2 and "--gpu-hour-price" in bad.output
+
+
+def test_a_load_the_client_could_not_keep_up_with_has_no_cost():
+    from bench.report.collect import Collection
+    from bench.report.cost import cost_table
+    from bench.report.gather import collect
+    from tests.conftest import ROOT
+
+    served = collect(ROOT / "docs" / "results" / "h100-2026-12-07").serving[0]
+    bound = served.loads[0].model_copy(
+        update={"unmeasured": {"output_tokens_per_s": "client-bound: its event loop was late by 40 ms at p99"}}
+    )
+    c = Collection([], [], [], 1, serving=[served.model_copy(update={"loads": [bound, *served.loads[1:]]})])
+    rows = cost_table(c, 2.0).rows
+    assert rows[0][3:] == ["client-bound"] * 3
+    assert all(r[4] != "client-bound" and float(r[4].replace(",", "")) > 0 for r in rows[1:])

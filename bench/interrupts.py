@@ -40,6 +40,47 @@ def install() -> None:
             signal.signal(sig, _first_stop)
 
 
+def _mark_stop(signum, frame):
+    global _stopped
+    _stopped = True
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def stopped() -> bool:
+    """Whether a stop has been asked for in this process."""
+    return _stopped
+
+
+def check() -> None:
+    """Raise the stop asked for (as the innermost `raising` block names it), if one was; else nothing."""
+    if _stopped:
+        raise _raising[-1]()
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block the first SIGINT or SIGTERM only marks the stop: the code polls `stopped()`, ends
+    its work where it can, and `check()` raises the stop outside. For an event loop, where an exception
+    raised by a handler wherever the loop happens to be can be lost: raised while aiohttp parses a chunk,
+    uvloop's stream callback catches it, closes that connection and only logs it (one request fails and
+    the run goes on); raised elsewhere, it unwinds through uvloop's compiled loop, which leaves the
+    interpreter's recursion count off."""
+    if not _main_thread() or _stopped:
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, _mark_stop)
+    try:
+        yield
+    finally:
+        if not _stopped:
+            for sig, handler in previous.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+
+
 @contextmanager
 def raising(exc_type: type[BaseException]) -> Iterator[None]:
     """Within the block the first SIGINT or SIGTERM raises `exc_type`; after it, the handlers are as they

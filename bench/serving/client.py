@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench import interrupts
 from bench.metrics import percentile
 from bench.results.serving import ClientHealth
 from bench.serving.schedule import Load, send_times
@@ -132,11 +133,14 @@ class _Health:
         self.cpu0 = time.process_time()
         self.wall0 = time.perf_counter()
 
-    async def watch(self) -> None:
+    async def watch(self, load: asyncio.Task) -> None:
         while True:
             before = time.perf_counter()
             await asyncio.sleep(self.TICK_S)
             self.lags.append(max(0.0, time.perf_counter() - before - self.TICK_S))
+            if interrupts.stopped():  # Ctrl-C or SIGTERM: the load ends, and the stop is raised after the loop
+                load.cancel()
+                return
 
     def result(self) -> ClientHealth:
         wall = time.perf_counter() - self.wall0
@@ -191,7 +195,7 @@ async def _run(
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
         health = _Health()
-        watcher = asyncio.create_task(health.watch())
+        watcher = asyncio.create_task(health.watch(asyncio.current_task()))
         t0 = time.perf_counter()
         reporter = None
         if progress is not None:
@@ -228,6 +232,11 @@ async def _run(
     return sorted(records, key=lambda x: x.index), duration, health.result()
 
 
+async def _settled(tasks) -> None:
+    """Every task done, whatever it raised (gathered inside the loop that runs them)."""
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def run_load(
     url: str,
     kind: ServerKind,
@@ -242,16 +251,21 @@ def run_load(
     `progress` gets a line now and then."""
     policy = _event_loop_policy()
     loop = policy.new_event_loop() if policy is not None else asyncio.new_event_loop()
-    try:
-        task = loop.create_task(_run(url.rstrip("/"), kind, model, requests, load, timeout_s, progress))
+    # A stop only marks itself while the loop runs; the watcher ends the load, and it is raised out here.
+    with interrupts.deferred():
         try:
-            return loop.run_until_complete(task)
-        except BaseException:  # an interrupt raised inside the loop: every request is cancelled and closed
-            pending = asyncio.all_tasks(loop)
-            for t in pending:
-                t.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            raise
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+            task = loop.create_task(_run(url.rstrip("/"), kind, model, requests, load, timeout_s, progress))
+            try:
+                done = loop.run_until_complete(task)
+                interrupts.check()  # a stop that came as the load ended: it is not kept either
+                return done
+            except BaseException:  # the load cancelled, or an error: every request is cancelled and closed
+                pending = asyncio.all_tasks(loop)
+                for t in pending:
+                    t.cancel()
+                loop.run_until_complete(_settled(pending))
+                interrupts.check()
+                raise
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()

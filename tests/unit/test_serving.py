@@ -388,3 +388,34 @@ def test_a_serving_only_report_says_what_the_server_ran_on(tmp_path):
     serving_file(tmp_path / "b" / "serving-vllm-b.json", [[record]], loads)  # no environment recorded
     c = collect(tmp_path / "b")
     assert environment_table(c) is None and "### Environment" not in markdown(c, "hf")
+
+
+def test_ctrl_c_during_a_load_cuts_it_and_is_raised_outside_the_event_loop(monkeypatch):
+    """The handler only marks the stop while the loop runs (raised while aiohttp parses a chunk, uvloop's
+    stream callback would close that connection and only log it, and the sweep would go on); the client's
+    watcher ends the load, and the stop is raised after the loop, as the sweep's interrupt."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from bench import interrupts
+    from bench.serving.capacity import StubServer
+    from bench.serving.client import run_load
+    from bench.serving.run import SweepInterrupted
+    from bench.serving.stub import STUB
+
+    monkeypatch.setattr(interrupts, "_stopped", False)  # put back as it was after the test
+    handlers = {sig: signal.getsignal(sig) for sig in interrupts.SIGNALS}
+    requests = [ServeRequest(i, f"request {i}", 0, 400) for i in range(8)]
+    try:
+        with StubServer(itl_ms=5.0) as stub, interrupts.raising(SweepInterrupted):
+            run_load(stub.url, STUB, "stub", requests[:2], Load("concurrency", concurrency=2))  # answers in full
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+            t = time.monotonic()
+            with pytest.raises(SweepInterrupted):
+                run_load(stub.url, STUB, "stub", requests, Load("concurrency", concurrency=8))
+            assert time.monotonic() - t < 1.5  # 400 tokens 5 ms apart take 2 s: the load was cut
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

@@ -238,6 +238,7 @@ def crosscheck_(stack, suite_name, model, scenario, repeats, device, overhead, o
 def collect_(results, out, baseline, no_plots, strict, gpu_hour_price):
     """Merge every result file under RESULTS into a report (Markdown, HTML with charts, CSV)."""
     from bench.report import write_report
+    from bench.report.collect import named_row
     from bench.report.render import sources
 
     if out.exists() and not out.is_dir():
@@ -254,8 +255,7 @@ def collect_(results, out, baseline, no_plots, strict, gpu_hour_price):
         click.echo(f"  problem: {f}: {reason}", err=True)
     for f, what in c.notes:
         click.echo(f"  note: {f}: {what}", err=True)
-    rows = [row.first for g in c.groups for row in g.rows]
-    if rows and not any(r.stack == stack and which in (r.mode, r.scenario) for r in rows):
+    if any(g.rows for g in c.groups) and not any(named_row(g, baseline) for g in c.groups):
         click.echo(f"  note: --baseline {baseline}: no such row; the ratios refer to each workload's first "
                    f"{baseline_stack().label} row", err=True)  # fmt: skip
     sys.exit(1 if strict and c.problems else 0)

@@ -19,11 +19,15 @@ _raising: list[type[BaseException]] = [KeyboardInterrupt]
 _stopped = False
 
 
-def _first_stop(signum, frame):
+def _mark_stop(signum, frame):
     global _stopped
     _stopped = True
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+def _first_stop(signum, frame):
+    _mark_stop(signum, frame)
     raise _raising[-1]()
 
 
@@ -40,13 +44,6 @@ def install() -> None:
             signal.signal(sig, _first_stop)
 
 
-def _mark_stop(signum, frame):
-    global _stopped
-    _stopped = True
-    for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-
-
 def stopped() -> bool:
     """Whether a stop has been asked for in this process."""
     return _stopped
@@ -59,6 +56,25 @@ def check() -> None:
 
 
 @contextmanager
+def _handling(handler) -> Iterator[None]:
+    """Within the block the first SIGINT or SIGTERM goes to `handler`; after it, the handlers are as they
+    were, unless a signal came: then every later one stays ignored."""
+    if not _main_thread() or _stopped:
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        if not _stopped:
+            for sig, was in previous.items():
+                if was is not None:
+                    signal.signal(sig, was)
+
+
+@contextmanager
 def deferred() -> Iterator[None]:
     """Within the block the first SIGINT or SIGTERM only marks the stop: the code polls `stopped()`, ends
     its work where it can, and `check()` raises the stop outside. For an event loop, where an exception
@@ -66,19 +82,8 @@ def deferred() -> Iterator[None]:
     uvloop's stream callback catches it, closes that connection and only logs it (one request fails and
     the run goes on); raised elsewhere, it unwinds through uvloop's compiled loop, which leaves the
     interpreter's recursion count off."""
-    if not _main_thread() or _stopped:
+    with _handling(_mark_stop):
         yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    for sig in SIGNALS:
-        signal.signal(sig, _mark_stop)
-    try:
-        yield
-    finally:
-        if not _stopped:
-            for sig, handler in previous.items():
-                if handler is not None:
-                    signal.signal(sig, handler)
 
 
 @contextmanager
@@ -88,16 +93,9 @@ def raising(exc_type: type[BaseException]) -> Iterator[None]:
     if not _main_thread():
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
     _raising.append(exc_type)
-    if not _stopped:
-        for sig in SIGNALS:
-            signal.signal(sig, _first_stop)
     try:
-        yield
+        with _handling(_first_stop):
+            yield
     finally:
         _raising.pop()
-        if not _stopped:
-            for sig, handler in previous.items():
-                if handler is not None:
-                    signal.signal(sig, handler)

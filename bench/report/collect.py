@@ -206,14 +206,26 @@ def _card(r: Result) -> str | None:
     return r.environment.gpu.name if r.environment.gpu else None
 
 
+def named_row(group: Group, spec: str) -> Row | None:
+    """The row `stack:mode` or `stack:scenario` names, if the group has it."""
+    stack, _, which = spec.partition(":")
+    return next((r for r in group.rows if r.first.stack == stack and which in (r.first.mode, r.first.scenario)), None)
+
+
 def pick_baseline(group: Group, spec: str) -> Row | None:
     """`stack:mode` or `stack:scenario`; falls back to the first row of the baseline stack, then the first row."""
-    stack, _, which = spec.partition(":")
-    for row in group.rows:
-        if row.first.stack == stack and which in (row.first.mode, row.first.scenario):
-            return row
+    named = named_row(group, spec)
+    if named is not None:
+        return named
     base = [row for row in group.rows if is_baseline(row.first.stack)]
     return (base or group.rows or [None])[0]
+
+
+def on_card(groups: list[Group]):
+    """A group's " on CARD", where `groups` came from more than one kind of card (else ""): for a table whose
+    rows would not say otherwise which card each ran on."""
+    several = len({g.gpu for g in groups}) > 1
+    return lambda g: f" on {g.gpu}" if several else ""
 
 
 def is_baseline(stack: str) -> bool:

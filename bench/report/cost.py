@@ -4,7 +4,7 @@ energy per output token beside it where the GPUs' counters gave it."""
 
 from __future__ import annotations
 
-from bench.report.collect import Collection, sampled
+from bench.report.collect import Collection, on_card, sampled
 from bench.report.serving import CLIENT_BOUND
 from bench.report.tables import Table, fmt, sig
 
@@ -44,9 +44,9 @@ def cost_table(c: Collection, price: float | None) -> Table | None:
     if price is None:
         return None
     rows = []
-    several = len({g.gpu for g in c.groups}) > 1  # then each row says which card it ran on
+    card = on_card(c.groups)
     for g in c.groups:
-        where = g.workload.name + (f" on {g.gpu}" if several else "")
+        where = g.workload.name + card(g)
         for row in (r for r in g.rows if sampled(r.first)):
             tps = row.stat("output_tokens_per_s").mean  # tokens a second: a second's cost over them
             rows.append(_row(where, f"{row.label} ({row.first.scenario})", price, row.first.energy, 1.0, tps, tps))

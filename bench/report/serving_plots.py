@@ -4,6 +4,7 @@ and the server's KV use against the load, one line per server."""
 from __future__ import annotations
 
 from bench.report.plots import data_uri, stack_color
+from bench.report.serving import serving_sets
 from bench.results.serving import LoadResult, ServingResult
 
 
@@ -79,7 +80,6 @@ def _mean_kv(data: ServingResult, load: LoadResult) -> float | None:
 def serving_figures(serving: list[ServingResult]) -> list[tuple[str, str]]:
     """The charts of each model and kind of device, titled with them."""
     from bench.report.frontier import frontier_chart
-    from bench.report.serving import serving_sets
 
     charts = []
     for where, these in serving_sets(serving):

@@ -4,7 +4,7 @@ computed from what the stacks report."""
 
 from __future__ import annotations
 
-from bench.report.collect import Collection, Group, Row
+from bench.report.collect import Collection, Group, Row, on_card
 from bench.report.tables import Table, fmt, pct
 from bench.results.sections import KvBatches, KvPool
 
@@ -85,10 +85,9 @@ def paper_table(c: Collection) -> Table | None:
     """The paper's Fig. 15 side by side: memory saved by parallel sampling and beam search on the Alpaca- and
     ShareGPT-shaped workloads, on each stack, next to the paper's range."""
     rows = []
-    shown = [g for g in c.groups if paper_shape(g) is not None and _kind(g) is not None]
-    several = len({g.gpu for g in shown}) > 1  # then each row says which card it ran on
-    for g in shown:
-        shape, kind = paper_shape(g), _kind(g)
+    shown = [(g, shape, kind) for g in c.groups if (shape := paper_shape(g)) and (kind := _kind(g))]
+    card = on_card([g for g, _, _ in shown])
+    for g, shape, kind in shown:
         for row in g.rows:
             over_run, at_peak = saved(row)
             rows.append(
@@ -96,7 +95,7 @@ def paper_table(c: Collection) -> Table | None:
                     f"{shape}-shaped",
                     kind[0],
                     str(kind[1]),
-                    row.label + (f" on {g.gpu}" if several else ""),
+                    row.label + card(g),
                     row.first.scenario,
                     pct(over_run),
                     pct(at_peak),

@@ -57,8 +57,11 @@ class Side:
     @property
     def sequences(self) -> float | None:
         """The most sequences the stack held at once: a padded layout's batch (or the batch a capacity
-        search found), a block pool's peak of running requests."""
+        search found) times the outputs per prompt (n samples or beams each hold a row), a block pool's
+        peak of running sequences."""
         n = self.kv.sequences if self.kv is not None else None
+        if n is not None and isinstance(self.kv, KvBatches):
+            n *= self.row.first.workload.spec.outputs_per_prompt
         return float(n) if n is not None else None
 
     @property

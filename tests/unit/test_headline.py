@@ -169,3 +169,12 @@ def test_the_answer_section_shows_one_chart_per_compared_workload(tmp_path):
     compared = (tmp_path / "report.md").read_text().split("\n## ")[1].count(" side by side — ")
     assert charts == compared >= 2
     assert answer.index("<img") < answer.index("<table")  # the picture before the tables
+
+
+def test_hf_sequences_at_once_count_every_sample_of_a_batch():
+    """A padded batch of 64 prompts with n samples each holds 64 x n rows, as vLLM counts its samples."""
+    from bench.report.headline import Side
+
+    c = collect(RESULTS / "h100-2026-12-07-sharing" / "results" / "sharing-hf-samples-152013")
+    held = {g.workload.name: Side(row).sequences for g in c.groups for row in g.rows}
+    assert held == {"alpaca-n1": 64, "alpaca-n2": 128, "alpaca-n4": 256, "alpaca-n6": 384, "sharegpt-n1": 64}

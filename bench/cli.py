@@ -354,6 +354,7 @@ def env(as_json):
         ("Host memory", f"{data['host_memory_mib']:,.0f} MiB"),
         ("Git", f"{data['git'].get('sha')}{' (dirty)' if data['git'].get('dirty') else ''}"),
         ("Image", data.get("image") or "-"),
+        ("Settings", " ".join(f"{k}={v}" for k, v in data["settings"].items()) or "-"),
     ] + [(k, v) for k, v in data["packages"].items()]
     for k, v in rows:
         click.echo(f"{k:20} {v}")

@@ -94,6 +94,9 @@ class Environment(Section):
     gpu_processes_before: list[GpuProcess] | None = None
     torch_cuda: str | None = None
     torch_threads: int | None = None
+    torch_cudnn: int | None = None  # cuDNN's version as torch reports it (91500 for 9.15)
+    sdpa_backends: dict[str, bool] | None = None  # scaled_dot_product_attention's backends enabled
+    settings: dict[str, str] | None = None  # PYTORCH_*, TORCH_*, CUDA_*, VLLM_*, ... variables set for the run
     device: str | None = None
     copy_bandwidth_gbps: float | None = None
 

@@ -60,6 +60,33 @@ def git_revision() -> dict:
         return {"sha": None, "dirty": None}
 
 
+# Environment variables that change how torch, CUDA and the engines run (the allocator, SDPA's backend
+# order, visible devices, vLLM's own settings): recorded by name and value, those naming a secret left out.
+_SETTING_PREFIXES = ("PYTORCH_", "TORCH_", "CUDA_", "CUDNN_", "CUBLAS_", "NCCL_", "VLLM_")
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def runtime_settings(environ=os.environ) -> dict[str, str]:
+    """The environment variables a run's speed or memory can depend on, sorted by name."""
+    return {
+        name: environ[name]
+        for name in sorted(environ)
+        if name.startswith(_SETTING_PREFIXES) and not any(w in name.upper() for w in _SECRET_WORDS)
+    }
+
+
+def sdpa_backends(torch) -> dict[str, bool]:
+    """Which of scaled_dot_product_attention's backends are enabled (torch picks among them per call;
+    on Hopper and Blackwell with cuDNN 9.15 or later it tries cuDNN first)."""
+    cuda = torch.backends.cuda
+    return {
+        "cudnn": cuda.cudnn_sdp_enabled(),
+        "flash": cuda.flash_sdp_enabled(),
+        "mem_efficient": cuda.mem_efficient_sdp_enabled(),
+        "math": cuda.math_sdp_enabled(),
+    }
+
+
 def collect(gpu: Gpu | None = None, packages: Sequence[str] = ()) -> dict:
     """What a result records of where it ran; `packages`: the distributions whose versions to record."""
     gpu = gpu if gpu is not None else Gpu()
@@ -76,11 +103,14 @@ def collect(gpu: Gpu | None = None, packages: Sequence[str] = ()) -> dict:
         "cuda_variant": os.environ.get("PAGEDBENCH_CUDA_VARIANT"),
         "lock": os.environ.get("PAGEDBENCH_LOCK"),  # the image's lock file (docker/locks/)
         "gpu": gpu.info() or None,
+        "settings": runtime_settings(),
     }
     torch = sys.modules.get("torch")  # never import torch here: the collector has none
     if torch is not None:
         env["torch_cuda"] = torch.version.cuda
         env["torch_threads"] = torch.get_num_threads()
+        env["torch_cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        env["sdpa_backends"] = sdpa_backends(torch)
     if gpu.available:
         me = os.getpid()
         others = [{"pid": pid, "used_mib": used} for pid, used in gpu.processes() if pid != me]

@@ -71,6 +71,9 @@ def test_memory_and_environment_recorded(runs):
     assert r.memory.peak_host_rss_mib > 50 and r.memory.timeline
     assert {p.name for p in r.memory.phases} >= {"run"}
     assert r.environment.packages["transformers"] and r.environment.device == "cpu"
+    # Which attention backends torch could pick (on Hopper, cuDNN first), and the variables set for it.
+    assert set(r.environment.sdpa_backends) == {"cudnn", "flash", "mem_efficient", "math"}
+    assert r.environment.settings is not None
     assert r.model.dtype == "float32" and r.model.kv_bytes_per_token == 512 * 2
     # A CPU run measures no energy, and says so.
     assert r.energy.joules is None and r.energy.error == "no NVIDIA GPU: a CPU run's energy is not measured"

@@ -89,6 +89,23 @@ def test_out_is_a_file(tmp_path):
     assert r.returncode == 2 and "is not a directory" in r.stderr
 
 
+def test_env_records_the_settings_a_run_depends_on_and_no_secret():
+    """PYTORCH_CUDA_ALLOC_CONF changes the allocator, TORCH_CUDNN_SDPA_DEPRIORITIZED SDPA's backend order:
+    a result says whether they were set; a variable naming a key or token is never written."""
+    env = {
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+        "TORCH_CUDNN_SDPA_DEPRIORITIZED": "1",
+        "VLLM_API_KEY": "do-not-record",
+        "HF_TOKEN": "do-not-record",
+    }
+    data = json.loads(run_cli("env", "--json", env=env).stdout)
+    assert data["settings"]["PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    assert data["settings"]["TORCH_CUDNN_SDPA_DEPRIORITIZED"] == "1"
+    assert "do-not-record" not in json.dumps(data)
+    text = run_cli("env", env=env).stdout
+    assert "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True" in text and "do-not-record" not in text
+
+
 def test_list_and_env_json(tmp_path):
     r = run_cli("list", "--json")
     data = json.loads(r.stdout)

@@ -213,7 +213,16 @@ def time_table(collection: Collection) -> Table | None:
 
 
 def breakdown_table(group: Group) -> Table | None:
-    keys = ["process_used", "weights", "kv_reserved", "kv_live", "activations", "runtime_overhead", "other"]
+    keys = [
+        "process_used",
+        "weights",
+        "kv_reserved",
+        "kv_live",
+        "activations",
+        "allocator_slack",
+        "runtime_overhead",
+        "other",
+    ]
     rows = []
     for row in group.rows:
         b = row.first.memory.breakdown if row.first.memory else None
@@ -225,7 +234,8 @@ def breakdown_table(group: Group) -> Table | None:
         "GPU memory breakdown (MiB)",
         ["stack / mode"] + [k.replace("_", " ") for k in keys],
         rows,
-        "Each entry says in the result file whether it was read or computed.",
+        "Each entry says in the result file whether it was read or computed. Allocator slack: what torch's "
+        "caching allocator held beyond its tensors at their peak (torch peak reserved - peak allocated).",
     )
 
 

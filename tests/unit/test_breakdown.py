@@ -39,3 +39,21 @@ def test_vllm_breakdown_without_torch_stats(tmp_path):
 
 def test_no_gpu_no_breakdown(tmp_path):
     assert memory_breakdown(Memory(device="cpu", source="t", sample_interval_ms=50), None, tmp_path) is None
+
+
+def test_the_report_shows_where_all_of_hf_s_memory_went():
+    """On the H100, HF's process held 73 GB for n = 6 samples while its tensors peaked under 8 GB: the
+    breakdown table's columns add up to the process's memory, the allocator's slack among them."""
+    from bench.report.gather import collect
+    from bench.report.tables import breakdown_table
+    from tests.conftest import ROOT
+
+    c = collect(ROOT / "docs" / "results" / "h100-2026-12-07-sharing" / "results" / "sharing-hf-samples-152013")
+    (group,) = [g for g in c.groups if g.workload.name == "alpaca-n6"]
+    table = breakdown_table(group)
+    (row,) = table.rows
+    cells = dict(zip(table.headers, row))
+    mib = {k: float(v.replace(",", "")) for k, v in cells.items() if k != "stack / mode" and v != "—"}
+    assert mib["allocator slack"] > 0.8 * mib["process used"]
+    parts = ("weights", "kv reserved", "activations", "allocator slack", "runtime overhead")
+    assert sum(mib[k] for k in parts) == pytest.approx(mib["process used"], abs=3)  # each cell rounded to 1 MiB

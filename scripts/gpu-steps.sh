@@ -147,11 +147,11 @@ for group in "$@"; do
     python3 scripts/sharing_recompute.py "$R/sharing-vllm-rest-$T" >"$C/sharing-recompute-rest-$T.txt" 2>&1
     ;;
   hf-first-pass)  # HF's first pass over new shapes: torch's defaults, cuDNN SDPA last, the allocator's segments expandable
-    pb 240 run --stack hf --suite sharing --out "$R" --run-id first-pass-default-$T $(only hf-sharegpt-n1)
-    TORCH_CUDNN_SDPA_DEPRIORITIZED=1 pb 240 run --stack hf --suite sharing --out "$R" \
-      --run-id first-pass-cudnn-last-$T $(only hf-sharegpt-n1)
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True pb 240 run --stack hf --suite sharing --out "$R" \
-      --run-id first-pass-expandable-$T $(only hf-sharegpt-n1)
+    for setting in "" TORCH_CUDNN_SDPA_DEPRIORITIZED=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True; do
+      name=${setting%%=*}
+      (${setting:+export "$setting"} && pb 240 run --stack hf --suite sharing --out "$R" \
+        --run-id "first-pass-${name:-default}-$T" $(only hf-sharegpt-n1))
+    done
     ;;
   sharing-vllm)
     pb 570 run --stack vllm --suite sharing --out "$R" --run-id sharing-vllm-$T

@@ -160,7 +160,7 @@ class KvBatches(_Kv):
     """Static padded batches: every row of a batch holds cache slots to the batch's longest length."""
 
     layout: Literal["padded-batches"] = "padded-batches"
-    batch_size: int | None = None  # rows per batch
+    batch_size: int | None = None  # prompts per batch; each holds one row per output (n samples, beams)
     batches: int | None = None
     bytes_per_token_read: float | None = None
     live_bytes_at_peak: int | None = None
@@ -177,7 +177,8 @@ class KvBatches(_Kv):
 
     @property
     def sequences(self) -> int | None:
-        """The most sequences held at once: the batch size (the one a capacity search found)."""
+        """The most prompts a batch held at once: the batch size (the one a capacity search found). Rows,
+        one per output, are that times the workload's outputs per prompt (the report's `Side.sequences`)."""
         if self.capacity is not None and self.capacity.max_batch:
             return self.capacity.max_batch
         return self.batch_size

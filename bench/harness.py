@@ -154,6 +154,8 @@ def run_scenario(ctx: RunContext, scenario: ScenarioBase, repeat: int = 0, befor
     base = _identity(ctx, s, lm, w, repeat)
     timing: dict = dict(before or {})
     wall = lambda: timing | {"wall_s": time.perf_counter() - started}  # noqa: E731
+    if ctx.runner is not None:
+        ctx.runner.settle()  # an engine reused from an earlier scenario: its leftovers are not this one's
     sampler = Sampler(ctx.opts.sample_interval_ms, ctx.gpu, background=ctx.opts.sampler)
     status, error, out, check, partial_kv = "failed", None, None, None, None
     try:

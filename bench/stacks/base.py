@@ -82,6 +82,10 @@ class Runner(abc.ABC):
             return None
         return self.run(warmup, sampling, warmup=True).elapsed_s
 
+    def settle(self) -> None:
+        """Before a scenario's readings begin on an engine an earlier scenario used: give back what that
+        scenario left cached, so that this scenario's memory figures are its own."""
+
     def set_probe(self, sampler) -> None:
         """Attach stack gauges to the sampler (e.g. vLLM's KV usage) for the timed run."""
 

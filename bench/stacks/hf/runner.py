@@ -47,6 +47,12 @@ class HfRunner(Runner):
         self.hf = generation.load(self.model.path, self.model.dtype, self.model.device, s.device_map, s.ranks)
         return {"load_s": time.perf_counter() - t}
 
+    def settle(self) -> None:
+        # torch's caching allocator keeps what the last scenario's batches grew to (70 GiB after n = 6
+        # samples on an H100) until it is emptied; NVML would count it as this scenario's.
+        if getattr(self, "hf", None) is not None:
+            self.hf.reset_peak()
+
     def set_probe(self, sampler) -> None:
         # Paged mode reports its pool usage through the sampler; `batch_size: max` marks its search.
         self.sampler = sampler

@@ -146,12 +146,8 @@ for group in "$@"; do
       $(only vllm-sharegpt-beam6 vllm-prefix-{0,512,2048}-cached vllm-prefix-{0,512,2048} vllm-sharegpt-fp8)
     python3 scripts/sharing_recompute.py "$R/sharing-vllm-rest-$T" >"$C/sharing-recompute-rest-$T.txt" 2>&1
     ;;
-  hf-first-pass)  # HF's first pass over new shapes: torch's defaults, cuDNN SDPA last, the allocator's segments expandable
-    for setting in "" TORCH_CUDNN_SDPA_DEPRIORITIZED=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True; do
-      name=${setting%%=*}
-      (${setting:+export "$setting"} && pb 240 run --stack hf --suite sharing --out "$R" \
-        --run-id "first-pass-${name:-default}-$T" $(only hf-sharegpt-n1))
-    done
+  hf-first-pass)  # HF's first and later passes over a padded batch: torch's defaults, cuDNN SDPA last, expandable segments
+    limited 480 python3 scripts/hf_first_pass.py --steps "${FP_STEPS:-192}" --out "$C/hf-first-pass-$T.json"
     ;;
   sharing-vllm)
     pb 570 run --stack vllm --suite sharing --out "$R" --run-id sharing-vllm-$T

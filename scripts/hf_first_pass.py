@@ -1,0 +1,147 @@
+"""Why HF's first pass over a padded batch is slow on a GPU, and what a setting of torch's changes.
+
+On an H100 with torch 2.11, HF's warm-up of one batch took as long as two batches of the timed run. torch
+sends scaled-dot-product attention with a padding mask to cuDNN first on Hopper (cuDNN >= 9.15), and
+cuDNN builds and caches an execution plan for every new shape; every decode step of a padded batch has a
+new key length. This script times, in one process per setting, the runner's own `generate_batch` (the
+benchmark's code path, a device sync at every step) on the `sharing` suite's ShareGPT-shaped requests:
+
+  pass a1: the first 64 requests, every row cut to --steps new tokens (new shapes);
+  pass a2: the same batch again (every shape seen);
+  pass b1: the next 64 requests (another prompt width: key lengths partly new);
+  pass b2: that batch again.
+
+Settings: torch's defaults; TORCH_CUDNN_SDPA_DEPRIORITIZED=1 (cuDNN after flash and memory-efficient
+attention); PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True. For each pass: seconds, ms per step (median,
+p90, max), torch's peak allocated and reserved memory; for each setting, the attention kernels a short
+profiled generate() launched.
+
+    python scripts/hf_first_pass.py --out FILE.json [--steps 256] [--rows 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+SETTINGS = ("", "TORCH_CUDNN_SDPA_DEPRIORITIZED=1", "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
+ATTENTION = ("attn", "fmha", "cudnn", "flash", "efficient", "sdpa", "softmax")
+
+
+def _pass(runner, batch, torch) -> dict:
+    gpu = torch.cuda.is_available()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    runner.hf.sync()
+    t0 = time.perf_counter()
+    _, _, steps, end, _, _ = runner.generate_batch(batch, t0)
+    gaps = [(b - a) * 1000 for a, b in zip(steps, steps[1:])]
+    q = statistics.quantiles(gaps, n=10) if len(gaps) > 1 else gaps * 9
+    return {
+        "rows": len(batch),
+        "width": max(r.prompt_len for r in batch),
+        "steps": len(steps),
+        "seconds": end,
+        "first_step_ms": steps[0] * 1000 if steps else None,
+        "step_ms": {"median": statistics.median(gaps), "p90": q[8], "max": max(gaps)} if gaps else None,
+        "torch_peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
+        "torch_peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if gpu else None,
+    }
+
+
+def _kernels(runner, batch, torch) -> dict[str, int]:
+    """Attention-looking CUDA kernels of a 4-token generate() on a batch, by launch count."""
+    from torch.profiler import ProfilerActivity, profile
+
+    short = [replace(r, output_len=4) for r in batch]
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        runner.generate_batch(short, time.perf_counter())
+    counts: dict[str, int] = {}
+    for e in prof.events():
+        name = e.name
+        if e.device_type.name == "CUDA" and any(k in name.lower() for k in ATTENTION):
+            counts[name[:120]] = counts.get(name[:120], 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])
+
+
+def child(steps: int, rows: int, model: str | None) -> dict:
+    import torch
+
+    from bench.context import RunContext, RunOptions
+    from bench.suite import load_suite
+
+    suite = load_suite("sharing")
+    if model:
+        suite = suite.model_copy(update={"model": model})
+    s = next(x for x in suite.scenarios if x.name == "hf-sharegpt-n1")
+    ctx = RunContext(suite, RunOptions(stack="hf", out=Path(tempfile.mkdtemp())), Path("first-pass"))
+    try:
+        runner, load = ctx.engine_for(ctx.prepare(s))
+        w = ctx.workload(s.workload)
+        runner.sampling = w.spec
+        a, b = ([replace(r, output_len=steps) for r in w.requests[i : i + rows]] for i in (0, rows))
+        out = {"load_s": load.get("load_s"), "sdpa_backends": ctx.environment.get("sdpa_backends")}
+        out["passes"] = {
+            name: _pass(runner, batch, torch) for name, batch in (("a1", a), ("a2", a), ("b1", b), ("b2", b))
+        }
+        try:
+            out["attention_kernels"] = _kernels(runner, a, torch)
+        except Exception as e:  # the profiler is a side reading: its failure loses no timing
+            out["attention_kernels"] = f"{type(e).__name__}: {e}"
+        return out
+    finally:
+        ctx.close_runner()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--rows", type=int, default=64)
+    ap.add_argument("--model", help="instead of the suite's (a CPU check of the script)")
+    ap.add_argument("--timeout", type=float, default=150.0, help="seconds a setting may take")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        json.dump(child(args.steps, args.rows, args.model), sys.stdout)
+        return
+    report: dict = {"steps": args.steps, "rows": args.rows, "settings": {}}
+    for setting in SETTINGS:
+        env = dict(os.environ)
+        if setting:
+            key, value = setting.split("=", 1)
+            env[key] = value
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--out",
+            str(args.out),
+            "--steps",
+            str(args.steps),
+            "--rows",
+            str(args.rows),
+        ]
+        cmd += ["--model", args.model] if args.model else []
+        t = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+            entry = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}
+        except subprocess.TimeoutExpired:
+            entry = {"error": f"over {args.timeout:g} s"}
+        entry["wall_s"] = time.perf_counter() - t
+        report["settings"][setting or "default"] = entry
+        args.out.write_text(json.dumps(report, indent=1))  # what finished is kept if a later setting is cut
+        print(setting or "default", json.dumps(entry.get("passes", entry.get("error")))[:600], flush=True)
+
+
+if __name__ == "__main__":
+    main()

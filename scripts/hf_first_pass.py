@@ -32,6 +32,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 SETTINGS = ("", "TORCH_CUDNN_SDPA_DEPRIORITIZED=1", "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
 ATTENTION = ("attn", "fmha", "cudnn", "flash", "efficient", "sdpa", "softmax")
 

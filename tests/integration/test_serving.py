@@ -116,10 +116,16 @@ def test_a_server_that_dies_mid_load_fails_clearly_and_keeps_what_was_answered(t
     requests = serve_requests("w", spec, model)
     port = free_port()
 
+    def command_line(p) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:  # exited since it was listed (a compile worker, say)
+            return ""
+
     def kill_after_some_answers():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            servers = [p for p in psutil.Process().children(recursive=True) if str(port) in " ".join(p.cmdline())]
+            servers = [p for p in psutil.Process().children(recursive=True) if str(port) in command_line(p)]
             log = tmp_path / "server.log"
             if servers and log.exists() and log.read_text(errors="replace").count("POST /v1/completions") >= 5:
                 for p in servers:

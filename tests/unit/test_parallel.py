@@ -124,3 +124,32 @@ def test_hf_tensor_parallel_applies_where_every_rank_makes_the_same_calls():
         with pytest.raises(UserError, match=text):
             hf(tensor_parallel_size=2, **knobs)
     assert hf(tensor_parallel_size=2, mode="sequential", batch_size=None).resolved_mode == "sequential"
+
+
+def test_hf_leaves_cudnn_attention_out_unless_asked_and_a_change_needs_its_own_engine(tmp_path, monkeypatch):
+    """torch's cuDNN attention builds a plan for every new shape (every decode step of a padded batch):
+    off by default, an engine setting (process-wide in torch), and put back on when the engine closes."""
+    import torch
+
+    from bench.stacks.base import LoadedModel
+    from bench.stacks.hf import generation
+    from bench.stacks.hf.runner import HfRunner
+    from bench.suite import make_scenario
+
+    calls = []
+    monkeypatch.setattr(torch.backends.cuda, "enable_cudnn_sdp", calls.append)
+    monkeypatch.setattr(generation, "load", lambda *a, **k: None)
+    model = LoadedModel(path=tmp_path, spec="t", dtype="bfloat16", max_model_len=64, device="cuda")
+    off = make_scenario(name="a", stack="hf", mode="padded", batch_size=2, workload="w")
+    on = make_scenario(name="b", stack="hf", mode="padded", batch_size=2, workload="w", cudnn_attention=True)
+    assert off.cudnn_attention is False
+    assert HfRunner.engine_key(model, off) != HfRunner.engine_key(model, on)
+    for scenario in (off, on):
+        runner = HfRunner(model, scenario)
+        runner.load()
+        runner.hf = None
+        monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+        runner.close()
+    assert calls == [False, True, True, True]
+    HfRunner(LoadedModel(path=tmp_path, spec="t", dtype="float32", max_model_len=64, device="cpu"), off).load()
+    assert calls == [False, True, True, True]  # a CPU run leaves torch's GPU settings alone

@@ -40,6 +40,13 @@ class HfScenario(ScenarioBase):
     # transformers' tensor parallelism (tp_plan "auto"): one process per GPU, every layer split over them,
     # all computing at once. Padded and sequential modes at a fixed batch size, on models with a TP plan.
     tensor_parallel_size: int | None = Field(default=None, ge=1, le=64)
+    # cuDNN's fused attention for torch's scaled_dot_product_attention on a GPU. torch (2.9 and later) tries it
+    # first on Hopper and newer, and cuDNN builds an execution plan for every new shape: every decode step of
+    # a padded batch has a new key length. On an H100 a first pass then ran at 81 ms a step against 19 ms
+    # once every shape had its plan, and a batch of another prompt width paid again (85 ms) inside the timed
+    # run. Off (the default), torch takes its memory-efficient kernel, which plans nothing: 17 ms a step on
+    # the first pass and 17-22 ms after (docs/results/h100-2026-12-07-sharing, scripts/hf_first_pass.py).
+    cudnn_attention: bool = False
 
     MODES: ClassVar[tuple[str, ...]] = STACK.modes
     BUDGET_KNOB: ClassVar[str] = "memory_fraction"
@@ -72,6 +79,7 @@ class HfScenario(ScenarioBase):
             "memory_fraction": self.memory_fraction,
             "device_map": self.device_map,
             "tensor_parallel_size": self.tensor_parallel_size,
+            "cudnn_attention": self.cudnn_attention,  # process-wide in torch
         }
 
     @property

@@ -40,8 +40,10 @@ class HfRunner(Runner):
     def load(self) -> dict[str, float]:
         import torch
 
-        if self.model.device == "cuda" and self.scenario.memory_fraction:
-            torch.cuda.set_per_process_memory_fraction(self.scenario.memory_fraction)
+        if self.model.device == "cuda":
+            if self.scenario.memory_fraction:
+                torch.cuda.set_per_process_memory_fraction(self.scenario.memory_fraction)
+            torch.backends.cuda.enable_cudnn_sdp(self.scenario.cudnn_attention)
         t = time.perf_counter()
         s = self.scenario
         self.hf = generation.load(self.model.path, self.model.dtype, self.model.device, s.device_map, s.ranks)
@@ -71,6 +73,7 @@ class HfRunner(Runner):
             torch.cuda.empty_cache()
             if self.scenario.memory_fraction:
                 torch.cuda.set_per_process_memory_fraction(1.0)  # the cap is process-wide
+            torch.backends.cuda.enable_cudnn_sdp(True)  # and so is the choice of attention kernels: torch's own
 
     # --- timed run -------------------------------------------------------------------------------------
 
@@ -93,9 +96,9 @@ class HfRunner(Runner):
         return self._run_largest(requests)
 
     def warm_up(self, warmup: Sequence[Request], requests: Sequence[Request], sampling: Workload) -> float | None:
-        """The warm-up requests, then the timed run's most demanding batch once: the first pass over
-        full-size batches in a fresh process runs far slower than every later one (half the speed was
-        measured on a GPU), and generating the largest batch once takes that cost out of the timed run."""
+        """The warm-up requests, then the timed run's most demanding batch once, which takes a first pass's
+        one-off costs (the allocator growing, kernels loading; with `cudnn_attention`, a plan for every
+        shape, a quarter of the later speed on an H100) out of the timed run."""
         size = self._size()
         if size is None or not self.scenario.batched or not requests:
             # `batch_size: max` probes full-size batches before its run; paged has no batches

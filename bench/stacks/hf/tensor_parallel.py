@@ -46,6 +46,8 @@ def load_shard(path, dtype: str):
         local = int(os.environ["LOCAL_RANK"])
         if cuda:
             torch.cuda.set_device(local)
+            # rank 0's choice of attention kernels (HfScenario.cudnn_attention), made before it started us
+            torch.backends.cuda.enable_cudnn_sdp(os.environ.get("PAGEDBENCH_CUDNN_ATTENTION", "1") == "1")
         dist.init_process_group(
             "nccl" if cuda else "gloo",
             rank=int(os.environ["RANK"]),
@@ -99,6 +101,9 @@ class Ranks:
         """Start the followers and load rank 0's shard; returns rank 0's model."""
         common = {"WORLD_SIZE": str(self.size), "LOCAL_WORLD_SIZE": str(self.size)}
         common |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+        import torch
+
+        common |= {"PAGEDBENCH_CUDNN_ATTENTION": "1" if torch.backends.cuda.cudnn_sdp_enabled() else "0"}
         for rank in range(1, self.size):
             env = os.environ | common | {"RANK": str(rank), "LOCAL_RANK": str(rank)}
             cmd = [sys.executable, "-m", "bench.stacks.hf.tensor_parallel", str(path), dtype]

@@ -202,6 +202,12 @@ def _row_key(r: Result) -> tuple:
     return r.stack, r.scenario, _card(r), sampled(r)
 
 
+def one_card(*rows: Row) -> bool:
+    """Whether every run of these rows ran on one card (its UUID): timings compare only there. Runs that
+    name no card (a CPU) count as one."""
+    return len({r.environment.gpu.uuid for row in rows for r in row.results if r.environment.gpu}) <= 1
+
+
 def _card(r: Result) -> str | None:
     return r.environment.gpu.name if r.environment.gpu else None
 

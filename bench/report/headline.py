@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.report.collect import SHORT_RUN_S, Collection, Group, Row, sampled
+from bench.report.collect import SHORT_RUN_S, Collection, Group, Row, one_card, sampled
 from bench.report.frontier import within_slos
 from bench.report.tables import GIB, Table, fmt, pct, sig
 from bench.results.sections import KvBatches, KvPool
@@ -56,12 +56,13 @@ class Side:
 
     @property
     def sequences(self) -> float | None:
-        """The most sequences the stack held at once: a padded layout's batch (or the batch a capacity
-        search found) times the outputs per prompt (n samples or beams each hold a row), a block pool's
+        """The most sequences the stack held at once: a padded layout's largest batch (or the batch a
+        capacity search found) times the outputs per prompt (n samples or beams each hold a row), a block pool's
         peak of running sequences."""
         n = self.kv.sequences if self.kv is not None else None
         if n is not None and isinstance(self.kv, KvBatches):
-            n *= self.row.first.workload.spec.outputs_per_prompt
+            # a batch holds no more prompts than the workload has (32 prompts in batches of 64: 32)
+            n = min(n, self.row.first.workload.requests) * self.row.first.workload.spec.outputs_per_prompt
         return float(n) if n is not None else None
 
     @property
@@ -155,8 +156,14 @@ def _equal_memory_sentence(where: str, budget: float, hb: Side, vb: Side, b: str
         )
     return (
         f"{where}, at the same memory budget of {budget:g} GiB: {fits}with {e} at **{tps:.2f}×** {b}'s "
-        f"output throughput ({certainty})."
+        f"output throughput ({certainty}){_cards_clause(hb.row, vb.row)}"
     )
+
+
+def _cards_clause(a: Row, b: Row) -> str:
+    """The end of a sentence comparing two rows' timings: where they ran on two cards, it says so."""
+    two = ", on two cards of this kind: the ratio holds their and their hosts' difference too."
+    return "." if one_card(a, b) else two
 
 
 def _energy_sentence(h: Side, v: Side, b: str, e: str) -> str | None:
@@ -262,7 +269,7 @@ def group_headline(group: Group, base: str, engine: str, others=()) -> tuple[lis
     lines = [
         f"{where}: {e}'s best ({vllm.label}, {vllm.first.scenario}) produced **{value:.2f}×** the output "
         f"throughput of {b}'s best ({hf.label}, {hf.first.scenario}): {v.tps:,.0f} against {h.tps:,.0f} tok/s "
-        f"({certainty}), on the same requests."
+        f"({certainty}), on the same requests{_cards_clause(hf, vllm)}"
     ]
     lines += [x for x in [_kv_sentence(h, v, b, e), _energy_sentence(h, v, b, e)] if x]
     if any((hf_b, vllm_b) == (hf, vllm) for _, hf_b, vllm_b in pairs):

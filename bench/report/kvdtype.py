@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from statistics import fmean
 
-from bench.report.collect import Group, Row
+from bench.report.collect import Group, Row, one_card
 from bench.report.tables import GIB, Table, fmt, pct, with_ci
 from bench.results.sections import KvPool
 
@@ -51,7 +51,9 @@ def kv_dtype_table(group: Group) -> Table | None:
                 fmt(kv.reserved_bytes_peak / GIB if kv.reserved_bytes_peak else None, 2),
                 fmt(row.first.config.memory_budget_gib, 0),
                 with_ci(row, "output_tokens_per_s", 0),
-                f"{row.stat('output_tokens_per_s').mean / base.stat('output_tokens_per_s').mean:.2f}x",
+                f"{row.stat('output_tokens_per_s').mean / base.stat('output_tokens_per_s').mean:.2f}x"
+                if one_card(row, base)
+                else "— (another card)",
                 pct(busy),
                 pace,
             ]
@@ -75,7 +77,8 @@ def kv_dtype_table(group: Group) -> Table | None:
         rows,
         "Blocks vs auto: the pool's blocks over the model's dtype's, the engine given the same memory: about the "
         "inverse of their bytes per token (fp8 stores one byte per element). Output tok/s: the mean over "
-        "repeats ± its 95 % interval. GPU busy: NVML's utilisation averaged over the timed runs' samples; "
+        "repeats ± its 95 % interval; against auto only where both ran on one card. GPU busy: NVML's "
+        "utilisation averaged over the timed runs' samples; "
         f"below {HOST_BOUND_BELOW:.0%} the GPU waited on the host (the engine's loop, the sampler), whose speed "
         "then sets the throughput and its spread between repeats.",
     )

@@ -48,7 +48,7 @@ def test_the_report_shows_where_all_of_hf_s_memory_went():
     from bench.report.tables import breakdown_table
     from tests.conftest import ROOT
 
-    c = collect(ROOT / "docs" / "results" / "h100-2026-12-07-sharing" / "results" / "sharing-hf-samples-152013")
+    c = collect(ROOT / "docs" / "results" / "h100-2026-12-07-sharing" / "results" / "sharing-hf-174226")
     (group,) = [g for g in c.groups if g.workload.name == "alpaca-n6"]
     table = breakdown_table(group)
     (row,) = table.rows

@@ -105,6 +105,10 @@ def test_results_from_two_cards_of_one_name_say_so(tmp_path):
     line = next(x for x in report.splitlines() if "workload mixed" in x and "best" in x)
     assert "on NVIDIA H200 (2 cards)" in line
     assert "on NVIDIA H200," in next(x for x in report.splitlines() if "workload many" in x)  # one card
+    # A ratio of timings from two cards also holds their difference: the sentence says it where it is so.
+    assert line.endswith("on two cards of this kind: the ratio holds their and their hosts' difference too.")
+    many = next(x for x in report.splitlines() if "workload many" in x and "same memory budget" in x)
+    assert many.endswith("(single runs).")  # one card
 
 
 def test_stacks_measured_on_different_kinds_of_card_are_not_compared(tmp_path):
@@ -175,6 +179,7 @@ def test_hf_sequences_at_once_count_every_sample_of_a_batch():
     """A padded batch of 64 prompts with n samples each holds 64 x n rows, as vLLM counts its samples."""
     from bench.report.headline import Side
 
-    c = collect(RESULTS / "h100-2026-12-07-sharing" / "results" / "sharing-hf-samples-152013")
+    c = collect(RESULTS / "h100-2026-12-07-sharing" / "results" / "sharing-hf-174226")
     held = {g.workload.name: Side(row).sequences for g in c.groups for row in g.rows}
-    assert held == {"alpaca-n1": 64, "alpaca-n2": 128, "alpaca-n4": 256, "alpaca-n6": 384, "sharegpt-n1": 64}
+    assert held == {"alpaca-n1": 64, "alpaca-n2": 128, "alpaca-n4": 256, "alpaca-n6": 384, "sharegpt-n1": 64,
+                    "sharegpt-n2": 128, "sharegpt-n4": 128}  # fmt: skip

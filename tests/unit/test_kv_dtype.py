@@ -50,3 +50,18 @@ def test_no_fp8_run_no_table(tmp_path):
     shutil.copy(RUNS / "vllm-vllm-r0.json", tmp_path / "a.json")
     (group,) = groups_of(collect(tmp_path).results)
     assert kv_dtype_table(group) is None
+
+
+def test_fp8_against_auto_on_another_card_gives_no_speed_ratio(tmp_path):
+    """On the H100 sharing set fp8 ran on a second card of the same kind: its speed against auto's, measured on
+    the first, would hold the cards' and hosts' difference, so the table names why it shows none."""
+    shutil.copy(RUNS / "vllm-vllm-r0.json", tmp_path / "auto.json")
+    fp8 = json.loads((RUNS / "vllm-vllm-r1.json").read_text())
+    fp8["scenario"] = "vllm-fp8"
+    fp8["config"]["options"]["kv_cache_dtype"] = "fp8"
+    fp8["environment"]["gpu"]["uuid"] = "GPU-another"
+    (tmp_path / "fp8.json").write_text(json.dumps(fp8))
+    (group,) = groups_of(collect(tmp_path).results)
+    base, quant = kv_dtype_table(group).rows
+    assert base[9] == "1.00x" and quant[9] == "— (another card)"
+    assert quant[5] == "1.00x"  # blocks are memory, not time: still compared

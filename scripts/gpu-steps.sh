@@ -8,7 +8,7 @@
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
 #           sharing-hf sharing-hf-samples sharing-hf-beams sharing-vllm serving-hf serving-vllm serve-crosscheck
-#           serve-crosscheck-stub sharing-hf-alpaca sharing-hf-sharegpt sharing-hf-rest sharing-vllm-rest hf-first-pass
+#           serve-crosscheck-stub sharing-hf-alpaca sharing-hf-sharegpt hf-first-pass
 #           bench-client multi-gpu energy
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
@@ -124,7 +124,7 @@ for group in "$@"; do
   sharing-hf)
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-$T
     ;;
-  sharing-hf-samples)  # HF's half of the sharing suite in two calls: n samples, then beams and prefixes
+  sharing-hf-samples)  # HF's half of the sharing suite in two calls (12 minutes on an H100): n samples, then beams and prefixes
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-samples-$T \
       $(only hf-{alpaca,sharegpt}-n{1,2,4,6})
     ;;
@@ -137,14 +137,6 @@ for group in "$@"; do
   sharing-hf-beams)
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-beams-$T \
       $(only hf-{alpaca,sharegpt}-beam{2,4,6} hf-prefix-{0,512,2048})
-    ;;
-  sharing-hf-rest)  # what the H100 set of 2026-12-07 lacks of HF's n-sample runs
-    pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-rest-$T $(only hf-sharegpt-n{2,4,6})
-    ;;
-  sharing-vllm-rest)  # what the H100 set of 2026-12-07 lacks of vLLM's runs
-    pb 570 run --stack vllm --suite sharing --out "$R" --run-id sharing-vllm-rest-$T \
-      $(only vllm-sharegpt-beam6 vllm-prefix-{0,512,2048}-cached vllm-prefix-{0,512,2048} vllm-sharegpt-fp8)
-    python3 scripts/sharing_recompute.py "$R/sharing-vllm-rest-$T" >"$C/sharing-recompute-rest-$T.txt" 2>&1
     ;;
   hf-first-pass)  # HF's first and later passes over a padded batch: torch's defaults, cuDNN SDPA last, expandable segments
     limited 480 python3 scripts/hf_first_pass.py --steps "${FP_STEPS:-192}" --out "$C/hf-first-pass-$T.json"

@@ -138,7 +138,7 @@ for group in "$@"; do
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-beams-$T \
       $(only hf-{alpaca,sharegpt}-beam{2,4,6} hf-prefix-{0,512,2048})
     ;;
-  hf-first-pass)  # HF's first and later passes over a padded batch: torch's defaults, cuDNN SDPA last, expandable segments
+  hf-first-pass)  # HF's first and later passes over a padded batch: cuDNN attention on, off, on with expandable segments
     limited 480 python3 scripts/hf_first_pass.py --steps "${FP_STEPS:-192}" --out "$C/hf-first-pass-$T.json"
     ;;
   sharing-vllm)

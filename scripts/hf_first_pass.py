@@ -11,10 +11,13 @@ benchmark's code path, a device sync at every step) on the `sharing` suite's Sha
   pass b1: the next 64 requests (another prompt width: key lengths partly new);
   pass b2: that batch again.
 
-Settings: torch's defaults; TORCH_CUDNN_SDPA_DEPRIORITIZED=1 (cuDNN after flash and memory-efficient
-attention); PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True. For each pass: seconds, ms per step (median,
-p90, max), torch's peak allocated and reserved memory; for each setting, the attention kernels a short
-profiled generate() launched.
+Settings: `cudnn_attention: true` (torch's own choice: cuDNN first); `cudnn_attention: false` (the runner's
+default: torch's memory-efficient kernel for a masked batch); `cudnn_attention: true` with
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True. For each pass: seconds, ms per step (median, p90, max),
+torch's peak allocated and reserved memory; for each setting, the attention backends enabled after the runner
+loaded and the attention kernels a short profiled generate() launched. (The runs of
+docs/results/h100-2026-12-07-sharing predate `cudnn_attention`: their settings were torch's defaults,
+TORCH_CUDNN_SDPA_DEPRIORITIZED=1, which takes the same memory-efficient kernel, and expandable segments.)
 
     python scripts/hf_first_pass.py --out FILE.json [--steps 256] [--rows 64]
 """
@@ -34,7 +37,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SETTINGS = ("", "TORCH_CUDNN_SDPA_DEPRIORITIZED=1", "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True")
+SETTINGS = (  # name, environment, the scenario's cudnn_attention
+    ("cudnn_attention: true", {}, True),
+    ("cudnn_attention: false", {}, False),
+    ("cudnn_attention: true, expandable segments", {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}, True),
+)
 ATTENTION = ("attn", "fmha", "cudnn", "flash", "efficient", "sdpa", "softmax")
 
 
@@ -74,7 +81,7 @@ def _kernels(runner, batch, torch) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])
 
 
-def child(steps: int, rows: int, model: str | None) -> dict:
+def child(steps: int, rows: int, model: str | None, cudnn: bool) -> dict:
     import torch
 
     from bench.context import RunContext, RunOptions
@@ -83,14 +90,16 @@ def child(steps: int, rows: int, model: str | None) -> dict:
     suite = load_suite("sharing")
     if model:
         suite = suite.model_copy(update={"model": model})
-    s = next(x for x in suite.scenarios if x.name == "hf-sharegpt-n1")
+    s = next(x for x in suite.scenarios if x.name == "hf-sharegpt-n1").model_copy(update={"cudnn_attention": cudnn})
     ctx = RunContext(suite, RunOptions(stack="hf", out=Path(tempfile.mkdtemp())), Path("first-pass"))
     try:
         runner, load = ctx.engine_for(ctx.prepare(s))
         w = ctx.workload(s.workload)
         runner.sampling = w.spec
         a, b = ([replace(r, output_len=steps) for r in w.requests[i : i + rows]] for i in (0, rows))
-        out = {"load_s": load.get("load_s"), "sdpa_backends": ctx.environment.get("sdpa_backends")}
+        from bench.telemetry.environment import sdpa_backends
+
+        out = {"load_s": load.get("load_s"), "sdpa_backends": sdpa_backends(torch)}  # as the runner left them
         out["passes"] = {
             name: _pass(runner, batch, torch) for name, batch in (("a1", a), ("a2", a), ("b1", b), ("b2", b))
         }
@@ -111,16 +120,14 @@ def main() -> None:
     ap.add_argument("--model", help="instead of the suite's (a CPU check of the script)")
     ap.add_argument("--timeout", type=float, default=150.0, help="seconds a setting may take")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--cudnn", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        json.dump(child(args.steps, args.rows, args.model), sys.stdout)
+        json.dump(child(args.steps, args.rows, args.model, args.cudnn), sys.stdout)
         return
     report: dict = {"steps": args.steps, "rows": args.rows, "settings": {}}
-    for setting in SETTINGS:
-        env = dict(os.environ)
-        if setting:
-            key, value = setting.split("=", 1)
-            env[key] = value
+    for name, setting, cudnn in SETTINGS:
+        env = os.environ | setting
         cmd = [
             sys.executable,
             __file__,
@@ -133,6 +140,7 @@ def main() -> None:
             str(args.rows),
         ]
         cmd += ["--model", args.model] if args.model else []
+        cmd += ["--cudnn"] if cudnn else []
         t = time.perf_counter()
         try:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -140,9 +148,9 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             entry = {"error": f"over {args.timeout:g} s"}
         entry["wall_s"] = time.perf_counter() - t
-        report["settings"][setting or "default"] = entry
+        report["settings"][name] = entry
         args.out.write_text(json.dumps(report, indent=1))  # what finished is kept if a later setting is cut
-        print(setting or "default", json.dumps(entry.get("passes", entry.get("error")))[:600], flush=True)
+        print(name, json.dumps(entry.get("passes", entry.get("error")))[:600], flush=True)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ def test_first_pass_probe_records_every_setting_s_passes(tmp_path):
     report = json.loads(out.read_text())
     settings = report["settings"]
     assert list(settings) == [
-        "default",
-        "TORCH_CUDNN_SDPA_DEPRIORITIZED=1",
-        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True",
+        "cudnn_attention: true",
+        "cudnn_attention: false",
+        "cudnn_attention: true, expandable segments",
     ]
     for entry in settings.values():
         assert "error" not in entry, entry.get("error")

@@ -126,7 +126,8 @@ class Memory(_Model):
     sample_interval_ms: float
     t0_unix: float | None = None  # the wall clock (Unix seconds) when t_s was 0, to line phases up with other tools
     device_total_mib: float | None = None
-    device_used_before_mib: float | None = None  # at sampler start, before the model loaded
+    # at sampler start: before the model loaded, or, on an engine an earlier scenario used, once it was settled
+    device_used_before_mib: float | None = None
     peak_device_used_mib: float | None = None
     peak_process_used_mib: float | None = None
     torch_peak_allocated_mib: float | None = None

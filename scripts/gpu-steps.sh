@@ -8,7 +8,7 @@
 #   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
 #           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
 #           sharing-hf sharing-hf-samples sharing-hf-beams sharing-vllm serving-hf serving-vllm serve-crosscheck
-#           serve-crosscheck-stub sharing-hf-alpaca sharing-hf-sharegpt hf-first-pass
+#           serve-crosscheck-stub sharing-hf-alpaca sharing-hf-sharegpt sharing-hf-static hf-first-pass
 #           bench-client multi-gpu energy
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
@@ -136,7 +136,11 @@ for group in "$@"; do
     ;;
   sharing-hf-beams)
     pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-beams-$T \
-      $(only hf-{alpaca,sharegpt}-beam{2,4,6} hf-prefix-{0,512,2048})
+      $(only hf-{alpaca,sharegpt}-beam{2,4,6} hf-prefix-{0,512,2048} hf-static-{alpaca,sharegpt}-{n4,beam4})
+    ;;
+  sharing-hf-static)  # HF's static cache on the sharing workloads at n and width 4
+    pb 570 run --stack hf --suite sharing --out "$R" --run-id sharing-hf-static-$T \
+      $(only hf-static-{alpaca,sharegpt}-{n4,beam4})
     ;;
   hf-first-pass)  # HF's first and later passes over a padded batch: cuDNN attention on, off, on with expandable segments
     limited 480 python3 scripts/hf_first_pass.py --steps "${FP_STEPS:-192}" --out "$C/hf-first-pass-$T.json"

@@ -235,3 +235,15 @@ def test_a_server_refuses_a_knob_it_cannot_honour_and_a_split_of_one_asks_for_no
     assert pick_scenario(suite, "hf", "one").name == "one"
     with pytest.raises(UserError, match="transformers serve has no tensor_parallel_size"):
         pick_scenario(suite, "hf", "two")
+
+
+def test_the_hf_server_keeps_cudnn_attention_back_as_an_offline_run_does():
+    """transformers serve runs in its own process: the scenario's cudnn_attention reaches it through torch's
+    own switch in its environment."""
+    from bench.stacks.hf.serve import SERVER
+    from bench.suite import make_scenario
+
+    off = make_scenario(name="a", stack="hf", workload="w")
+    on = make_scenario(name="b", stack="hf", workload="w", cudnn_attention=True)
+    assert SERVER.env(off.engine_settings()) == {"TORCH_CUDNN_SDPA_DEPRIORITIZED": "1"}
+    assert SERVER.env(on.engine_settings()) == {}

@@ -36,6 +36,14 @@ def body(model: str, r: ServeRequest) -> dict:
     }
 
 
+def env(settings: dict) -> dict:
+    """The server's process, like an offline run, keeps torch's cuDNN attention back unless the scenario sets
+    `cudnn_attention` (HfScenario): cuDNN plans every new shape, and a server meets new ones all the time."""
+    return {} if settings.get("cudnn_attention") else {"TORCH_CUDNN_SDPA_DEPRIORITIZED": "1"}
+
+
 # It streams decoded text pieces and does not say how many tokens each carried: its usage is checked. It
 # runs the model on one device.
-SERVER = ServerKind(name="transformers serve", command=command, body=body, lacks=("tensor_parallel_size", "device_map"))
+SERVER = ServerKind(
+    name="transformers serve", command=command, body=body, env=env, lacks=("tensor_parallel_size", "device_map")
+)

@@ -336,23 +336,8 @@ def test_compare_never_passes_when_a_baseline_scenario_was_not_compared(tmp_path
 
 
 serve_options = st.one_of(
-    st.tuples(
-        st.sampled_from(
-            [
-                "--rate",
-                "--concurrency",
-                "--burstiness",
-                "--seed",
-                "--slo",
-                "--port",
-                "--profile",
-                "--device",
-                "--scenario",
-                "--run-id",
-            ]
-        ),
-        option_values,
-    ),  # fmt: skip
+    st.tuples(st.sampled_from(["--rate", "--concurrency", "--burstiness", "--seed", "--slo", "--port", "--profile",
+                               "--device", "--scenario", "--run-id"]), option_values),  # fmt: skip
 )
 
 

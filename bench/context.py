@@ -222,6 +222,7 @@ class RunContext:
             runner = load_runner(p.scenario.stack)(p.model, p.scenario)
             timing = runner.load()
             self.runner, self.runner_key = runner, p.engine_key
+            self.environment |= environment.torch_state()  # as the engine left torch (its attention backends)
         self.runner.configure(p.model, p.scenario)
         return self.runner, timing
 

@@ -13,11 +13,12 @@ benchmark's code path, a device sync at every step) on the `sharing` suite's Sha
 
 Settings: `cudnn_attention: true` (torch's own choice: cuDNN first); `cudnn_attention: false` (the runner's
 default: torch's memory-efficient kernel for a masked batch); `cudnn_attention: true` with
-PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True. For each pass: seconds, ms per step (median, p90, max),
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True. For each pass: seconds, ms per step (p50, p90, p99, mean, max),
 torch's peak allocated and reserved memory; for each setting, the attention backends enabled after the runner
 loaded and the attention kernels a short profiled generate() launched. (The runs of
 docs/results/h100-2026-12-07-sharing predate `cudnn_attention`: their settings were torch's defaults,
-TORCH_CUDNN_SDPA_DEPRIORITIZED=1, which takes the same memory-efficient kernel, and expandable segments.)
+TORCH_CUDNN_SDPA_DEPRIORITIZED=1, which takes the same memory-efficient kernel, and expandable segments; their
+step_ms names its p50 `median`.)
 
     python scripts/hf_first_pass.py --out FILE.json [--steps 256] [--rows 64]
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,21 +46,22 @@ ATTENTION = ("attn", "fmha", "cudnn", "flash", "efficient", "sdpa", "softmax")
 
 
 def _pass(runner, batch, torch) -> dict:
+    from bench.metrics import percentiles
+
     gpu = torch.cuda.is_available()
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     runner.hf.sync()
     t0 = time.perf_counter()
     _, _, steps, end, _, _ = runner.generate_batch(batch, t0)
-    gaps = [(b - a) * 1000 for a, b in zip(steps, steps[1:])]
-    q = statistics.quantiles(gaps, n=10) if len(gaps) > 1 else gaps * 9
+    gaps = percentiles([(b - a) * 1000 for a, b in zip(steps, steps[1:])])
     return {
         "rows": len(batch),
         "width": max(r.prompt_len for r in batch),
         "steps": len(steps),
         "seconds": end,
         "first_step_ms": steps[0] * 1000 if steps else None,
-        "step_ms": {"median": statistics.median(gaps), "p90": q[8], "max": max(gaps)} if gaps else None,
+        "step_ms": gaps.model_dump() if gaps else None,
         "torch_peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if gpu else None,
         "torch_peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if gpu else None,
     }
@@ -97,9 +98,7 @@ def child(steps: int, rows: int, model: str | None, cudnn: bool) -> dict:
         w = ctx.workload(s.workload)
         runner.sampling = w.spec
         a, b = ([replace(r, output_len=steps) for r in w.requests[i : i + rows]] for i in (0, rows))
-        from bench.telemetry.environment import sdpa_backends
-
-        out = {"load_s": load.get("load_s"), "sdpa_backends": sdpa_backends(torch)}  # as the runner left them
+        out = {"load_s": load.get("load_s"), "sdpa_backends": ctx.environment.get("sdpa_backends")}
         out["passes"] = {
             name: _pass(runner, batch, torch) for name, batch in (("a1", a), ("a2", a), ("b1", b), ("b2", b))
         }

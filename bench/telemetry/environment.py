@@ -87,6 +87,21 @@ def sdpa_backends(torch) -> dict[str, bool]:
     }
 
 
+def torch_state() -> dict:
+    """What the imported torch runs with now: its CUDA and cuDNN, its threads, SDPA's enabled backends (a
+    runner may change those as it loads: HfScenario.cudnn_attention). Nothing where torch is not imported:
+    it is never imported here, the collector has none."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    return {
+        "torch_cuda": torch.version.cuda,
+        "torch_threads": torch.get_num_threads(),
+        "torch_cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "sdpa_backends": sdpa_backends(torch),
+    }
+
+
 def collect(gpu: Gpu | None = None, packages: Sequence[str] = ()) -> dict:
     """What a result records of where it ran; `packages`: the distributions whose versions to record."""
     gpu = gpu if gpu is not None else Gpu()
@@ -105,12 +120,7 @@ def collect(gpu: Gpu | None = None, packages: Sequence[str] = ()) -> dict:
         "gpu": gpu.info() or None,
         "settings": runtime_settings(),
     }
-    torch = sys.modules.get("torch")  # never import torch here: the collector has none
-    if torch is not None:
-        env["torch_cuda"] = torch.version.cuda
-        env["torch_threads"] = torch.get_num_threads()
-        env["torch_cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-        env["sdpa_backends"] = sdpa_backends(torch)
+    env |= torch_state()
     if gpu.available:
         me = os.getpid()
         others = [{"pid": pid, "used_mib": used} for pid, used in gpu.processes() if pid != me]

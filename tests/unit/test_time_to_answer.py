@@ -120,3 +120,29 @@ def test_the_hf_runner_settles_by_emptying_the_allocator_s_cache():
     assert runner.hf.resets == 1
     runner.hf = None
     runner.settle()  # closed: nothing to give back
+
+
+def test_a_result_records_torch_s_attention_backends_as_its_engine_left_them(tmp_path, monkeypatch):
+    """HF's runner turns cuDNN attention off as it loads (cudnn_attention): the environment read before any
+    engine loaded said it was on, and the result must say what ran."""
+    import torch
+
+    from bench import harness
+    from bench.context import RunContext, RunOptions
+    from bench.stacks.fake.runner import FakeRunner
+
+    def load(self):
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        return {"load_s": 0.0}
+
+    monkeypatch.setattr(FakeRunner, "load", load)
+    suite = load_suite(suite_file(tmp_path))
+    torch.backends.cuda.enable_cudnn_sdp(True)
+    ctx = RunContext(suite, RunOptions(stack="fake", out=tmp_path), tmp_path / "run")
+    try:
+        assert ctx.environment["sdpa_backends"]["cudnn"] is True
+        result = harness.run_scenario(ctx, next(s for s in suite.scenarios if s.name == "a"))
+    finally:
+        ctx.close_runner()
+        torch.backends.cuda.enable_cudnn_sdp(True)
+    assert result.status == "ok" and result.environment.sdpa_backends["cudnn"] is False

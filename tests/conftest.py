@@ -35,15 +35,17 @@ def running(*marks: str, among=None) -> list[str]:
 
 def run_cli(*args, cwd=None, env=None, timeout=600):
     """Run `python -m bench ...` in a fresh process (vLLM's engine core is spawned: it needs a real main)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd or ROOT,
-        env=full_env,
-        timeout=timeout,
-    )
+    return _run([sys.executable, "-m", "bench", *map(str, args)], cwd, env, timeout)
+
+
+def run_script(name: str, *args, cwd=None, env=None, timeout=600):
+    """Run scripts/<name>.py with `args` in a fresh process, from the repository's root."""
+    return _run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *map(str, args)], cwd, env, timeout)
+
+
+def _run(cmd: list[str], cwd, env, timeout):
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
+                          timeout=timeout)  # fmt: skip
 
 
 def script(name: str):

@@ -5,7 +5,7 @@ prefix cache."""
 import pytest
 
 from bench.results import load_result
-from tests.conftest import has, run_cli
+from tests.conftest import has, run_cli, run_script
 from tests.integration.sharing import run_stacks, sharing_table
 
 pytestmark = pytest.mark.integration
@@ -99,14 +99,9 @@ def test_vllm_saves_memory_with_several_samples_and_none_with_one(runs):
 @pytest.mark.skipif(not has("vllm"), reason="vLLM is not installed")
 def test_the_sharing_figures_are_recomputed_from_the_raw_readings_the_result_keeps(runs):
     """Every reading the engine took is in the result, and the figures follow from them alone."""
-    import subprocess
-    import sys
-
     n3 = load_result(runs / "vllm" / "vllm-vllm-r0.json").kv.sharing
     assert n3.trace is not None and len(n3.trace.t_s) == n3.readings
-    out = subprocess.run(
-        [sys.executable, "scripts/sharing_recompute.py", str(runs / "vllm")], capture_output=True, text=True
-    )
+    out = run_script("sharing_recompute", runs / "vllm")
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("\nok ") + out.stdout.startswith("ok ") >= 2 and "0 differ" in out.stdout
 

@@ -3,12 +3,11 @@ send every request of the same workload and their figures come out side by side.
 for a GPU: on a CPU a run of tenths of a second varies more than the tools could differ.)"""
 
 import json
-import sys
 import textwrap
 
 import pytest
 
-from tests.conftest import ROOT, free_port, has, script
+from tests.conftest import free_port, has, run_script, script
 
 pytestmark = [
     pytest.mark.integration,
@@ -18,8 +17,6 @@ pytestmark = [
 
 def _crosscheck(tmp_path, requests: int, output_len: int, *args: str):
     """scripts/serve_crosscheck.py on a tiny workload of its own (two runs per client), its JSON's path."""
-    import subprocess
-
     suite = tmp_path / "xc.yaml"
     suite.write_text(
         textwrap.dedent(f"""
@@ -33,11 +30,7 @@ def _crosscheck(tmp_path, requests: int, output_len: int, *args: str):
     """)
     )
     out = tmp_path / "xc.json"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", str(suite), "--scenario", "v",
-         "--repeats", "2", "--out", str(out), *args],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
+    r = run_script("serve_crosscheck", "--suite", suite, "--scenario", "v", "--repeats", 2, "--out", out, *args)
     assert r.returncode == 0, r.stderr[-3000:]
     return out
 
@@ -152,11 +145,6 @@ def test_against_the_stub_both_clients_are_timed_against_the_servers_own_clock(t
 
 @pytest.mark.parametrize("bad", [["--itl-ms", "-1"], ["--itl-ms", "nan"], ["--rates", "0"]])
 def test_bad_cross_check_arguments_are_one_line_and_exit_2(bad, tmp_path):
-    import subprocess
-
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "serve_crosscheck.py"), "--suite", "serving", "--scenario",
-         "vllm-serve", "--stub", "--out", str(tmp_path / "x.json"), *bad],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+    r = run_script("serve_crosscheck", "--suite", "serving", "--scenario", "vllm-serve", "--stub", "--out",
+                   tmp_path / "x.json", *bad, timeout=120)  # fmt: skip
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("Error: "), r.stderr

@@ -2,12 +2,10 @@
 figures from the engine-core process. Its timings are GPU evidence (docs/results), not asserted here."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT, has
+from tests.conftest import has, run_script
 
 pytestmark = pytest.mark.integration
 
@@ -16,11 +14,7 @@ def test_variance_probe_records_each_run(tmp_path):
     if not has("vllm"):
         pytest.skip("vLLM is not installed")
     out = tmp_path / "variance.json"
-    r = subprocess.run(
-        [sys.executable, "scripts/vllm_variance.py", "--suite", "smoke", "--scenario", "vllm", "--runs", "2",
-         "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )  # fmt: skip
+    r = run_script("vllm_variance", "--suite", "smoke", "--scenario", "vllm", "--runs", 2, "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(out.read_text())
     assert [run["run"] for run in report["runs"]] == [0, 1]

@@ -130,7 +130,7 @@ class Group:
         """The card's name; "(N cards)" when the results came from more than one card of that name."""
         results = [r for row in self.rows for r in row.results] + self.failed
         names = ", ".join(sorted({_card(r) or "CPU" for r in results}))
-        cards = {r.environment.gpu.uuid for r in results if r.environment.gpu and r.environment.gpu.uuid}
+        cards = _cards(results)
         return f"{names} ({len(cards)} cards)" if len(cards) > 1 else names
 
 
@@ -205,7 +205,12 @@ def _row_key(r: Result) -> tuple:
 def one_card(*rows: Row) -> bool:
     """Whether every run of these rows ran on one card (its UUID): timings compare only there. Runs that
     name no card (a CPU) count as one."""
-    return len({r.environment.gpu.uuid for row in rows for r in row.results if r.environment.gpu}) <= 1
+    return len(_cards([r for row in rows for r in row.results])) <= 1
+
+
+def _cards(results: list[Result]) -> set[str]:
+    """The UUIDs of the cards these results ran on."""
+    return {r.environment.gpu.uuid for r in results if r.environment.gpu and r.environment.gpu.uuid}
 
 
 def _card(r: Result) -> str | None:

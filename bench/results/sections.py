@@ -177,8 +177,8 @@ class KvBatches(_Kv):
 
     @property
     def sequences(self) -> int | None:
-        """The most prompts a batch held at once: the batch size (the one a capacity search found). Rows,
-        one per output, are that times the workload's outputs per prompt (the report's `Side.sequences`)."""
+        """The batch size (the one a capacity search found): prompts per batch. A workload with fewer prompts
+        fills less, and each prompt holds a row per output: the report's `Side.sequences` counts the rows."""
         if self.capacity is not None and self.capacity.max_batch:
             return self.capacity.max_batch
         return self.batch_size

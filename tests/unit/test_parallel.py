@@ -144,11 +144,11 @@ def test_hf_leaves_cudnn_attention_out_unless_asked_and_a_change_needs_its_own_e
     on = make_scenario(name="b", stack="hf", mode="padded", batch_size=2, workload="w", cudnn_attention=True)
     assert off.cudnn_attention is False
     assert HfRunner.engine_key(model, off) != HfRunner.engine_key(model, on)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     for scenario in (off, on):
         runner = HfRunner(model, scenario)
         runner.load()
         runner.hf = None
-        monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
         runner.close()
     assert calls == [False, True, True, True]
     HfRunner(LoadedModel(path=tmp_path, spec="t", dtype="float32", max_model_len=64, device="cpu"), off).load()

@@ -88,6 +88,8 @@ ALLOW_MISSING ?=
 COMMAND     ?= $(if $(filter serving,$(SUITE)),serve,run)
 -include docker/pins-$(VARIANT).env
 COMPOSE     ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# A service's `run`: compose, less the bare exit-status line compose v1 adds to a failure (scripts/compose-run.sh).
+COMPOSE_RUN := COMPOSE="$(COMPOSE)" scripts/compose-run.sh
 HF_CACHE_KEY   := $(subst :,-,$(subst /,-,$(HF_IMAGE)))
 VLLM_CACHE_KEY := $(subst :,-,$(subst /,-,$(VLLM_IMAGE)))
 # What compose reads from the environment (`make compose-env` prints them, for running compose by hand).
@@ -169,7 +171,7 @@ compose-env: ## Print what make passes to compose, to run services by hand: eval
 
 .PHONY: preflight
 preflight: ## Check Docker, and on a GPU host the driver, the container toolkit and whether the GPU is free
-	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) MODEL=$(MODEL) RESULTS=$(RESULTS) GPUS_HF=$(GPUS_HF) GPUS_VLLM=$(GPUS_VLLM) \
+	@DEVICE=$(DEVICE_FOUND) DEVICE_ASKED=$(DEVICE) SUITE=$(SUITE) MODEL=$(MODEL) CUDA=$(CUDA) RESULTS=$(RESULTS) GPUS_HF=$(GPUS_HF) GPUS_VLLM=$(GPUS_VLLM) \
 	  PARALLEL=$(PARALLEL) PIP_CA=$(PIP_CA) WHEELHOUSE=$(WHEELHOUSE) scripts/preflight.sh $(VARIANT) $(GPU) $(HF_BASE)
 
 .PHONY: build
@@ -181,12 +183,12 @@ build: ## Build (or reuse) the hf, vllm and collector images of the variant
 # whatever the stacks did; exits non-zero when any of them failed.
 define run_stacks
 	@mkdir -p $(RESULTS)/$(RUN_ID)
-	$(COMPOSE) --profile tools run --rm prepare
+	$(COMPOSE_RUN) --profile tools run --rm prepare
 	@status=0; pids=""; for service in $(1); do \
 	  if [ "$(PARALLEL)" = 1 ]; then \
-	    ( $(COMPOSE) run --rm --no-deps $$service > $(RESULTS)/$(RUN_ID)/$$service.console.log 2>&1 ) & pids="$$pids $$!:$$service"; \
+	    ( $(COMPOSE_RUN) run --rm --no-deps $$service > $(RESULTS)/$(RUN_ID)/$$service.console.log 2>&1 ) & pids="$$pids $$!:$$service"; \
 	  else \
-	    rc=0; $(COMPOSE) run --rm --no-deps $$service || rc=$$?; \
+	    rc=0; $(COMPOSE_RUN) run --rm --no-deps $$service || rc=$$?; \
 	    echo "$$service: exit $$rc"; [ $$rc = 0 ] || status=1; \
 	  fi; \
 	done; \
@@ -194,7 +196,7 @@ define run_stacks
 	  rc=0; wait $${p%%:*} || rc=$$?; cat $(RESULTS)/$(RUN_ID)/$${p#*:}.console.log; \
 	  echo "$${p#*:}: exit $$rc"; [ $$rc = 0 ] || status=1; \
 	done; \
-	rc=0; $(COMPOSE) run --rm --no-deps collector || rc=$$?; echo "collector: exit $$rc"; [ $$rc = 0 ] || status=1; \
+	rc=0; $(COMPOSE_RUN) run --rm --no-deps collector || rc=$$?; echo "collector: exit $$rc"; [ $$rc = 0 ] || status=1; \
 	echo "results and report: $(RESULTS)/$(RUN_ID)/"; exit $$status
 endef
 
@@ -212,7 +214,7 @@ report: ## Rebuild the report of RUN_ID (a directory under RESULTS; without RUN_
 	if [ -z "$$run" ]; then echo "make report: no run under $(RESULTS) (make bench writes one; RUN_ID= names it)" >&2; exit 2; fi; \
 	if [ ! -d "$(RESULTS)/$$run" ]; then echo "make report: no run $$run under $(RESULTS)" >&2; exit 2; fi; \
 	echo "make report: $(RESULTS)/$$run"; \
-	RUN_ID=$$run $(COMPOSE) run --rm --no-deps collector
+	RUN_ID=$$run $(COMPOSE_RUN) run --rm --no-deps collector
 
 .PHONY: compare
 compare: ## Exit non-zero if RUN_ID regressed against BASELINE by MAX_REGRESSION, or a baseline scenario is not in it
@@ -220,7 +222,7 @@ compare: ## Exit non-zero if RUN_ID regressed against BASELINE by MAX_REGRESSION
 	@test -d "$(RESULTS)/$(BASELINE)" || { echo "make compare: no run $(BASELINE) under $(RESULTS)" >&2; exit 2; }
 	@test -n "$(RUN_ID_GIVEN)" || { echo "make compare: give RUN_ID=<the run to judge, under $(RESULTS)>" >&2; exit 2; }
 	@test -d "$(RESULTS)/$(RUN_ID)" || { echo "make compare: no run $(RUN_ID) under $(RESULTS)" >&2; exit 2; }
-	$(COMPOSE) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) \
+	$(COMPOSE_RUN) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) \
 	  --max-regression $(MAX_REGRESSION) $(if $(MIN_RUN_S),--min-run-s $(MIN_RUN_S)) $(if $(ALLOW_MISSING),--allow-missing)
 
 .PHONY: lock

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Before a run: does Docker answer, and on a GPU host is the driver new enough for the CUDA variant, does
 # the NVIDIA container toolkit give containers the GPU, and is the GPU free?
-#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [MODEL=M] [RESULTS=./results] [GPU=0] [GPUS_HF=0] [GPUS_VLLM=0] \
+#   DEVICE=gpu|cpu [DEVICE_ASKED=auto] [SUITE=S] [MODEL=M] [CUDA=cu130] [RESULTS=./results] [GPU=0] [GPUS_HF=0] [GPUS_VLLM=0] \
 #     [PARALLEL=0] [COMMAND=run] [RUN_ID=ID] [GPU_HOUR_PRICE=P] [SHM_SIZE=16gb] [PIP_CA=F] [WHEELHOUSE=D] [HF_BASE= VLLM_BASE= PYTHON_BASE=] scripts/preflight.sh VARIANT GPU_INDEX [IMAGE]
 # IMAGE runs nvidia-smi through the toolkit (the HF base, which the build pulls anyway). STRICT_GPU=1
 # refuses a GPU that other processes use. PARALLEL=1 (both stacks at once) needs disjoint GPUS_HF and
@@ -50,11 +50,30 @@ case $suite in
   ;;
 esac
 
+# RESULTS: a directory this user can write in, or one that can be made (make bench makes it).
+place=$results
+while [ ! -e "$place" ] && [ "$place" != / ] && [ "$place" != . ]; do place=$(dirname "$place"); done
+if [ -e "$results" ] && [ ! -d "$results" ]; then
+  problem "RESULTS=$results is a file: give a directory for the results (made where missing)"
+elif ! made=$(mktemp -d "$place/.pagedbench-XXXXXX" 2>/dev/null); then
+  problem "RESULTS=$results: no directory can be made in $place here: give a directory you can write in"
+else
+  rmdir "$made"
+fi
+
 # MODEL: a preset (synthetic:NAME), a hub id, or a directory the containers see: under RESULTS, or one a
 # compose file of the user's own (in COMPOSE_FILE) mounts. A directory of this host that no compose file
 # names is refused with where to put it.
 model=${MODEL:-}
 case $model in
+synthetic:*)
+  # the presets' names, as bench/models/presets.py defines them
+  presets=$(sed -n 's/^ *name="\([^"]*\)",$/\1/p' "$(dirname "$0")/../bench/models/presets.py" | sort)
+  preset=${model#synthetic:}
+  if ! [[ $model =~ ^synthetic:[A-Za-z0-9_.-]+(@[0-9]+)?$ ]] || ! grep -qxF -- "${preset%@*}" <<<"$presets"; then
+    problem "MODEL=$model: not a preset; give synthetic:NAME[@SEED], SEED digits, NAME one of $(paste -sd, - <<<"$presets" | sed 's/,/, /g')"
+  fi
+  ;;
 /results/*) under_results MODEL "$model" directory ;;
 /* | ./* | ../*)
   # mounted where a volume's container side is MODEL: "HOST:MODEL[:ro]" or "target: MODEL"
@@ -79,6 +98,10 @@ case $model in
 esac
 
 # The other knobs' forms.
+declare -A min_driver=([cu130]=580 [cu128]=570) # the CUDA variants, and the driver each needs
+if [ -z "${min_driver[${CUDA:-cu130}]:-}" ]; then
+  problem "CUDA=$CUDA: give cu130 (NVIDIA driver >= 580) or cu128 (driver >= 570)"
+fi
 case ${DEVICE_ASKED:-auto} in auto | gpu | cpu) ;; *) problem "DEVICE=$DEVICE_ASKED: give auto, gpu or cpu" ;; esac
 case ${PARALLEL:-0} in 0 | 1) ;; *) problem "PARALLEL=$PARALLEL: give 0 (one stack after the other) or 1 (both at once)" ;; esac
 case ${COMMAND:-run} in run | serve) ;; *) problem "COMMAND=$COMMAND: give run (offline) or serve (each stack's server)" ;; esac
@@ -156,7 +179,6 @@ if [ "$device" = cpu ]; then
   exit 0
 fi
 
-declare -A min_driver=([cu130]=580 [cu128]=570)
 need=${min_driver[$variant]:-}
 if [ -z "$need" ]; then
   echo "preflight: unknown CUDA variant '$variant'; allowed: ${!min_driver[*]} (or DEVICE=cpu)" >&2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import textwrap
 
 import pytest
@@ -94,6 +95,7 @@ def test_a_failed_stack_is_reported_and_fails_the_bench(pipeline):
     assert out.returncode != 0
     said = out.stdout + out.stderr
     assert "vllm: exit 1" in said and "hf: exit 0" in said and "collector: exit 0" in said
+    assert not re.search(r"(?m)^\d+$", out.stderr), out.stderr[-2000:]  # compose v1's bare exit status, left out
     run = pipeline.results / "e2e-fails"
     results = results_of(run)
     assert results["hf-b2"].status == "ok" and results["vllm-too-big"].status == "failed"

@@ -407,16 +407,66 @@ def test_preflight_tells_every_mistake_of_a_command_line_at_once_before_docker()
     env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "DEVICE_ASKED": "cpux", "SUITE": "nosuch"}
     env |= {"PARALLEL": "2", "COMMAND": "serv", "GPUS_VLLM": "0;1", "RUN_ID": "../x", "RESULTS": "/nonexistent"}
     env |= {"MODEL": "/results/m", "GPU_HOUR_PRICE": "2,49", "SHM_SIZE": "16 GB", "PIP_CA": "/nonexistent.pem"}
-    env |= {"WHEELHOUSE": "/proc"}
+    env |= {"WHEELHOUSE": "/proc", "CUDA": "cu129", "RESULTS": "/proc/results"}  # nothing can be made in /proc
     r = subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True, text=True,
                        env=env)  # fmt: skip
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 11 and all(line.startswith("preflight: ") for line in lines)
+    assert r.returncode == 2 and len(lines) == 13 and all(line.startswith("preflight: ") for line in lines)
     knobs = ("SUITE=nosuch", "MODEL=/results/m", "DEVICE=cpux", "PARALLEL=2", "COMMAND=serv", "GPUS_VLLM=0;1")
+    knobs += ("CUDA=cu129", "RESULTS=/proc/results: no directory can be made in /proc")
     for knob in (*knobs, "GPU_HOUR_PRICE=2,49", "SHM_SIZE=16 GB", "PIP_CA=/nonexistent.pem", "WHEELHOUSE=/proc"):
         assert any(knob in line for line in lines), knob
     assert any(line.startswith("preflight: RUN_ID=../x") for line in lines)
     assert "docker" not in r.stderr.lower()  # no engine was asked
+
+
+def test_preflight_knows_the_presets_and_where_results_can_go(tmp_path):
+    """A preset that does not exist, and a RESULTS that is a file or cannot be made, are told before Docker
+    is asked (they would otherwise surface after the build); the presets are read from the code."""
+    from bench.models.presets import PRESETS
+
+    def preflight(**env):
+        env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "RESULTS": str(tmp_path), **env}
+        return subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+
+    for model in ("synthetic:nosuch", "synthetic:", "synthetic:tiny-llama@x", "synthetic:tiny-llama@"):
+        r = preflight(MODEL=model)
+        assert r.returncode == 2 and r.stderr.startswith(f"preflight: MODEL={model}: not a preset; give "), model
+        assert r.stderr.rstrip().endswith("NAME one of " + ", ".join(sorted(PRESETS)))
+    for model in [f"synthetic:{name}" for name in PRESETS] + ["synthetic:tiny-llama@7"]:
+        assert "MODEL" not in preflight(MODEL=model).stderr, model
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert "RESULTS=" + str(afile) + " is a file" in preflight(RESULTS=str(afile)).stderr
+    below = preflight(RESULTS=f"{afile}/results")
+    assert f"no directory can be made in {afile} here" in below.stderr
+    deep = tmp_path / "new" / "deeper"
+    ok = preflight(RESULTS=str(deep))  # made by make bench later; preflight leaves nothing behind
+    assert "RESULTS" not in ok.stderr and "no Docker engine answers" in ok.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_compose_run_leaves_out_compose_v1_s_bare_exit_status(tmp_path):
+    """Debian's docker-compose 1.29 logs a failed service's exit status as a line of its own; make says
+    "SERVICE: exit N" itself. The wrapper drops that line for compose v1 only and keeps the exit status."""
+    fake = tmp_path / "docker-compose"
+    fake.write_text("#!/bin/sh\necho \"$*\"\necho 'Error: unknown preset' >&2\necho 2 >&2\nexit 2\n")
+    fake.chmod(0o755)
+    v2 = tmp_path / "docker"
+    v2.write_text(fake.read_text())
+    v2.chmod(0o755)
+
+    def run(compose):
+        env = {"PATH": "/usr/bin:/bin", "COMPOSE": compose}
+        script = str(ROOT / "scripts" / "compose-run.sh")
+        return subprocess.run([script, "run", "--rm", "prepare"], capture_output=True, text=True, env=env)
+
+    v1 = run(str(fake))
+    assert v1.returncode == 2 and v1.stdout == "run --rm prepare\n" and v1.stderr == "Error: unknown preset\n"
+    plugin = run(f"{v2} compose")
+    assert plugin.returncode == 2 and plugin.stdout == "compose run --rm prepare\n"
+    assert plugin.stderr == "Error: unknown preset\n2\n"  # compose v2 prints no such line: nothing is taken
 
 
 def _fake_docker(tmp_path, script: str) -> Path:

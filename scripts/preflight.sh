@@ -95,6 +95,13 @@ synthetic:*)
     problem "MODEL=$model: no such directory here, and no compose file in COMPOSE_FILE mounts it: $where"
   fi
   ;;
+"") ;;
+*)
+  # a hub id, as bench/models/reference.py's _HUB_ID takes it
+  if ! [[ $model =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$ ]]; then
+    problem "MODEL=$model: neither a hub id (owner/name), a directory (/results/NAME) nor a preset (synthetic:NAME)"
+  fi
+  ;;
 esac
 
 # The other knobs' forms.

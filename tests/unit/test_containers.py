@@ -434,8 +434,10 @@ def test_preflight_knows_the_presets_and_where_results_can_go(tmp_path):
         r = preflight(MODEL=model)
         assert r.returncode == 2 and r.stderr.startswith(f"preflight: MODEL={model}: not a preset; give "), model
         assert r.stderr.rstrip().endswith("NAME one of " + ", ".join(sorted(PRESETS)))
-    for model in [f"synthetic:{name}" for name in PRESETS] + ["synthetic:tiny-llama@7"]:
+    for model in [f"synthetic:{name}" for name in PRESETS] + ["synthetic:tiny-llama@7", "gpt2", "org/model-1.5B"]:
         assert "MODEL" not in preflight(MODEL=model).stderr, model
+    for model in ("org/sub/model", "my model", "-x", "org/"):  # no hub id either
+        assert preflight(MODEL=model).stderr.startswith(f"preflight: MODEL={model}: neither a hub id"), model
     afile = tmp_path / "afile"
     afile.write_text("")
     assert "RESULTS=" + str(afile) + " is a file" in preflight(RESULTS=str(afile)).stderr

@@ -112,6 +112,15 @@ fi
 case ${DEVICE_ASKED:-auto} in auto | gpu | cpu) ;; *) problem "DEVICE=$DEVICE_ASKED: give auto, gpu or cpu" ;; esac
 case ${PARALLEL:-0} in 0 | 1) ;; *) problem "PARALLEL=$PARALLEL: give 0 (one stack after the other) or 1 (both at once)" ;; esac
 case ${COMMAND:-run} in run | serve) ;; *) problem "COMMAND=$COMMAND: give run (offline) or serve (each stack's server)" ;; esac
+# COMMAND=serve runs the suite's serving plan (its `serving:` section): a suite without one serves nothing.
+case $suite in
+"") suite_file="" ;;
+/results/*) suite_file=$results/${suite#/results/} ;;
+*) suite_file=$suites_dir/$suite.yaml ;;
+esac
+if [ "${COMMAND:-run}" = serve ] && [ -f "$suite_file" ] && ! grep -q '^serving:' "$suite_file"; then
+  problem "COMMAND=serve: suite $suite has no serving plan (a 'serving:' section); SUITE=serving has one"
+fi
 for knob in GPU GPUS_HF GPUS_VLLM; do
   value=${!knob:-0}
   [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]] || problem "$knob=$value: give a GPU index or a comma-separated list of them (0 or 0,1)"

@@ -436,6 +436,12 @@ def test_preflight_knows_the_presets_and_where_results_can_go(tmp_path):
         assert r.stderr.rstrip().endswith("NAME one of " + ", ".join(sorted(PRESETS)))
     for model in [f"synthetic:{name}" for name in PRESETS] + ["synthetic:tiny-llama@7", "gpt2", "org/model-1.5B"]:
         assert "MODEL" not in preflight(MODEL=model).stderr, model
+    own = tmp_path / "mine.yaml"
+    own.write_text("name: mine\nserving:\n  rates: [1]\n")
+    for suite in ("default", "smoke", "/results/mine.yaml", "serving"):  # only a suite with a serving plan serves
+        said = preflight(COMMAND="serve", SUITE=suite).stderr
+        assert ("no serving plan" in said) == (suite in ("default", "smoke")), suite
+    own.unlink()
     for model in ("org/sub/model", "my model", "-x", "org/"):  # no hub id either
         assert preflight(MODEL=model).stderr.startswith(f"preflight: MODEL={model}: neither a hub id"), model
     afile = tmp_path / "afile"

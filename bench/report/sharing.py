@@ -129,7 +129,7 @@ def paper_table(c: Collection) -> Table | None:
 
 def modes_left_out(group: Group) -> list[str]:
     """For every stack in the table, each of its modes that did not run here and why: the mode refuses the
-    workload (its own reason), or the suite did not ask for it."""
+    workload (its own reason), or no result here ran it (the suite did not ask for it, or its run is elsewhere)."""
     from bench.stacks import STACKS, options_models
 
     ran = {(row.first.stack, row.first.mode) for row in group.rows}
@@ -141,7 +141,8 @@ def modes_left_out(group: Group) -> list[str]:
                 continue
             probe = models[stack](name="probe", stack=stack, mode=mode, workload=group.workload.name)
             why = probe.workload_refusal(group.workload.spec)
-            out.append(f"{stack} {mode}: " + (f"cannot run this workload ({why})" if why else "not run in this suite"))
+            said = f"cannot run this workload ({why})" if why else "not among these results"
+            out.append(f"{stack} {mode}: {said}")
     return out
 
 

@@ -122,7 +122,7 @@ def test_the_report_says_what_sharing_saved(runs, tmp_path):
     assert "the vLLM paper's figures (OPT-13B" in table
     # HF's modes that did not run, each with why: its own refusal, or the suite's choice.
     assert "hf paged: cannot run this workload (HF's paged mode generates one output per prompt" in table
-    assert "hf static-cache: not run in this suite" in table and "hf padded:" not in table
+    assert "hf static-cache: not among these results" in table and "hf padded:" not in table
 
 
 def test_the_report_sets_the_papers_figure_beside_this_runs(runs, tmp_path):

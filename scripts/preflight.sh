@@ -106,8 +106,10 @@ esac
 
 # The other knobs' forms.
 declare -A min_driver=([cu130]=580 [cu128]=570) # the CUDA variants, and the driver each needs
-if [ -z "${min_driver[${CUDA:-cu130}]:-}" ]; then
-  problem "CUDA=$CUDA: give cu130 (NVIDIA driver >= 580) or cu128 (driver >= 570)"
+cuda=${CUDA-cu130}
+if [ -z "$cuda" ] || [ -z "${min_driver[$cuda]:-}" ]; then
+  variants=$(for v in "${!min_driver[@]}"; do echo "$v (NVIDIA driver >= ${min_driver[$v]})"; done | sort -r | paste -sd, -)
+  problem "CUDA=$cuda: give one of ${variants//,/, }"
 fi
 case ${DEVICE_ASKED:-auto} in auto | gpu | cpu) ;; *) problem "DEVICE=$DEVICE_ASKED: give auto, gpu or cpu" ;; esac
 case ${PARALLEL:-0} in 0 | 1) ;; *) problem "PARALLEL=$PARALLEL: give 0 (one stack after the other) or 1 (both at once)" ;; esac

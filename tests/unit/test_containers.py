@@ -420,9 +420,10 @@ def test_preflight_tells_every_mistake_of_a_command_line_at_once_before_docker()
     assert "docker" not in r.stderr.lower()  # no engine was asked
 
 
-def test_preflight_knows_the_presets_and_where_results_can_go(tmp_path):
-    """A preset that does not exist, and a RESULTS that is a file or cannot be made, are told before Docker
-    is asked (they would otherwise surface after the build); the presets are read from the code."""
+def test_preflight_tells_what_would_otherwise_fail_after_the_build(tmp_path):
+    """A preset that does not exist (the presets read from the code), a MODEL of no form the code takes,
+    COMMAND=serve on a suite with no serving plan, an empty CUDA, and a RESULTS that is a file or cannot be
+    made: each told before Docker is asked, where it used to surface after minutes of building."""
     from bench.models.presets import PRESETS
 
     def preflight(**env):
@@ -444,6 +445,7 @@ def test_preflight_knows_the_presets_and_where_results_can_go(tmp_path):
     own.unlink()
     for model in ("org/sub/model", "my model", "-x", "org/"):  # no hub id either
         assert preflight(MODEL=model).stderr.startswith(f"preflight: MODEL={model}: neither a hub id"), model
+    assert preflight(CUDA="").stderr.startswith("preflight: CUDA=: give one of cu130 (NVIDIA driver >= 580), cu128")
     afile = tmp_path / "afile"
     afile.write_text("")
     assert "RESULTS=" + str(afile) + " is a file" in preflight(RESULTS=str(afile)).stderr

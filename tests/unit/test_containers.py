@@ -457,6 +457,29 @@ def test_preflight_tells_what_would_otherwise_fail_after_the_build(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+@pytest.mark.parametrize(
+    "model",
+    ["gpt2", "org/model-1.5B", "a..b", "x_/y", "org/sub/model", "my model", "-x", "org/", "_x", "org//m",
+     "synthetic:tiny-llama", "synthetic:tiny-llama@7", "synthetic:nosuch", "synthetic:tiny-llama@x", "synthetic:"],
+)  # fmt: skip
+def test_preflight_takes_the_model_forms_the_code_takes(model, tmp_path):
+    """preflight is bash (a host needs no Python packages to run it), so it repeats bench/models/reference.py's
+    forms of a hub id and a preset: the two must agree on every form, or one of them would refuse what the
+    other takes."""
+    from bench.errors import UserError
+    from bench.models.reference import parse_model
+
+    try:
+        parse_model(model)
+        code_takes = True
+    except UserError:
+        code_takes = False
+    env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", "RESULTS": str(tmp_path), "MODEL": model}
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True, text=True,
+                       env=env, cwd=tmp_path)  # fmt: skip
+    assert ("preflight: MODEL=" not in r.stderr) == code_takes, r.stderr
+
+
 def test_compose_run_leaves_out_compose_v1_s_bare_exit_status(tmp_path):
     """Debian's docker-compose 1.29 logs a failed service's exit status as a line of its own; make says
     "SERVICE: exit N" itself. The wrapper drops that line for compose v1 only and keeps the exit status."""

@@ -37,6 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.metrics import percentiles  # noqa: E402
+
 SETTINGS = (  # name, environment, the scenario's cudnn_attention
     ("cudnn_attention: true", {}, True),
     ("cudnn_attention: false", {}, False),
@@ -46,8 +48,6 @@ ATTENTION = ("attn", "fmha", "cudnn", "flash", "efficient", "sdpa", "softmax")
 
 
 def _pass(runner, batch, torch) -> dict:
-    from bench.metrics import percentiles
-
     gpu = torch.cuda.is_available()
     if gpu:
         torch.cuda.reset_peak_memory_stats()

@@ -124,8 +124,13 @@ if [ "${COMMAND:-run}" = serve ] && [ -f "$suite_file" ] && ! grep -q '^serving:
   problem "COMMAND=serve: suite $suite has no serving plan (a 'serving:' section); SUITE=serving has one"
 fi
 for knob in GPU GPUS_HF GPUS_VLLM; do
-  value=${!knob:-0}
-  [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]] || problem "$knob=$value: give a GPU index or a comma-separated list of them (0 or 0,1)"
+  value=${!knob-0}
+  [ -z "$value" ] && continue # told below
+  if ! [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]]; then
+    problem "$knob=$value: give a GPU index or a comma-separated list of them (0 or 0,1)"
+  elif twice=$(tr , '\n' <<<"$value" | sed 's/^0*\([0-9]\)/\1/' | sort | uniq -d | paste -sd, -) && [ -n "$twice" ]; then
+    problem "$knob=$value: GPU $twice named more than once: give each GPU once"
+  fi
 done
 price=${GPU_HOUR_PRICE:-}
 if [ -n "$price" ] && ! awk -v p="$price" 'BEGIN { exit !(p ~ /^([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$/ && p + 0 > 0 && p + 0 <= 1e6) }'; then
@@ -145,6 +150,18 @@ run_id=${RUN_ID:-}
 if [ -n "$run_id" ] && ! [[ $run_id =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ ]]; then
   problem "RUN_ID=$run_id: give a directory name of letters, digits, '.', '_' and '-' (up to 100, starting with a letter or digit)"
 fi
+
+# A knob make always passes, given empty (SUITE=): compose would put its own default in its place and make
+# its paths without it (RESULTS= would make /RUN_ID at the root, RUN_ID= write into RESULTS itself). Unset
+# (preflight run by hand), each is the default.
+declare -A defaults=([SUITE]="default, smoke on a CPU" [RESULTS]=./results [RUN_ID]="the time, UTC"
+  [COMMAND]="run, serve for SUITE=serving" [GPU]=0 [GPUS_HF]=GPU [GPUS_VLLM]=GPU [DEVICE_ASKED]=auto)
+for knob in SUITE RESULTS RUN_ID COMMAND GPU GPUS_HF GPUS_VLLM DEVICE_ASKED; do
+  if [ -n "${!knob+set}" ] && [ -z "${!knob}" ]; then
+    [[ $knob == GPUS_* && -n ${GPU+set} && -z $GPU ]] && continue # they follow GPU, told once
+    problem "${knob%_ASKED}= is empty: give a value, or leave it out for its default (${defaults[$knob]})"
+  fi
+done
 
 # PARALLEL=1 runs the two stacks at the same time: on GPU sets that share no GPU, never on the CPU variant.
 if [ "${PARALLEL:-0}" = 1 ]; then

@@ -457,6 +457,31 @@ def test_preflight_tells_what_would_otherwise_fail_after_the_build(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+def test_preflight_refuses_a_knob_given_empty_and_a_gpu_named_twice(tmp_path):
+    """make passes its knobs on: one given empty (SUITE=) would reach compose, which puts its own default in
+    its place (the default suite on a CPU), and make's paths (RESULTS= makes /RUN_ID at the root). Told, with
+    the default, before Docker is asked; GPUS_HF and GPUS_VLLM, which follow GPU, are not told again."""
+
+    def preflight(**env):
+        env = {"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false", "DEVICE": "cpu", **env}
+        return subprocess.run(["bash", str(ROOT / "scripts" / "preflight.sh"), "cpu", "0"], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+
+    knobs = {"SUITE": "", "RESULTS": "", "RUN_ID": "", "COMMAND": "", "DEVICE_ASKED": "", "GPU": ""}
+    r = preflight(**knobs, GPUS_HF="", GPUS_VLLM="")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == len(knobs), lines
+    for knob in (name.removesuffix("_ASKED") for name in knobs):
+        assert any(line.startswith(f"preflight: {knob}= is empty: give a value") for line in lines), knob
+    assert "(./results)" in r.stderr and "docker" not in r.stderr.lower()
+    alone = preflight(GPU="0", GPUS_VLLM="").stderr
+    assert alone.startswith("preflight: GPUS_VLLM= is empty") and len(alone.splitlines()) == 1
+    for value, twice in (("0,0", "0"), ("0,1,01", "1"), ("3,2,3,2", "2,3")):
+        said = preflight(GPUS_HF=value).stderr
+        assert said.startswith(f"preflight: GPUS_HF={value}: GPU {twice} named more than once"), said
+    assert "GPU" not in preflight(GPUS_HF="0,1,10", RESULTS=str(tmp_path)).stderr  # unset knobs take defaults
+
+
 @pytest.mark.parametrize(
     "model",
     ["gpt2", "org/model-1.5B", "a..b", "x_/y", "org/sub/model", "my model", "-x", "org/", "_x", "org//m",

@@ -14,10 +14,28 @@ import click
 from bench.errors import ResultWriteError, UserError
 
 
+def usage_error(e: click.UsageError) -> None:
+    """A mistake on the command line in one line, exit 2 (click would print the usage and a hint around it).
+    A command given nothing gets its help, as click gives it."""
+    if isinstance(e, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # click >= 8.2
+        raise e
+    where = f" ({e.ctx.command_path} --help)" if e.ctx is not None else ""
+    click.echo(f"Error: {' '.join(e.format_message().split())}{where}", err=True)
+    sys.exit(2)
+
+
 class Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:  # the group's own options (pagedbench --nosuch)
+            usage_error(e)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a command's options, or no such command
+            usage_error(e)
         except UserError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)

@@ -82,6 +82,30 @@ def test_unknown_stack_flag():
     assert r.returncode == 2 and "'trt' is not one of 'hf', 'vllm', 'fake'" in r.stderr
 
 
+def test_a_command_line_mistake_is_one_line_naming_the_help_to_read():
+    """click prints the usage and a hint around a usage error: four lines for one mistake. Here it is one,
+    exit 2, with the command whose --help tells the options; a command given nothing still shows its help."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    mistakes = {
+        ("run", "--stack", "trt", "--suite", "smoke"): "Invalid value for '--stack': 'trt' is not one of",
+        ("run",): "Missing option '--stack'. Choose from: hf, vllm, fake (pagedbench run --help)",
+        ("run", "--gpus", "1"): "No such option '--gpus'",
+        ("monitor", "--interval", "0"): "Invalid value for '--interval'",
+        ("compare",): "Missing argument 'BASELINE'. (pagedbench compare --help)",
+        ("nosuch",): "No such command 'nosuch'. (pagedbench --help)",
+        ("--nosuch", "list"): "No such option '--nosuch'",
+    }
+    for args, said in mistakes.items():
+        r = CliRunner().invoke(main, args, prog_name="pagedbench")
+        lines = r.output.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), (args, r.output)
+        assert said in lines[0] and "Usage:" not in r.output, (args, r.output)
+    assert "Usage: pagedbench" in CliRunner().invoke(main, [], prog_name="pagedbench").output
+
+
 def test_out_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("")

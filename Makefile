@@ -208,11 +208,18 @@ bench: preflight build ## Run SUITE: hf, then vllm, then the collector's report 
 bench-hf bench-vllm: bench-%: preflight build ## Run one stack of SUITE alone, then its report
 	$(call run_stacks,$*)
 
+# The collector's targets: one line and exit 2 for an empty RUN_ID (it would name RESULTS itself) and for a
+# Docker engine that does not answer (compose would print a traceback), before compose is asked.
+RUN_ID_NOT_EMPTY = test -n "$(RUN_ID)" || { echo "make $@: RUN_ID= is empty: name a run under $(RESULTS)$(if $(filter report,$@), (or leave it out for the latest))" >&2; exit 2; }
+DOCKER_ANSWERS = $${DOCKER:-docker} info >/dev/null 2>&1 || { echo "make $@: no Docker engine answers ('docker info' failed): start it, join the docker group, or set DOCKER_HOST" >&2; exit 2; }
+
 .PHONY: report
 report: ## Rebuild the report of RUN_ID (a directory under RESULTS; without RUN_ID, the latest) with the collector image
+	@$(RUN_ID_NOT_EMPTY)
 	@run=$(if $(RUN_ID_GIVEN),$(RUN_ID),$$(ls -1td $(RESULTS)/*/ 2>/dev/null | head -1 | xargs -r basename)); \
 	if [ -z "$$run" ]; then echo "make report: no run under $(RESULTS) (make bench writes one; RUN_ID= names it)" >&2; exit 2; fi; \
 	if [ ! -d "$(RESULTS)/$$run" ]; then echo "make report: no run $$run under $(RESULTS)" >&2; exit 2; fi; \
+	$(DOCKER_ANSWERS); \
 	echo "make report: $(RESULTS)/$$run"; \
 	RUN_ID=$$run $(COMPOSE_RUN) run --rm --no-deps collector
 
@@ -221,7 +228,11 @@ compare: ## Exit non-zero if RUN_ID regressed against BASELINE by MAX_REGRESSION
 	@test -n "$(BASELINE)" || { echo "make compare BASELINE=<run id under $(RESULTS)> RUN_ID=<run id>" >&2; exit 2; }
 	@test -d "$(RESULTS)/$(BASELINE)" || { echo "make compare: no run $(BASELINE) under $(RESULTS)" >&2; exit 2; }
 	@test -n "$(RUN_ID_GIVEN)" || { echo "make compare: give RUN_ID=<the run to judge, under $(RESULTS)>" >&2; exit 2; }
+	@$(RUN_ID_NOT_EMPTY)
 	@test -d "$(RESULTS)/$(RUN_ID)" || { echo "make compare: no run $(RUN_ID) under $(RESULTS)" >&2; exit 2; }
+	@[[ "$(MAX_REGRESSION)" == *% ]] || { echo "make compare: MAX_REGRESSION=$(MAX_REGRESSION): give a percentage such as 5% (a bare number could mean 5 % or 500 %)" >&2; exit 2; }
+	@[[ -z "$(MIN_RUN_S)" || "$(MIN_RUN_S)" =~ ^([0-9]+[.]?[0-9]*|[.][0-9]+)$$ ]] || { echo "make compare: MIN_RUN_S=$(MIN_RUN_S): give seconds, a number such as 30" >&2; exit 2; }
+	@$(DOCKER_ANSWERS)
 	$(COMPOSE_RUN) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) \
 	  --max-regression $(MAX_REGRESSION) $(if $(MIN_RUN_S),--min-run-s $(MIN_RUN_S)) $(if $(ALLOW_MISSING),--allow-missing)
 

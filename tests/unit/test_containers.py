@@ -362,6 +362,19 @@ def test_make_report_names_the_run_it_rebuilds_or_says_there_is_none(tmp_path):
     assert unnamed.returncode == 2 and unnamed.stderr.startswith("make compare: give RUN_ID=")
     absent = report("BASELINE=20260101T000000Z", target="compare", RUN_ID="nope")
     assert absent.returncode == 2 and absent.stderr.startswith(f"make compare: no run nope under {tmp_path}\n")
+    # an empty RUN_ID would name RESULTS itself; a bare threshold, seconds that are no number, and a Docker
+    # engine that does not answer (compose would print a traceback): one line each, before compose is asked
+    run = ("BASELINE=20260101T000000Z", "RUN_ID=20260101T000000Z")
+    for args, target, said in (
+        (("RUN_ID=",), "report", f"make report: RUN_ID= is empty: name a run under {tmp_path} (or leave it out"),
+        (("BASELINE=20260101T000000Z", "RUN_ID="), "compare", "make compare: RUN_ID= is empty"),
+        ((*run, "MAX_REGRESSION=5"), "compare", "make compare: MAX_REGRESSION=5: give a percentage such as 5%"),
+        ((*run, "MIN_RUN_S=abc"), "compare", "make compare: MIN_RUN_S=abc: give seconds"),
+        (run, "compare", "make compare: no Docker engine answers"),
+        ((), "report", "make report: no Docker engine answers"),
+    ):
+        r = report(*args, target=target)
+        assert r.returncode == 2 and r.stderr.startswith(said) and r.stderr.count("\n") == 2, (args, r.stderr)
     dry = subprocess.run(["make", "-n", "report", f"RESULTS={tmp_path}"], capture_output=True, text=True, cwd=ROOT,
                          env={"PATH": "/usr/bin:/bin"})  # fmt: skip
     assert "ls -1td" in dry.stdout and "RUN_ID=$run" in dry.stdout  # the latest, handed to the collector

@@ -17,6 +17,13 @@
 # machine vLLM's server takes up to 4 minutes to start, and all three loads at 3 repeats do not fit one
 # 10-minute call: run `inf` alone, then its 0.5x and 0.9x as plain rates.
 set -u
+# Every group named is checked before any runs: a typo would otherwise surface after the groups before it.
+groups=$(sed -n 's/^  \([a-z0-9-]*\)).*/\1/p' "$0" | paste -sd' ' -)
+[ $# -gt 0 ] || { echo "gpu-steps.sh: name one group or more: $groups" >&2; exit 2; }
+for group in "$@"; do
+  [[ " $groups " == *" $group "* ]] || { echo "gpu-steps.sh: no group '$group'; groups: $groups" >&2; exit 2; }
+done
+
 cd "$(dirname "$0")/.."
 export PYTHONPATH=${SITE:-/tmp/site}:$PWD
 export PAGEDBENCH_CACHE=${PAGEDBENCH_CACHE:-/tmp/pbcache}
@@ -189,9 +196,6 @@ for group in "$@"; do
       pb 120 run --stack hf --suite default --scenario hf-padded-b128 --out "$R" --run-id "overhead-on$i-$T"
       pb 120 run --stack hf --suite default --scenario hf-padded-b128 --out "$R" --run-id "overhead-off$i-$T" --no-sampler
     done
-    ;;
-  *)
-    echo "unknown group $group" >&2
     ;;
   esac
   pack

@@ -595,3 +595,19 @@ def test_make_chooses_the_builder_and_networks_this_docker_has(tmp_path, script,
     env |= {"PIP_CERT": str(tmp_path / "missing.pem"), "PIP_FIND_LINKS": "https://example.invalid/wheels"}
     none = subprocess.run([str(ROOT / "scripts" / "docker-auto.sh")], capture_output=True, text=True, env=env)
     assert not any(line.startswith(("PIP_CA", "WHEELHOUSE")) for line in none.stdout.split())
+
+
+def test_gpu_steps_checks_every_group_before_running_any(tmp_path):
+    """scripts/gpu-steps.sh runs groups one after another for minutes each: a group that does not exist is
+    told before the first runs (exit 2, the groups listed, nothing made), not after it."""
+    script = ROOT / "scripts" / "gpu-steps.sh"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "RESULTS": str(tmp_path / "r")}
+    for args, said in (
+        (["env", "nosuch"], "gpu-steps.sh: no group 'nosuch'; groups: env seed "),
+        ([], "gpu-steps.sh: name one group or more: env "),
+    ):
+        r = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.startswith(said) and len(r.stderr.splitlines()) == 1, r.stderr
+    assert list(tmp_path.iterdir()) == []
+    listed = r.stderr.split(": ", 1)[1].split()
+    assert {"sharing-hf-static", "default-hf", "serving-vllm", "energy"} <= set(listed) and "esac" not in listed

@@ -62,6 +62,10 @@ HF_BASE     ?= nvidia/cuda:$(BASE_TAG_$(CUDA))-runtime-ubuntu24.04
 VLLM_BASE   ?= nvidia/cuda:$(BASE_TAG_$(CUDA))-devel-ubuntu24.04
 endif
 PYTHON_BASE ?= $(DEBIAN_BASE)
+# make splits a recipe's words at spaces: a knob holding one would reach the shell as two words.
+space := $(subst ,, )
+$(foreach knob,SUITE MODEL RESULTS OUT RUN_ID BASELINE PIP_CA WHEELHOUSE,$(if $(findstring $(space),$($(knob))),\
+  $(error $(knob)=$($(knob)): a value with a space cannot pass through make; give one without (for a path, a link to it will do))))
 # What this host's Docker and pip call for, for the targets that use Docker (scripts/docker-auto.sh; a
 # setting of your own wins): BuildKit where the docker CLI has it, else the legacy builder; the host's
 # network for builds and `prepare` on an engine without a bridge network; pip's own CA bundle and

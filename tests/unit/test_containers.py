@@ -611,3 +611,19 @@ def test_gpu_steps_checks_every_group_before_running_any(tmp_path):
     assert list(tmp_path.iterdir()) == []
     listed = r.stderr.split(": ", 1)[1].split()
     assert {"sharing-hf-static", "default-hf", "serving-vllm", "energy"} <= set(listed) and "esac" not in listed
+
+
+def test_make_refuses_a_knob_with_a_space_in_one_line(tmp_path):
+    """make splits a recipe's words at spaces: RESULTS="/tmp/a b" reached the shell as two words (bash: b:
+    command not found, exit 127; mkdir made /tmp/a and b/RUN_ID). Refused in one line, exit 2, for any target
+    that passes the knob on."""
+    for target, knob in (
+        ("preflight", f"RESULTS={tmp_path}/a b"),
+        ("report", "MODEL=my model"),
+        ("bench", "SUITE=a b"),
+    ):
+        r = subprocess.run(["make", "-s", target, knob], capture_output=True, text=True, cwd=ROOT,
+                           env={"PATH": "/usr/bin:/bin", "DOCKER": "/bin/false"})  # fmt: skip
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert f"{knob}: a value with a space cannot pass through make" in r.stderr
+    assert list(tmp_path.iterdir()) == []

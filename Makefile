@@ -215,7 +215,7 @@ bench-hf bench-vllm: bench-%: preflight build ## Run one stack of SUITE alone, t
 # The collector's targets: one line and exit 2 for an empty RUN_ID (it would name RESULTS itself) and for a
 # Docker engine that does not answer (compose would print a traceback), before compose is asked.
 RUN_ID_NOT_EMPTY = test -n "$(RUN_ID)" || { echo "make $@: RUN_ID= is empty: name a run under $(RESULTS)$(if $(filter report,$@), (or leave it out for the latest))" >&2; exit 2; }
-DOCKER_ANSWERS = $${DOCKER:-docker} info >/dev/null 2>&1 || { echo "make $@: no Docker engine answers ('docker info' failed): start it, join the docker group, or set DOCKER_HOST" >&2; exit 2; }
+DOCKER_ANSWERS = scripts/docker-answers.sh "make $@" || exit 2
 
 .PHONY: report
 report: ## Rebuild the report of RUN_ID (a directory under RESULTS; without RUN_ID, the latest) with the collector image

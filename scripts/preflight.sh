@@ -14,16 +14,7 @@ device=${DEVICE:-gpu}
 docker=${DOCKER:-docker}   # overridable for tests
 smi=${NVIDIA_SMI:-nvidia-smi}
 
-docker_answers() {
-  if ! command -v "$docker" >/dev/null 2>&1; then
-    echo "preflight: docker not found: install Docker (with the compose plugin)" >&2
-    exit 2
-  fi
-  if ! "$docker" info >/dev/null 2>&1; then
-    echo "preflight: no Docker engine answers ('docker info' failed): start it, join the docker group, or set DOCKER_HOST" >&2
-    exit 2
-  fi
-}
+docker_answers() { "$(dirname "$0")/docker-answers.sh" preflight || exit; }
 
 # Every knob is checked before Docker is asked, so that a mistake costs seconds, not a build, and all the
 # mistakes of one command line are told at once: one line each, then exit 2.

@@ -5,11 +5,7 @@
 # capacity-hf, proof-hf, hf-paged, sharing-hf*) need no vLLM: only the project's own dependencies the host lacks.
 #
 #   [DEADLINE=SECONDS] scripts/gpu-steps.sh GROUP [GROUP ...]
-#   groups: env seed seed-hf seed-vllm default-hf default-vllm capacity capacity-hf capacity-vllm gpt2
-#           crosscheck proof-hf proof-vllm proof-long hf-paged variance variance-profile overhead
-#           sharing-hf sharing-hf-samples sharing-hf-beams sharing-vllm serving-hf serving-vllm serve-crosscheck
-#           serve-crosscheck-stub sharing-hf-alpaca sharing-hf-sharegpt sharing-hf-static hf-first-pass
-#           bench-client multi-gpu energy
+# The groups are the branches of the `case` below; run without one, the script lists them.
 # DEADLINE bounds the whole script: each step gets at most what is left, and the results are packed into
 # $OUT after every group, so a caller's own time limit never loses what finished.
 # The serve cross-check's loads come from XC_RATES (default inf,0.5x,0.9x) and XC_REPEATS (default 3), the

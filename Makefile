@@ -235,7 +235,7 @@ compare: ## Exit non-zero if RUN_ID regressed against BASELINE by MAX_REGRESSION
 	@$(RUN_ID_NOT_EMPTY)
 	@test -d "$(RESULTS)/$(RUN_ID)" || { echo "make compare: no run $(RUN_ID) under $(RESULTS)" >&2; exit 2; }
 	@[[ "$(MAX_REGRESSION)" == *% ]] || { echo "make compare: MAX_REGRESSION=$(MAX_REGRESSION): give a percentage such as 5% (a bare number could mean 5 % or 500 %)" >&2; exit 2; }
-	@[[ -z "$(MIN_RUN_S)" || "$(MIN_RUN_S)" =~ ^([0-9]+[.]?[0-9]*|[.][0-9]+)$$ ]] || { echo "make compare: MIN_RUN_S=$(MIN_RUN_S): give seconds, a number such as 30" >&2; exit 2; }
+	@[[ -z "$(MIN_RUN_S)" || "$(MIN_RUN_S)" =~ ^([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$$ ]] || { echo "make compare: MIN_RUN_S=$(MIN_RUN_S): give seconds, a number such as 30" >&2; exit 2; }
 	@$(DOCKER_ANSWERS)
 	$(COMPOSE_RUN) run --rm --no-deps collector compare /results/$(BASELINE) /results/$(RUN_ID) \
 	  --max-regression $(MAX_REGRESSION) $(if $(MIN_RUN_S),--min-run-s $(MIN_RUN_S)) $(if $(ALLOW_MISSING),--allow-missing)
